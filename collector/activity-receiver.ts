@@ -1,0 +1,168 @@
+/**
+ * POST /v1/activities: one JSON object, a JSON array, or NDJSON, optionally
+ * gzip- or deflate-compressed. Every item is validated on its own: the reply
+ * counts accepted and rejected items, and a bad item never drops good ones.
+ */
+import { createGunzip, createInflate } from 'node:zlib'
+import type { Transform } from 'node:stream'
+import type { FastifyPluginAsync } from 'fastify'
+import { z } from 'zod'
+import { parseActivity, type Activity } from '../schemas/activity.ts'
+import type { Consumer } from '../schemas/component.ts'
+import { ActlineError } from './errors.ts'
+
+export const ActivityReceiverConfig = z
+  .object({
+    /** Largest body accepted, after decompression (a small gzip can expand 1000x). @default 16777216 */
+    max_body_bytes: z.number().int().min(1024).default(16 * 1024 * 1024),
+    /** Most items in one request. @default 50000 */
+    max_items: z.number().int().min(1).default(50_000),
+    /** Most per-item errors listed in one reply; the counts are always exact. @default 100 */
+    max_reported_errors: z.number().int().min(1).default(100),
+  })
+  .strict()
+
+export type ActivityReceiverConfig = z.output<typeof ActivityReceiverConfig>
+
+export interface ItemError {
+  index: number
+  path: string
+  message: string
+}
+
+/** What the content-type parsers hand the route: items, plus the NDJSON lines that were not JSON. */
+interface ParsedBody {
+  items: unknown[]
+  unparsable: Map<number, string>
+}
+
+const NDJSON_TYPES = ['application/x-ndjson', 'application/ndjson', 'application/jsonl']
+
+const replySchema = {
+  type: 'object',
+  properties: {
+    accepted: { type: 'integer' },
+    rejected: { type: 'integer' },
+    ids: { type: 'array', items: { type: 'string' } },
+    errors: {
+      type: 'array',
+      items: {
+        type: 'object',
+        properties: { index: { type: 'integer' }, path: { type: 'string' }, message: { type: 'string' } },
+      },
+    },
+    errors_truncated: { type: 'boolean' },
+  },
+} as const
+
+export interface ActivityReceiverOptions {
+  config: ActivityReceiverConfig
+  consumer: Consumer
+}
+
+export const activityReceiver: FastifyPluginAsync<ActivityReceiverOptions> = async (app, { config, consumer }) => {
+  app.removeAllContentTypeParsers()
+  app.addContentTypeParser('application/json', { parseAs: 'string', bodyLimit: config.max_body_bytes }, (_req, text, done) => {
+    try {
+      const value: unknown = JSON.parse(text as string)
+      done(null, { items: Array.isArray(value) ? value : [value], unparsable: new Map() } satisfies ParsedBody)
+    } catch (err) {
+      done(new ActlineError('ACT_ERR_MALFORMED_BODY', `body is not valid JSON: ${(err as Error).message}`), undefined)
+    }
+  })
+  app.addContentTypeParser(NDJSON_TYPES, { parseAs: 'string', bodyLimit: config.max_body_bytes }, (_req, text, done) => {
+    done(null, parseNdjson(text as string))
+  })
+
+  app.addHook('preParsing', async (request, _reply, payload) => {
+    const encoding = (request.headers['content-encoding'] ?? 'identity').toLowerCase().trim()
+    if (encoding === 'identity') return payload
+    let decoder: Transform
+    if (encoding === 'gzip' || encoding === 'x-gzip') decoder = createGunzip()
+    else if (encoding === 'deflate') decoder = createInflate()
+    else {
+      throw new ActlineError('ACT_ERR_UNSUPPORTED_ENCODING', `content-encoding '${encoding}' is not supported`, {
+        supported: ['gzip', 'deflate', 'identity'],
+      })
+    }
+    // Fastify checks the limit against decoded bytes and content-length
+    // against this count of encoded ones.
+    const counted = decoder as Transform & { receivedEncodedLength: number }
+    counted.receivedEncodedLength = 0
+    payload.on('data', (chunk: Buffer) => (counted.receivedEncodedLength += chunk.length))
+    payload.on('error', (err) => decoder.destroy(err))
+    return payload.pipe(decoder)
+  })
+
+  app.post<{ Body: ParsedBody }>(
+    '/v1/activities',
+    { bodyLimit: config.max_body_bytes, schema: { response: { 200: replySchema } } },
+    async (request, reply) => {
+      const { items, unparsable } = request.body ?? { items: [], unparsable: new Map() }
+      if (items.length === 0) throw new ActlineError('ACT_ERR_EMPTY_BODY', 'request holds no activities')
+      if (items.length > config.max_items) {
+        throw new ActlineError('ACT_ERR_BODY_TOO_LARGE', `request holds ${items.length} activities, at most ${config.max_items}`, {
+          items: items.length,
+          max_items: config.max_items,
+        })
+      }
+      const receivedAt = Date.now()
+      const accepted: Activity[] = []
+      const errors: ItemError[] = []
+      let rejected = 0
+      for (let index = 0; index < items.length; index++) {
+        const unparsed = unparsable.get(index)
+        const result = unparsed === undefined ? parseActivity(items[index], receivedAt) : undefined
+        if (result?.ok) {
+          accepted.push(result.activity)
+          continue
+        }
+        rejected++
+        const issues = result ? result.issues : [{ path: '', message: unparsed! }]
+        for (const issue of issues) if (errors.length < config.max_reported_errors) errors.push({ index, ...issue })
+      }
+      if (accepted.length === 0) {
+        throw new ActlineError('ACT_ERR_VALIDATION', `all ${rejected} activities were rejected`, { accepted: 0, rejected, errors })
+      }
+      if (!consumer.consume(accepted)) {
+        throw new ActlineError(
+          'ACT_ERR_BACKPRESSURE',
+          'the collector is at capacity; retry after the indicated delay',
+          { retry_after_seconds: 1, nothing_was_accepted: true },
+          { 'retry-after': '1' },
+        )
+      }
+      reply.code(200)
+      return {
+        accepted: accepted.length,
+        rejected,
+        ids: accepted.map((a) => a.id),
+        errors,
+        ...(errors.length >= config.max_reported_errors && { errors_truncated: true }),
+      }
+    },
+  )
+}
+
+/** Blank lines are skipped; a line that is not JSON becomes that item's error. */
+function parseNdjson(text: string): ParsedBody {
+  const items: unknown[] = []
+  const unparsable = new Map<number, string>()
+  let start = 0
+  let line = 0
+  while (start <= text.length) {
+    let end = text.indexOf('\n', start)
+    if (end === -1) end = text.length
+    line++
+    const raw = text.slice(start, end).trim()
+    start = end + 1
+    if (raw === '') continue
+    try {
+      items.push(JSON.parse(raw))
+    } catch (err) {
+      unparsable.set(items.length, `line ${line} is not valid JSON: ${(err as Error).message}`)
+      items.push(undefined)
+    }
+  }
+  return { items, unparsable }
+}

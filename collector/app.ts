@@ -1,0 +1,34 @@
+/**
+ * Builds the Fastify app from the pipeline's parts. It never listens:
+ * collector.ts does, so tests can inject requests without a socket.
+ */
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify'
+import type { Consumer, Exporter } from '../schemas/component.ts'
+import { activityReceiver, type ActivityReceiverConfig } from './activity-receiver.ts'
+import { installErrorHandler } from './errors.ts'
+import { health } from './health.ts'
+
+export interface AppOptions {
+  logger: FastifyBaseLogger
+  receiver: ActivityReceiverConfig
+  consumer: Consumer
+  exporters: readonly Exporter[]
+  isAccepting(): boolean
+}
+
+export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
+  const app = Fastify({
+    loggerInstance: options.logger,
+    // Per-request lines at 50k events/s would drown the log; errors are
+    // still logged by the error handler with the request id.
+    logController: new LogController({ disableRequestLogging: true }),
+    // The receiver sets its own, larger limit on its routes.
+    bodyLimit: 1024 * 1024,
+    return503OnClosing: true,
+    forceCloseConnections: 'idle',
+  })
+  installErrorHandler(app)
+  await app.register(health, { exporters: options.exporters, isAccepting: options.isAccepting })
+  await app.register(activityReceiver, { config: options.receiver, consumer: options.consumer })
+  return app
+}

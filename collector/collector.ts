@@ -1,0 +1,110 @@
+/**
+ * Wires the pipeline: receiver -> audit router -> one batch processor per
+ * exporter -> retrying exporter -> store. Owns start order and the graceful
+ * shutdown: stop accepting, flush every queue, close the stores.
+ */
+import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
+import { pino } from 'pino'
+import type { Exporter } from '../schemas/component.ts'
+import { createClickHouseExporter } from '../exporters/clickhouse-exporter.ts'
+import { createPostgresExporter } from '../exporters/postgres-exporter.ts'
+import { buildApp } from './app.ts'
+import { auditPredicate, createRouter, type Route } from './audit-router.ts'
+import { createBatchProcessor, type BatchProcessor } from './batch-processor.ts'
+import type { Config } from './config.ts'
+import { withRetry } from './retrying-exporter.ts'
+
+export interface Collector {
+  readonly app: FastifyInstance
+  readonly logger: FastifyBaseLogger
+  /** Start stores, then listen. Resolves with the bound address. */
+  start(): Promise<{ host: string; port: number; url: string }>
+  /** Graceful and idempotent; bounded by server.shutdown_timeout_ms. */
+  shutdown(): Promise<void>
+  /** Rows queued or in flight, per exporter. */
+  pending(): Record<string, number>
+}
+
+/** Secrets that must never reach a log line, whatever logs them. */
+export const REDACT_PATHS = [
+  'req.headers.authorization',
+  'req.headers["x-api-key"]',
+  '*.password',
+  'config.exporters.*.password',
+]
+
+export function createLogger(level: string): FastifyBaseLogger {
+  return pino({ level, redact: { paths: REDACT_PATHS, censor: '***' } }) as unknown as FastifyBaseLogger
+}
+
+export async function createCollector(config: Config, options: { logger?: FastifyBaseLogger } = {}): Promise<Collector> {
+  const logger = options.logger ?? createLogger(config.server.log_level)
+  const exporters: Exporter[] = []
+  const routes: Route[] = []
+  const processors: BatchProcessor[] = []
+
+  const add = (exporter: Exporter, accepts?: Route['accepts']) => {
+    const retrying = withRetry(exporter, config.pipeline.retry, logger)
+    const processor = createBatchProcessor(config.pipeline.batch, retrying, logger)
+    exporters.push(exporter)
+    processors.push(processor)
+    routes.push({ consumer: processor, ...(accepts && { accepts }) })
+  }
+  if (config.exporters.clickhouse.enabled) add(createClickHouseExporter(config.exporters.clickhouse, logger))
+  if (config.exporters.postgres.enabled) add(createPostgresExporter(config.exporters.postgres, logger), auditPredicate(config.pipeline.audit_route))
+
+  let accepting = false
+  const app = await buildApp({
+    logger,
+    receiver: config.receivers.activity,
+    consumer: createRouter(routes),
+    exporters,
+    isAccepting: () => accepting,
+  })
+
+  let stopped: Promise<void> | undefined
+
+  async function stop(): Promise<void> {
+    const deadline = Date.now() + config.server.shutdown_timeout_ms
+    accepting = false
+    logger.info({ pending: pendingByExporter() }, 'shutting down: no new requests, flushing queues')
+    // Requests already inside finish (and enqueue) before the queues drain.
+    await app.close()
+    await Promise.all(processors.map((p) => p.shutdown(deadline)))
+    await Promise.allSettled(exporters.map((e) => e.shutdown()))
+    logger.info('shutdown complete')
+  }
+
+  function pendingByExporter(): Record<string, number> {
+    return Object.fromEntries(exporters.map((e, i) => [e.name, processors[i]!.pending]))
+  }
+
+  return {
+    app,
+    logger,
+    pending: pendingByExporter,
+
+    async start() {
+      try {
+        await Promise.all(exporters.map((e) => e.start()))
+        await Promise.all(processors.map((p) => p.start()))
+        await app.listen({ host: config.server.host, port: config.server.port })
+      } catch (err) {
+        await Promise.allSettled(exporters.map((e) => e.shutdown()))
+        throw err
+      }
+      accepting = true
+      const address = app.server.address()
+      const port = typeof address === 'object' && address ? address.port : config.server.port
+      const host = config.server.host
+      const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`
+      logger.info({ url, exporters: exporters.map((e) => e.name) }, `actline collector listening on ${url}`)
+      return { host, port, url }
+    },
+
+    shutdown() {
+      stopped ??= stop()
+      return stopped
+    },
+  }
+}

@@ -1,0 +1,167 @@
+/**
+ * The collector's configuration: one object, validated once at start.
+ * Each component owns its schema and defaults; this file only composes them,
+ * and resolves precedence in one place: environment over file over defaults
+ * (the environment is how a deployment overrides an image's baked-in file).
+ * docs/configuration.md documents every key.
+ */
+import { readFileSync } from 'node:fs'
+import { resolve, join } from 'node:path'
+import { parse as parseYaml } from 'yaml'
+import { z } from 'zod'
+import { ActivityReceiverConfig } from './activity-receiver.ts'
+import { AuditRouteConfig } from './audit-router.ts'
+import { BatchProcessorConfig } from './batch-processor.ts'
+import { RetryConfig } from './retrying-exporter.ts'
+import { ClickHouseExporterConfig } from '../exporters/clickhouse-exporter.ts'
+import { PostgresExporterConfig } from '../exporters/postgres-exporter.ts'
+import { redactUrl } from '../exporters/redact.ts'
+
+export const ServerConfig = z
+  .object({
+    /** Loopback by default: nothing is exposed until you choose to. @default '127.0.0.1' */
+    host: z.string().min(1).default('127.0.0.1'),
+    /** OTLP/HTTP's registered port. @default 4318 */
+    port: z.number().int().min(0).max(65535).default(4318),
+    /** Longest a graceful shutdown may take before the process exits anyway. @default 15000 */
+    shutdown_timeout_ms: z.number().int().min(100).default(15_000),
+    /** @default 'info' */
+    log_level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  })
+  .strict()
+
+// `.prefault({})` runs an absent section through its schema, so every
+// default lives once, beside its component.
+export const ConfigSchema = z
+  .object({
+    /** Where the embedded stores keep their files. @default './data' */
+    data_dir: z.string().min(1).default('./data'),
+    server: ServerConfig.prefault({}),
+    receivers: z.object({ activity: ActivityReceiverConfig.prefault({}) }).strict().prefault({}),
+    pipeline: z
+      .object({
+        batch: BatchProcessorConfig.prefault({}),
+        retry: RetryConfig.prefault({}),
+        audit_route: AuditRouteConfig.prefault({}),
+      })
+      .strict()
+      .prefault({}),
+    exporters: z
+      .object({
+        clickhouse: ClickHouseExporterConfig.prefault({}),
+        postgres: PostgresExporterConfig.prefault({}),
+      })
+      .strict()
+      .prefault({}),
+  })
+  .strict()
+  .refine((c) => c.exporters.clickhouse.enabled || c.exporters.postgres.enabled, {
+    message: 'at least one exporter must be enabled',
+    path: ['exporters'],
+  })
+
+/** The validated config, with every store path resolved to an absolute one. */
+export type Config = z.output<typeof ConfigSchema> & {
+  exporters: {
+    clickhouse: { path: string }
+    postgres: { path: string }
+  }
+}
+
+/** Environment variables that override a key; listed in docs/configuration.md. */
+export const ENV_OVERRIDES: Record<string, { path: string[]; type: 'string' | 'number' }> = {
+  ACTLINE_HOST: { path: ['server', 'host'], type: 'string' },
+  ACTLINE_PORT: { path: ['server', 'port'], type: 'number' },
+  ACTLINE_LOG_LEVEL: { path: ['server', 'log_level'], type: 'string' },
+  ACTLINE_DATA_DIR: { path: ['data_dir'], type: 'string' },
+  ACTLINE_CLICKHOUSE_URL: { path: ['exporters', 'clickhouse', 'url'], type: 'string' },
+  ACTLINE_CLICKHOUSE_USERNAME: { path: ['exporters', 'clickhouse', 'username'], type: 'string' },
+  ACTLINE_CLICKHOUSE_PASSWORD: { path: ['exporters', 'clickhouse', 'password'], type: 'string' },
+  ACTLINE_POSTGRES_URL: { path: ['exporters', 'postgres', 'url'], type: 'string' },
+}
+
+export class ConfigError extends Error {
+  constructor(
+    message: string,
+    readonly issues: { path: string; message: string }[] = [],
+  ) {
+    super(message)
+    this.name = 'ConfigError'
+  }
+}
+
+/** Read a YAML file (or none) plus the environment into a validated config. */
+export function loadConfig(file?: string, env: NodeJS.ProcessEnv = process.env): Config {
+  let raw: unknown = {}
+  if (file) {
+    let text: string
+    try {
+      text = readFileSync(file, 'utf8')
+    } catch (err) {
+      throw new ConfigError(`cannot read config file ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`)
+    }
+    try {
+      raw = parseYaml(text) ?? {}
+    } catch (err) {
+      throw new ConfigError(`config file ${file} is not valid YAML: ${(err as Error).message}`)
+    }
+    if (typeof raw !== 'object' || Array.isArray(raw)) throw new ConfigError(`config file ${file} must hold a mapping at the top level`)
+  }
+  return parseConfig(raw, env, file)
+}
+
+/** Validate an already-parsed object; the environment overrides it. */
+export function parseConfig(raw: unknown, env: NodeJS.ProcessEnv = {}, source = 'config'): Config {
+  const merged = structuredClone(raw ?? {}) as Record<string, unknown>
+  const fromEnv = new Map<string, string>()
+  for (const [name, { path, type }] of Object.entries(ENV_OVERRIDES)) {
+    const value = env[name]
+    if (value === undefined || value === '') continue
+    setPath(merged, path, type === 'number' && /^\d+$/.test(value) ? Number(value) : value)
+    fromEnv.set(path.join('.'), name)
+  }
+  const result = ConfigSchema.safeParse(merged)
+  if (!result.success) {
+    const issues = result.error.issues.map((i) => {
+      const path = i.path.join('.') || '(top level)'
+      const envName = fromEnv.get(path)
+      const got = shown(i.path.map(String), getPath(merged, i.path))
+      return { path, message: `${i.message}${got}${envName ? ` (from ${envName})` : ''}` }
+    })
+    throw new ConfigError(`invalid ${source}:\n${issues.map((i) => `  - \`${i.path}\`: ${i.message}`).join('\n')}`, issues)
+  }
+  const c = result.data
+  const dataDir = resolve(c.data_dir)
+  return {
+    ...c,
+    data_dir: dataDir,
+    exporters: {
+      clickhouse: { ...c.exporters.clickhouse, path: resolve(c.exporters.clickhouse.path ?? join(dataDir, 'clickhouse')) },
+      postgres: { ...c.exporters.postgres, path: resolve(c.exporters.postgres.path ?? join(dataDir, 'postgres')) },
+    },
+  }
+}
+
+function getPath(target: unknown, path: readonly PropertyKey[]): unknown {
+  let node = target
+  for (const key of path) node = typeof node === 'object' && node !== null ? (node as Record<PropertyKey, unknown>)[key] : undefined
+  return node
+}
+
+/** The bad value for an error message; never a secret (URLs may hold passwords). */
+function shown(path: string[], value: unknown): string {
+  if (value === undefined || (typeof value === 'object' && value !== null)) return ''
+  const key = path.at(-1) ?? ''
+  if (key === 'password') return ''
+  if (key === 'url' && typeof value === 'string') return ` (got ${JSON.stringify(redactUrl(value))})`
+  return ` (got ${JSON.stringify(value)})`
+}
+
+function setPath(target: Record<string, unknown>, path: string[], value: unknown): void {
+  let node = target
+  for (const key of path.slice(0, -1)) {
+    if (typeof node[key] !== 'object' || node[key] === null) node[key] = {}
+    node = node[key] as Record<string, unknown>
+  }
+  node[path.at(-1)!] = value
+}

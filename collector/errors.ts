@@ -1,0 +1,93 @@
+/**
+ * The error catalogue and the one error handler: every error a client sees
+ * is JSON `{ error, message, details }`, with a stable code to switch on.
+ */
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+
+export const ERROR_STATUS = {
+  ACT_ERR_MALFORMED_BODY: 400,
+  ACT_ERR_VALIDATION: 400,
+  ACT_ERR_EMPTY_BODY: 400,
+  ACT_ERR_NOT_FOUND: 404,
+  ACT_ERR_BODY_TOO_LARGE: 413,
+  ACT_ERR_UNSUPPORTED_MEDIA_TYPE: 415,
+  ACT_ERR_UNSUPPORTED_ENCODING: 415,
+  ACT_ERR_BACKPRESSURE: 429,
+  ACT_ERR_INTERNAL: 500,
+  ACT_ERR_NOT_READY: 503,
+} as const
+
+export type ErrorCode = keyof typeof ERROR_STATUS
+
+export class ActlineError extends Error {
+  readonly statusCode: number
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+    readonly details: Record<string, unknown> = {},
+    readonly headers: Record<string, string> = {},
+  ) {
+    super(message)
+    this.statusCode = ERROR_STATUS[code]
+  }
+}
+
+export interface ErrorBody {
+  error: ErrorCode
+  message: string
+  details: Record<string, unknown>
+}
+
+/** Fastify's own errors, mapped into the catalogue. */
+function fromFastify(err: FastifyError, contentType: string | undefined): ActlineError | undefined {
+  switch (err.code) {
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+    case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
+      return err.statusCode === 413
+        ? new ActlineError('ACT_ERR_BODY_TOO_LARGE', 'request body is larger than receivers.activity.max_body_bytes allows', {})
+        : new ActlineError('ACT_ERR_MALFORMED_BODY', err.message)
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+    case 'FST_ERR_CTP_INVALID_TYPE':
+      return new ActlineError('ACT_ERR_UNSUPPORTED_MEDIA_TYPE', `content-type '${contentType ?? '(none)'}' is not supported`, {
+        supported: ['application/json', 'application/x-ndjson', 'application/ndjson', 'application/jsonl'],
+      })
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+      return new ActlineError('ACT_ERR_EMPTY_BODY', 'request body is empty')
+    case 'Z_DATA_ERROR':
+    case 'Z_BUF_ERROR':
+      return new ActlineError('ACT_ERR_MALFORMED_BODY', `body is not valid for its content-encoding: ${err.message}`)
+  }
+  if (err.validation) {
+    return new ActlineError('ACT_ERR_VALIDATION', err.message, { issues: err.validation })
+  }
+  return undefined
+}
+
+export function installErrorHandler(app: FastifyInstance): void {
+  app.setErrorHandler((err: FastifyError, request: FastifyRequest, reply: FastifyReply) => {
+    const known = err instanceof ActlineError ? err : fromFastify(err, request.headers['content-type'])
+    if (known) {
+      if (known.statusCode >= 500) request.log.error({ err }, known.message)
+      return reply.code(known.statusCode).headers(known.headers).send(body(known))
+    }
+    // Unknown: the client gets the request id to quote, the log gets the rest.
+    request.log.error({ err }, 'unhandled error')
+    return reply.code(500).send({
+      error: 'ACT_ERR_INTERNAL',
+      message: 'internal error',
+      details: { request_id: request.id },
+    } satisfies ErrorBody)
+  })
+
+  app.setNotFoundHandler((request, reply) => {
+    reply.code(404).send({
+      error: 'ACT_ERR_NOT_FOUND',
+      message: `no route for ${request.method} ${request.url.split('?')[0]}`,
+      details: {},
+    } satisfies ErrorBody)
+  })
+}
+
+function body(err: ActlineError): ErrorBody {
+  return { error: err.code, message: err.message, details: err.details }
+}

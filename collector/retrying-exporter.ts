@@ -1,0 +1,84 @@
+/**
+ * Wraps an exporter so retryable failures are retried with exponential
+ * backoff and full jitter (AWS' "Exponential Backoff And Jitter": a random
+ * delay in [0, min(cap, base * 2^n)] spreads out a herd of collectors that
+ * all saw the store go down at once). Permanent failures pass straight through.
+ */
+import { z } from 'zod'
+import type { Exporter, ExportResult, Logger } from '../schemas/component.ts'
+
+export const RetryConfig = z
+  .object({
+    /** First backoff ceiling. @default 200 */
+    initial_interval_ms: z.number().int().positive().default(200),
+    /** Backoff ceiling never grows past this. @default 30000 */
+    max_interval_ms: z.number().int().positive().default(30_000),
+    /** Growth of the ceiling per attempt. @default 2 */
+    multiplier: z.number().min(1).default(2),
+    /**
+     * Give up on a batch after this long; 0 retries until shutdown. The
+     * default is 0 because a batch given up on is data lost: a full queue
+     * pushes back on clients (429) instead.
+     * @default 0
+     */
+    max_elapsed_ms: z.number().int().min(0).default(0),
+  })
+  .strict()
+  .refine((c) => c.max_interval_ms >= c.initial_interval_ms, {
+    message: 'max_interval_ms must be >= initial_interval_ms',
+    path: ['max_interval_ms'],
+  })
+
+export type RetryConfig = z.output<typeof RetryConfig>
+
+/** Full-jitter delay for attempt n (0-based). Exported for its unit test. */
+export function backoffDelay(config: RetryConfig, attempt: number, random: () => number = Math.random): number {
+  const ceiling = Math.min(config.max_interval_ms, config.initial_interval_ms * config.multiplier ** attempt)
+  return Math.floor(random() * ceiling)
+}
+
+export interface RetryingExporter extends Exporter {
+  /** Stop waiting between attempts: the pending export returns its last failure. */
+  abort(): void
+}
+
+export function withRetry(inner: Exporter, config: RetryConfig, logger: Logger): RetryingExporter {
+  const aborter = new AbortController()
+
+  return {
+    name: inner.name,
+    start: () => inner.start(),
+    shutdown: () => inner.shutdown(),
+    ping: () => inner.ping(),
+    abort: () => aborter.abort(),
+
+    async export(batch): Promise<ExportResult> {
+      const started = Date.now()
+      for (let attempt = 0; ; attempt++) {
+        const result = await inner.export(batch)
+        if (result.status !== 'retryable') return result
+        const elapsed = Date.now() - started
+        if (aborter.signal.aborted || (config.max_elapsed_ms > 0 && elapsed >= config.max_elapsed_ms)) return result
+        const delay = result.retryAfterMs ?? backoffDelay(config, attempt)
+        logger.warn(
+          { exporter: inner.name, attempt: attempt + 1, delay_ms: delay, rows: batch.length, err: result.error.message },
+          `${inner.name}: export failed, retrying`,
+        )
+        await sleep(delay, aborter.signal)
+      }
+    },
+  }
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve()
+    const timer = setTimeout(done, ms)
+    signal.addEventListener('abort', done, { once: true })
+    function done() {
+      clearTimeout(timer)
+      signal.removeEventListener('abort', done)
+      resolve()
+    }
+  })
+}

@@ -1,0 +1,190 @@
+/**
+ * Exports activities to ClickHouse through @clickhouse/client: to a server
+ * when `url` is set, otherwise to the embedded engine (chdb) in this process,
+ * with the same SQL either way.
+ */
+import { createHash } from 'node:crypto'
+import { mkdirSync } from 'node:fs'
+import { z } from 'zod'
+import type { ClickHouseClient } from '@clickhouse/client'
+import type { Activity } from '../schemas/activity.ts'
+import type { Exporter, ExportResult, Logger } from '../schemas/component.ts'
+import { clickhouseMigrations, MIGRATIONS_TABLE, ttlClause } from '../schemas/clickhouse-schema.ts'
+import { migrate, type MigrationTarget } from '../schemas/migrations.ts'
+import { classifyError } from './classify-error.ts'
+import { redactUrl } from './redact.ts'
+
+export const ClickHouseExporterConfig = z
+  .object({
+    /** @default true */
+    enabled: z.boolean().default(true),
+    /** HTTP(S) URL of a ClickHouse server; unset means the embedded engine. */
+    url: z.url({ protocol: /^https?$/ }).optional(),
+    /** @default 'default' */
+    username: z.string().default('default'),
+    /** @default '' */
+    password: z.string().default(''),
+    /** Created at start when missing. @default 'actline' */
+    database: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'database must be a plain identifier').default('actline'),
+    /** Embedded engine's data directory. @default '<data_dir>/clickhouse' */
+    path: z.string().min(1).optional(),
+    /** Days to keep raw activities; 0 keeps them forever. @default 0 */
+    ttl_days: z.number().int().min(0).max(36500).default(0),
+    /** @default 30000 */
+    request_timeout_ms: z.number().int().positive().default(30_000),
+  })
+  .strict()
+
+export type ClickHouseExporterConfig = z.output<typeof ClickHouseExporterConfig>
+
+export function createClickHouseExporter(config: ClickHouseExporterConfig & { path: string }, logger: Logger): Exporter & { client(): ClickHouseClient } {
+  let client: ClickHouseClient | undefined
+  let closed = false
+
+  async function open(database?: string): Promise<ClickHouseClient> {
+    const { createClient } = await import('@clickhouse/client')
+    if (config.url) {
+      return createClient({
+        url: config.url,
+        username: config.username,
+        password: config.password,
+        request_timeout: config.request_timeout_ms,
+        ...(database && { database }),
+      })
+    }
+    // Loaded lazily: a deployment with a server URL never maps the engine.
+    const { createChdbConnection } = await import('chdb/connection')
+    mkdirSync(config.path, { recursive: true })
+    return createClient({ connection: createChdbConnection({ path: config.path }), ...(database && { database }) } as never)
+  }
+
+  return {
+    name: 'clickhouse',
+
+    client() {
+      if (!client) throw new Error('clickhouse exporter is not started')
+      return client
+    },
+
+    async start() {
+      if (client) return
+      logger.info({ target: config.url ? redactUrl(config.url) : `embedded:${config.path}` }, 'clickhouse: connecting')
+      // The HTTP interface refuses a default database that does not exist
+      // yet, so it is created through a client without one.
+      const bootstrap = await open()
+      try {
+        await bootstrap.command({ query: `CREATE DATABASE IF NOT EXISTS ${config.database}` })
+      } finally {
+        await bootstrap.close()
+      }
+      client = await open(config.database)
+      const applied = await migrate(clickhouseTarget(client), clickhouseMigrations, { ttlDays: config.ttl_days }, (p) =>
+        logger.info(p, `clickhouse: applying migration ${p.index}/${p.total}: ${p.name}`),
+      )
+      if (applied.length === 0) await reconcileTtl(client, config.ttl_days, logger)
+    },
+
+    async export(batch) {
+      if (!client) return { status: 'retryable', error: new Error('clickhouse exporter is not started') }
+      try {
+        await client.insert({
+          table: 'activities',
+          values: batch.map(toRow),
+          format: 'JSONEachRow',
+          // A retried batch carries the same token, so ClickHouse drops the
+          // repeat instead of storing every row twice.
+          clickhouse_settings: { insert_deduplication_token: dedupToken(batch) },
+        })
+        return { status: 'success' } satisfies ExportResult
+      } catch (err) {
+        return classifyError(err)
+      }
+    },
+
+    async ping() {
+      try {
+        if (!client) return { ok: false, error: 'not started' }
+        await client.query({ query: 'SELECT 1', format: 'JSONEachRow' }).then((r) => r.json())
+        return { ok: true }
+      } catch (err) {
+        return { ok: false, error: (err as Error).message }
+      }
+    },
+
+    async shutdown() {
+      if (closed) return
+      closed = true
+      await client?.close()
+      client = undefined
+    },
+  }
+}
+
+function clickhouseTarget(client: ClickHouseClient): MigrationTarget {
+  return {
+    async appliedVersions() {
+      await client.command({
+        query: `CREATE TABLE IF NOT EXISTS ${MIGRATIONS_TABLE} (version UInt32, name String, applied_at DateTime64(3, 'UTC') DEFAULT now64(3)) ENGINE = MergeTree ORDER BY version`,
+      })
+      const rows = await (await client.query({ query: `SELECT version FROM ${MIGRATIONS_TABLE}`, format: 'JSONEachRow' })).json<{ version: number }>()
+      return new Set(rows.map((r) => Number(r.version)))
+    },
+    async apply(m, statements) {
+      for (const query of statements) await client.command({ query })
+      await client.insert({ table: MIGRATIONS_TABLE, values: [{ version: m.version, name: m.name }], format: 'JSONEachRow' })
+    },
+  }
+}
+
+/** Bring the table's TTL in line with config without rewriting existing parts. */
+async function reconcileTtl(client: ClickHouseClient, ttlDays: number, logger: Logger): Promise<void> {
+  const [row] = await (
+    await client.query({ query: `SELECT create_table_query AS q FROM system.tables WHERE database = currentDatabase() AND name = 'activities'`, format: 'JSONEachRow' })
+  ).json<{ q: string }>()
+  const current = /\bTTL (.+?) SETTINGS/.exec(row?.q ?? '')?.[1]?.trim()
+  const wanted = ttlClause(ttlDays)
+  if ((current ?? '') === wanted) return
+  logger.info({ from: current ?? 'none', to: wanted || 'none' }, 'clickhouse: changing activities TTL')
+  await client.command({
+    query: wanted ? `ALTER TABLE activities MODIFY TTL ${wanted}` : `ALTER TABLE activities REMOVE TTL`,
+    // Old parts are cleaned by merges over time instead of one big rewrite now.
+    clickhouse_settings: { materialize_ttl_after_modify: 0 },
+  })
+}
+
+function dedupToken(batch: readonly Activity[]): string {
+  const h = createHash('sha256')
+  for (const a of batch) h.update(a.id)
+  return h.digest('hex')
+}
+
+/** ClickHouse's text format for DateTime64(3) without needing best_effort parsing. */
+function chTime(ms: number): string {
+  return new Date(ms).toISOString().slice(0, 23).replace('T', ' ')
+}
+
+function toRow(a: Activity) {
+  return {
+    id: a.id,
+    timestamp: chTime(a.timestamp),
+    received_at: chTime(a.received_at),
+    source: a.source,
+    action: a.action,
+    category: a.category,
+    severity: a.severity,
+    status: a.status,
+    entity_type: a.entity_type ?? '',
+    entity_id: a.entity_id ?? '',
+    actor_id: a.actor_id ?? '',
+    tenant_id: a.tenant_id ?? '',
+    service: a.service ?? '',
+    trace_id: a.trace_id ?? '',
+    span_id: a.span_id ?? '',
+    correlation_id: a.correlation_id ?? '',
+    duration_ms: a.duration_ms ?? null,
+    details: a.details === undefined ? '' : typeof a.details === 'string' ? a.details : JSON.stringify(a.details),
+    ip: a.ip ?? null,
+    user_agent: a.user_agent ?? '',
+    attributes: a.attributes,
+  }
+}

@@ -1,0 +1,30 @@
+/**
+ * Worker thread that owns the embedded PostgreSQL (PGlite, WASM) and serves
+ * it over the wire protocol on a loopback port. It lives on its own thread
+ * because PGlite computes on the thread that owns it: on the main thread
+ * every audit insert would stall ingest.
+ */
+import { parentPort, workerData } from 'node:worker_threads'
+import { PGlite } from '@electric-sql/pglite'
+import { PGLiteSocketServer } from '@electric-sql/pglite-socket'
+
+const { dataDir, host } = workerData as { dataDir: string; host: string }
+
+try {
+  const db = await PGlite.create(dataDir)
+  // One connection: PGlite has a single session, and the socket server's
+  // multiplexer would interleave transactions without isolation.
+  const server = new PGLiteSocketServer({ db, host, port: 0, maxConnections: 1 })
+  await server.start()
+  const port = Number(server.getServerConn().split(':').pop())
+  parentPort!.on('message', async (msg: unknown) => {
+    if (msg !== 'stop') return
+    await server.stop()
+    await db.close()
+    parentPort!.postMessage({ type: 'stopped' })
+    parentPort!.close()
+  })
+  parentPort!.postMessage({ type: 'listening', port })
+} catch (err) {
+  parentPort!.postMessage({ type: 'error', message: (err as Error).message })
+}

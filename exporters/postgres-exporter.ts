@@ -1,0 +1,205 @@
+/**
+ * Exports audit-relevant activities to PostgreSQL's `audit_log`: to a server
+ * when `url` is set, otherwise to the embedded PGlite, through `pg` either way.
+ */
+import { z } from 'zod'
+import pg from 'pg'
+import type { Activity } from '../schemas/activity.ts'
+import type { Exporter, ExportResult, Logger } from '../schemas/component.ts'
+import { MIGRATIONS_TABLE, monthStart, partitionDdl, postgresMigrations } from '../schemas/postgres-schema.ts'
+import { migrate, type MigrationTarget } from '../schemas/migrations.ts'
+import { classifyError } from './classify-error.ts'
+import { startEmbeddedPostgres, type EmbeddedPostgres } from './embedded-postgres.ts'
+import { redactUrl } from './redact.ts'
+
+export const PostgresExporterConfig = z
+  .object({
+    /** @default true */
+    enabled: z.boolean().default(true),
+    /** postgres:// URL of a server; unset means the embedded PGlite. */
+    url: z.url({ protocol: /^postgres(ql)?$/ }).optional(),
+    /** Embedded PGlite's data directory. @default '<data_dir>/postgres' */
+    path: z.string().min(1).optional(),
+    /** Connections to a server (the embedded engine always uses one). @default 4 */
+    pool_size: z.number().int().min(1).max(100).default(4),
+    /** Monthly partitions created ahead of time. @default 3 */
+    partitions_ahead_months: z.number().int().min(1).max(60).default(3),
+    /** @default 30000 */
+    statement_timeout_ms: z.number().int().positive().default(30_000),
+  })
+  .strict()
+
+export type PostgresExporterConfig = z.output<typeof PostgresExporterConfig>
+
+const COLUMNS = `id uuid, occurred_at timestamptz, received_at timestamptz, source text, action text, category text,
+  severity text, status text, entity_type text, entity_id text, actor_id text, tenant_id text, service text,
+  trace_id text, span_id text, correlation_id text, duration_ms double precision, details jsonb, ip inet,
+  user_agent text, attributes jsonb`
+
+const NAMES = COLUMNS.split(',').map((c) => c.trim().split(/\s+/)[0]).join(', ')
+
+// One parameter holding the batch as JSON: a constant-size statement whatever
+// the batch size (a multi-row VALUES list hits pg's 65535-parameter cap at
+// ~3000 rows), and JSON.stringify is native, unlike per-value serialization.
+const INSERT_SQL = `INSERT INTO audit_log (${NAMES})
+SELECT ${NAMES} FROM jsonb_to_recordset($1::jsonb) AS r(${COLUMNS})
+ON CONFLICT (id, occurred_at) DO NOTHING`
+
+const PARTITION_CHECK_MS = 6 * 60 * 60 * 1000
+
+export function createPostgresExporter(config: PostgresExporterConfig & { path: string }, logger: Logger): Exporter & { pool(): pg.Pool } {
+  let pool: pg.Pool | undefined
+  let embedded: EmbeddedPostgres | undefined
+  let timer: NodeJS.Timeout | undefined
+  let closed = false
+  const partitions = new Set<string>()
+
+  async function ensurePartitions(times: Iterable<number>): Promise<void> {
+    const months = new Set<number>()
+    for (const t of times) months.add(monthStart(t).getTime())
+    for (const month of months) {
+      const { name, sql } = partitionDdl(month)
+      if (partitions.has(name)) continue
+      try {
+        await pool!.query(sql)
+      } catch (err) {
+        // Another collector created it between our check and our CREATE.
+        const code = (err as { code?: string }).code
+        if (code !== '42P07' && code !== '23505') throw err
+      }
+      partitions.add(name)
+    }
+  }
+
+  function monthsAhead(): number[] {
+    const now = new Date()
+    return Array.from({ length: config.partitions_ahead_months + 2 }, (_, i) =>
+      Date.UTC(now.getUTCFullYear(), now.getUTCMonth() + i - 1, 1),
+    )
+  }
+
+  return {
+    name: 'postgres',
+
+    pool() {
+      if (!pool) throw new Error('postgres exporter is not started')
+      return pool
+    },
+
+    async start() {
+      if (pool) return
+      let connection: pg.PoolConfig
+      if (config.url) {
+        logger.info({ target: redactUrl(config.url) }, 'postgres: connecting')
+        connection = { connectionString: config.url, max: config.pool_size }
+      } else {
+        logger.info({ target: `embedded:${config.path}` }, 'postgres: starting embedded PGlite')
+        embedded = await startEmbeddedPostgres(config.path)
+        connection = { host: embedded.host, port: embedded.port, user: 'postgres', database: 'postgres', max: 1 }
+      }
+      pool = new pg.Pool({ ...connection, statement_timeout: config.statement_timeout_ms, connectionTimeoutMillis: 10_000 })
+      // An idle connection the server dropped must not crash the process;
+      // the next query reconnects and a failed export is retried.
+      pool.on('error', (err) => logger.warn({ err: err.message }, 'postgres: idle connection lost'))
+      await migrate(postgresTarget(pool), postgresMigrations, {}, (p) =>
+        logger.info(p, `postgres: applying migration ${p.index}/${p.total}: ${p.name}`),
+      )
+      const existing = await pool.query<{ name: string }>(
+        `SELECT c.relname AS name FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = 'audit_log'::regclass`,
+      )
+      for (const r of existing.rows) partitions.add(r.name)
+      await ensurePartitions(monthsAhead())
+      timer = setInterval(() => {
+        ensurePartitions(monthsAhead()).catch((err) => logger.warn({ err: (err as Error).message }, 'postgres: could not create partitions ahead'))
+      }, PARTITION_CHECK_MS).unref()
+    },
+
+    async export(batch) {
+      if (!pool) return { status: 'retryable', error: new Error('postgres exporter is not started') }
+      try {
+        await ensurePartitions(batch.map((a) => a.timestamp))
+        await pool.query(INSERT_SQL, [JSON.stringify(batch.map(toRow))])
+        return { status: 'success' } satisfies ExportResult
+      } catch (err) {
+        return classifyError(err)
+      }
+    },
+
+    async ping() {
+      try {
+        if (!pool) return { ok: false, error: 'not started' }
+        await pool.query('SELECT 1')
+        return { ok: true }
+      } catch (err) {
+        return { ok: false, error: (err as Error).message }
+      }
+    },
+
+    async shutdown() {
+      if (closed) return
+      closed = true
+      clearInterval(timer)
+      await pool?.end()
+      pool = undefined
+      await embedded?.stop()
+    },
+  }
+}
+
+function postgresTarget(pool: pg.Pool): MigrationTarget {
+  return {
+    async appliedVersions() {
+      await pool.query(
+        `CREATE TABLE IF NOT EXISTS ${MIGRATIONS_TABLE} (version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`,
+      )
+      const { rows } = await pool.query<{ version: number }>(`SELECT version FROM ${MIGRATIONS_TABLE}`)
+      return new Set(rows.map((r) => r.version))
+    },
+    async apply(m, statements) {
+      const client = await pool.connect()
+      try {
+        await client.query('BEGIN')
+        // Two collectors starting together: the second waits, then sees the
+        // version recorded and skips it.
+        await client.query(`SELECT pg_advisory_xact_lock(hashtext('${MIGRATIONS_TABLE}'))`)
+        const done = await client.query(`SELECT 1 FROM ${MIGRATIONS_TABLE} WHERE version = $1`, [m.version])
+        if (done.rowCount === 0) {
+          for (const sql of statements) await client.query(sql)
+          await client.query(`INSERT INTO ${MIGRATIONS_TABLE} (version, name) VALUES ($1, $2)`, [m.version, m.name])
+        }
+        await client.query('COMMIT')
+      } catch (err) {
+        await client.query('ROLLBACK').catch(() => {})
+        throw err
+      } finally {
+        client.release()
+      }
+    },
+  }
+}
+
+function toRow(a: Activity) {
+  return {
+    id: a.id,
+    occurred_at: new Date(a.timestamp).toISOString(),
+    received_at: new Date(a.received_at).toISOString(),
+    source: a.source,
+    action: a.action,
+    category: a.category,
+    severity: a.severity,
+    status: a.status,
+    entity_type: a.entity_type,
+    entity_id: a.entity_id,
+    actor_id: a.actor_id,
+    tenant_id: a.tenant_id,
+    service: a.service,
+    trace_id: a.trace_id,
+    span_id: a.span_id,
+    correlation_id: a.correlation_id,
+    duration_ms: a.duration_ms,
+    details: a.details,
+    ip: a.ip,
+    user_agent: a.user_agent,
+    attributes: a.attributes,
+  }
+}

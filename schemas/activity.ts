@@ -1,0 +1,224 @@
+/**
+ * The activity event contract: what applications send, and the normalized
+ * record every exporter receives. One zod schema is the single source of
+ * truth; the JSON Schema in activity.schema.json is generated from it.
+ */
+import { z } from 'zod'
+import { uuidv7 } from 'uuidv7'
+
+export const SOURCES = ['user', 'system', 'integration', 'database', 'scheduled'] as const
+
+/** Ordered from least to most severe; routing rules compare by index. */
+export const SEVERITIES = ['info', 'notice', 'warning', 'critical'] as const
+
+export const STATUSES = ['success', 'failure', 'pending', 'canceled'] as const
+
+/**
+ * The documented category list (docs/event-contract.md explains each).
+ * Closed on purpose: dashboards group by it, so a typo must be an error,
+ * not a new series. Anything that fits none is `other`.
+ */
+export const CATEGORIES = [
+  'authentication',
+  'authorization',
+  'security',
+  'compliance',
+  'user_management',
+  'account',
+  'profile',
+  'admin',
+  'configuration',
+  'data_access',
+  'data_modification',
+  'data_export',
+  'data_import',
+  'database',
+  'api',
+  'integration',
+  'notification',
+  'communication',
+  'billing',
+  'payment',
+  'subscription',
+  'content',
+  'file',
+  'search',
+  'workflow',
+  'scheduled_job',
+  'system',
+  'performance',
+  'error',
+  'other',
+] as const
+
+export type Source = (typeof SOURCES)[number]
+export type Severity = (typeof SEVERITIES)[number]
+export type Status = (typeof STATUSES)[number]
+export type Category = (typeof CATEGORIES)[number]
+
+/** Keys every activity may carry; anything else is an unknown field. */
+export const ACTIVITY_FIELDS = [
+  'id', 'timestamp', 'source', 'action', 'category', 'severity', 'status',
+  'entity_type', 'entity_id', 'actor_id', 'tenant_id', 'service', 'trace_id',
+  'span_id', 'correlation_id', 'duration_ms', 'details', 'ip', 'user_agent',
+  'attributes',
+] as const
+
+export const LIMITS = {
+  /** Characters in an identifier-like field (actor_id, entity_id, ...). */
+  shortText: 256,
+  /** Characters in user_agent. */
+  userAgent: 1024,
+  /** Bytes of details once serialized: details is context, not a blob store. */
+  details: 64 * 1024,
+  /** Entries in attributes, and characters in one attribute value. */
+  attributes: 128,
+  attributeValue: 4096,
+  /** Accepted clock skew: a timestamp further ahead than this is rejected. */
+  futureSkewMs: 24 * 60 * 60 * 1000,
+  /** Earliest accepted timestamp; older is almost surely a unit bug (seconds sent as ms). */
+  earliest: Date.UTC(2000, 0, 1),
+} as const
+
+const shortText = z.string().max(LIMITS.shortText)
+
+const attributeValue = z
+  .union([z.string(), z.number(), z.boolean()])
+  .transform(String)
+  .pipe(z.string().max(LIMITS.attributeValue))
+
+const timestamp = z
+  .union([z.iso.datetime({ offset: true }), z.number().int()])
+  .transform((v) => (typeof v === 'number' ? v : Date.parse(v)))
+  .refine((ms) => ms >= LIMITS.earliest, { message: 'timestamp is before 2000-01-01 (seconds sent as milliseconds?)' })
+  .refine((ms) => ms <= Date.now() + LIMITS.futureSkewMs, { message: 'timestamp is more than 24h in the future' })
+
+/** What a client may send. Only `action` and `source` are required. */
+export const ActivityInput = z.object({
+  id: z.uuid().optional().describe('Idempotency key; UUIDv7 preferred. Assigned by the collector when missing.'),
+  timestamp: timestamp.optional().describe('When it happened: RFC 3339 with offset, or epoch milliseconds. Defaults to receipt time.'),
+  source: z.enum(SOURCES),
+  action: z
+    .string()
+    .min(1)
+    .max(128)
+    .regex(/^[A-Za-z0-9_:\-/]+(\.[A-Za-z0-9_:\-/]+)*$/, 'action must be dot-separated words, e.g. user.login')
+    .describe('What happened, dot-separated: user.login, db.insert, invoice.paid'),
+  category: z.enum(CATEGORIES).default('other'),
+  severity: z.enum(SEVERITIES).default('info'),
+  status: z.enum(STATUSES).default('success'),
+  entity_type: shortText.optional(),
+  entity_id: shortText.optional(),
+  actor_id: shortText.optional(),
+  tenant_id: shortText.optional(),
+  service: shortText.optional(),
+  trace_id: z.string().regex(/^[0-9a-f]{32}$/, 'trace_id must be 32 lowercase hex characters').optional(),
+  span_id: z.string().regex(/^[0-9a-f]{16}$/, 'span_id must be 16 lowercase hex characters').optional(),
+  correlation_id: shortText.optional(),
+  duration_ms: z.number().nonnegative().max(7 * 24 * 3600 * 1000).optional(),
+  details: z.union([z.string(), z.record(z.string(), z.unknown())]).optional(),
+  ip: z.union([z.ipv4(), z.ipv6()]).optional(),
+  user_agent: z.string().max(LIMITS.userAgent).optional(),
+  attributes: z
+    .record(z.string().min(1).max(LIMITS.shortText), attributeValue)
+    .refine((a) => Object.keys(a).length <= LIMITS.attributes, { message: `at most ${LIMITS.attributes} attributes` })
+    .optional(),
+})
+
+export type ActivityInputType = z.input<typeof ActivityInput>
+
+/** The normalized activity every processor and exporter sees. */
+export interface Activity {
+  id: string
+  /** Epoch milliseconds. */
+  timestamp: number
+  /** Epoch milliseconds at which the collector accepted it. */
+  received_at: number
+  source: Source
+  action: string
+  category: Category
+  severity: Severity
+  status: Status
+  entity_type?: string
+  entity_id?: string
+  actor_id?: string
+  tenant_id?: string
+  service?: string
+  trace_id?: string
+  span_id?: string
+  correlation_id?: string
+  duration_ms?: number
+  /** As sent: free text, or a JSON object. */
+  details?: string | Record<string, unknown>
+  ip?: string
+  user_agent?: string
+  attributes: Record<string, string>
+}
+
+export interface FieldIssue {
+  /** Dotted path of the offending field; '' for the item itself. */
+  path: string
+  message: string
+}
+
+export type ParseResult = { ok: true; activity: Activity } | { ok: false; issues: FieldIssue[] }
+
+const known = new Set<string>(ACTIVITY_FIELDS)
+
+/**
+ * Validate and normalize one item. Unknown top-level fields are kept, not
+ * rejected: they move into `attributes` (values stringified, explicit
+ * attributes win on a clash), so a client on a newer contract never loses data.
+ */
+export function parseActivity(input: unknown, receivedAt: number = Date.now()): ParseResult {
+  if (typeof input !== 'object' || input === null || Array.isArray(input)) {
+    return { ok: false, issues: [{ path: '', message: `expected an object, got ${describe(input)}` }] }
+  }
+  const parsed = ActivityInput.safeParse(input)
+  if (!parsed.success) {
+    return {
+      ok: false,
+      issues: parsed.error.issues.map((i) => ({ path: i.path.join('.'), message: i.message })),
+    }
+  }
+  const v = parsed.data
+  // zod returns a fresh object, so attributes may be extended in place.
+  const attributes = v.attributes ?? {}
+  for (const key of Object.keys(input)) {
+    if (!known.has(key) && !(key in attributes)) attributes[key] = stringify((input as Record<string, unknown>)[key])
+  }
+  if (Object.keys(attributes).length > LIMITS.attributes) {
+    return { ok: false, issues: [{ path: 'attributes', message: `at most ${LIMITS.attributes} attributes, unknown fields included` }] }
+  }
+  if (v.details !== undefined) {
+    const size = typeof v.details === 'string' ? v.details.length : JSON.stringify(v.details).length
+    if (size > LIMITS.details) {
+      return { ok: false, issues: [{ path: 'details', message: `details is ${size} characters, at most ${LIMITS.details}` }] }
+    }
+  }
+  return {
+    ok: true,
+    activity: {
+      ...v,
+      id: v.id ?? uuidv7(),
+      timestamp: v.timestamp ?? receivedAt,
+      received_at: receivedAt,
+      attributes,
+    },
+  }
+}
+
+function stringify(v: unknown): string {
+  return typeof v === 'string' ? v : JSON.stringify(v) ?? String(v)
+}
+
+function describe(v: unknown): string {
+  if (v === null) return 'null'
+  if (Array.isArray(v)) return 'an array'
+  return typeof v
+}
+
+/** Index of a severity, for "at least notice" style comparisons. */
+export function severityRank(s: Severity): number {
+  return SEVERITIES.indexOf(s)
+}

@@ -1,0 +1,47 @@
+/**
+ * Versioned schema migrations, applied at start. Each store records what it
+ * applied in its own `actline_migrations` table, so a restart (or a second
+ * collector) applies only what is missing; every statement is also written to
+ * be idempotent, because ClickHouse has no transactional DDL to roll back a
+ * migration that failed half way.
+ */
+export interface Migration<Options> {
+  version: number
+  name: string
+  statements(options: Options): string[]
+}
+
+/** What a store must offer the runner: recording is store-specific, ordering is not. */
+export interface MigrationTarget {
+  appliedVersions(): Promise<Set<number>>
+  apply(migration: { version: number; name: string }, statements: string[]): Promise<void>
+}
+
+export interface MigrationProgress {
+  (event: { version: number; name: string; index: number; total: number }): void
+}
+
+/** Apply every migration not yet recorded, in version order. Returns the versions applied now. */
+export async function migrate<O>(
+  target: MigrationTarget,
+  migrations: readonly Migration<O>[],
+  options: O,
+  onProgress?: MigrationProgress,
+): Promise<number[]> {
+  assertOrdered(migrations)
+  const applied = await target.appliedVersions()
+  const pending = migrations.filter((m) => !applied.has(m.version))
+  for (const [index, m] of pending.entries()) {
+    onProgress?.({ version: m.version, name: m.name, index: index + 1, total: pending.length })
+    await target.apply(m, m.statements(options))
+  }
+  return pending.map((m) => m.version)
+}
+
+function assertOrdered(migrations: readonly Migration<unknown>[]): void {
+  for (let i = 1; i < migrations.length; i++) {
+    if (migrations[i]!.version <= migrations[i - 1]!.version) {
+      throw new Error(`migrations must have strictly increasing versions (got ${migrations[i - 1]!.version} then ${migrations[i]!.version})`)
+    }
+  }
+}

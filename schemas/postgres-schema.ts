@@ -1,0 +1,65 @@
+/**
+ * PostgreSQL DDL: `audit_log`, the append-only audit trail. Monthly range
+ * partitions on occurred_at keep indexes small and let retention detach a
+ * month instead of deleting rows.
+ */
+import type { Migration } from './migrations.ts'
+
+export const MIGRATIONS_TABLE = 'actline_migrations'
+
+export const postgresMigrations: readonly Migration<Record<string, never>>[] = [
+  {
+    version: 1,
+    name: 'create audit_log',
+    statements: () => [
+      `CREATE TABLE IF NOT EXISTS audit_log (
+  id             uuid        NOT NULL,
+  occurred_at    timestamptz NOT NULL,
+  received_at    timestamptz NOT NULL,
+  source         text        NOT NULL,
+  action         text        NOT NULL,
+  category       text        NOT NULL,
+  severity       text        NOT NULL,
+  status         text        NOT NULL,
+  entity_type    text,
+  entity_id      text,
+  actor_id       text,
+  tenant_id      text,
+  service        text,
+  trace_id       text,
+  span_id        text,
+  correlation_id text,
+  duration_ms    double precision,
+  details        jsonb,
+  ip             inet,
+  user_agent     text,
+  attributes     jsonb       NOT NULL DEFAULT '{}'::jsonb,
+  -- The partition key must be part of every unique constraint on a
+  -- partitioned table; id alone is unique in practice (UUIDv7).
+  PRIMARY KEY (id, occurred_at)
+) PARTITION BY RANGE (occurred_at)`,
+      // The three questions an auditor asks: who did it, what happened to
+      // this thing, what happened in this window.
+      `CREATE INDEX IF NOT EXISTS audit_log_actor_idx ON audit_log (actor_id, occurred_at DESC)`,
+      `CREATE INDEX IF NOT EXISTS audit_log_entity_idx ON audit_log (entity_type, entity_id, occurred_at DESC)`,
+      `CREATE INDEX IF NOT EXISTS audit_log_time_idx ON audit_log (occurred_at DESC)`,
+    ],
+  },
+]
+
+/** First instant of the month holding `ms`, in UTC. */
+export function monthStart(ms: number): Date {
+  const d = new Date(ms)
+  return new Date(Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), 1))
+}
+
+/** DDL for the monthly partition holding `ms`; idempotent. */
+export function partitionDdl(ms: number): { name: string; sql: string } {
+  const from = monthStart(ms)
+  const to = new Date(Date.UTC(from.getUTCFullYear(), from.getUTCMonth() + 1, 1))
+  const name = `audit_log_y${from.getUTCFullYear()}m${String(from.getUTCMonth() + 1).padStart(2, '0')}`
+  return {
+    name,
+    sql: `CREATE TABLE IF NOT EXISTS ${name} PARTITION OF audit_log FOR VALUES FROM ('${from.toISOString()}') TO ('${to.toISOString()}')`,
+  }
+}

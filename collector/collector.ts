@@ -17,6 +17,8 @@ import { withRetry } from './retrying-exporter.ts'
 export interface Collector {
   readonly app: FastifyInstance
   readonly logger: FastifyBaseLogger
+  /** The stores' exporters, for components that read them (the query API, tests). */
+  readonly exporters: readonly Exporter[]
   /** Start stores, then listen. Resolves with the bound address. */
   start(): Promise<{ host: string; port: number; url: string }>
   /** Graceful and idempotent; bounded by server.shutdown_timeout_ms. */
@@ -82,6 +84,7 @@ export async function createCollector(config: Config, options: { logger?: Fastif
   return {
     app,
     logger,
+    exporters,
     pending: pendingByExporter,
 
     async start() {

@@ -149,32 +149,43 @@ export function createPostgresExporter(config: PostgresExporterConfig & { path: 
 function postgresTarget(pool: pg.Pool): MigrationTarget {
   return {
     async appliedVersions() {
-      await pool.query(
-        `CREATE TABLE IF NOT EXISTS ${MIGRATIONS_TABLE} (version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`,
-      )
-      const { rows } = await pool.query<{ version: number }>(`SELECT version FROM ${MIGRATIONS_TABLE}`)
-      return new Set(rows.map((r) => r.version))
+      // Under the lock too: two concurrent CREATE TABLE IF NOT EXISTS can
+      // still collide on the catalog's unique index.
+      return withMigrationLock(pool, async (client) => {
+        await client.query(
+          `CREATE TABLE IF NOT EXISTS ${MIGRATIONS_TABLE} (version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`,
+        )
+        const { rows } = await client.query<{ version: number }>(`SELECT version FROM ${MIGRATIONS_TABLE}`)
+        return new Set(rows.map((r) => r.version))
+      })
     },
     async apply(m, statements) {
-      const client = await pool.connect()
-      try {
-        await client.query('BEGIN')
-        // Two collectors starting together: the second waits, then sees the
-        // version recorded and skips it.
-        await client.query(`SELECT pg_advisory_xact_lock(hashtext('${MIGRATIONS_TABLE}'))`)
+      // A second collector starting at the same time waits here, then sees
+      // the version recorded and skips it.
+      await withMigrationLock(pool, async (client) => {
         const done = await client.query(`SELECT 1 FROM ${MIGRATIONS_TABLE} WHERE version = $1`, [m.version])
-        if (done.rowCount === 0) {
-          for (const sql of statements) await client.query(sql)
-          await client.query(`INSERT INTO ${MIGRATIONS_TABLE} (version, name) VALUES ($1, $2)`, [m.version, m.name])
-        }
-        await client.query('COMMIT')
-      } catch (err) {
-        await client.query('ROLLBACK').catch(() => {})
-        throw err
-      } finally {
-        client.release()
-      }
+        if (done.rowCount !== 0) return
+        for (const sql of statements) await client.query(sql)
+        await client.query(`INSERT INTO ${MIGRATIONS_TABLE} (version, name) VALUES ($1, $2)`, [m.version, m.name])
+      })
     },
+  }
+}
+
+/** Run fn in a transaction holding the migrations advisory lock. */
+async function withMigrationLock<T>(pool: pg.Pool, fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+  const client = await pool.connect()
+  try {
+    await client.query('BEGIN')
+    await client.query(`SELECT pg_advisory_xact_lock(hashtext('${MIGRATIONS_TABLE}'))`)
+    const result = await fn(client)
+    await client.query('COMMIT')
+    return result
+  } catch (err) {
+    await client.query('ROLLBACK').catch(() => {})
+    throw err
+  } finally {
+    client.release()
   }
 }
 

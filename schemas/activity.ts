@@ -96,7 +96,7 @@ const timestamp = z
 /** What a client may send. Only `action` and `source` are required. */
 export const ActivityInput = z.object({
   id: z.uuid().optional().describe('Idempotency key; UUIDv7 preferred. Assigned by the collector when missing.'),
-  timestamp: timestamp.optional().describe('When it happened: RFC 3339 with offset, or epoch milliseconds. Defaults to receipt time.'),
+  timestamp: timestamp.optional().describe('When it happened: RFC 3339 with offset, or epoch milliseconds. Defaults to the time inside a UUIDv7 id, else receipt time.'),
   source: z.enum(SOURCES),
   action: z
     .string()
@@ -201,11 +201,23 @@ export function parseActivity(input: unknown, receivedAt: number = Date.now()): 
     activity: {
       ...v,
       id: v.id ?? uuidv7(),
-      timestamp: v.timestamp ?? receivedAt,
+      timestamp: v.timestamp ?? (v.id && uuidv7Time(v.id)) ?? receivedAt,
       received_at: receivedAt,
       attributes,
     },
   }
+}
+
+/**
+ * The millisecond clock inside a UUIDv7, if it is one and the time is sane.
+ * An event re-sent without a timestamp must get the same timestamp again:
+ * the audit trail's key is (id, occurred_at), so a fresh receipt time would
+ * turn a retry into a second row.
+ */
+export function uuidv7Time(id: string): number | undefined {
+  if (id[14] !== '7') return undefined
+  const ms = parseInt(id.slice(0, 8) + id.slice(9, 13), 16)
+  return ms >= LIMITS.earliest && ms <= Date.now() + LIMITS.futureSkewMs ? ms : undefined
 }
 
 function stringify(v: unknown): string {

@@ -1,0 +1,3 @@
+import { ingestSuite } from './ingest-suite.ts'
+
+ingestSuite('embedded')

@@ -9,7 +9,7 @@ import { z } from 'zod'
 import type { ClickHouseClient } from '@clickhouse/client'
 import type { Activity } from '../schemas/activity.ts'
 import type { Exporter, ExportResult, Logger } from '../schemas/component.ts'
-import { clickhouseMigrations, MIGRATIONS_TABLE, ttlClause } from '../schemas/clickhouse-schema.ts'
+import { clickhouseMigrations, MIGRATIONS_TABLE, ttlClause, type ClickHouseSchemaOptions } from '../schemas/clickhouse-schema.ts'
 import { migrate, type MigrationTarget } from '../schemas/migrations.ts'
 import { classifyError } from './classify-error.ts'
 import { redactUrl } from './redact.ts'
@@ -78,17 +78,18 @@ export function createClickHouseExporter(config: ClickHouseExporterConfig & { pa
         await bootstrap.close()
       }
       client = await open(config.database)
-      const applied = await migrate(clickhouseTarget(client), clickhouseMigrations, { ttlDays: config.ttl_days }, (p) =>
+      const options = { database: config.database, ttlDays: config.ttl_days }
+      const applied = await migrate(clickhouseTarget(client, config.database), clickhouseMigrations, options, (p) =>
         logger.info(p, `clickhouse: applying migration ${p.index}/${p.total}: ${p.name}`),
       )
-      if (applied.length === 0) await reconcileTtl(client, config.ttl_days, logger)
+      if (applied.length === 0) await reconcileTtl(client, options, logger)
     },
 
     async export(batch) {
       if (!client) return { status: 'retryable', error: new Error('clickhouse exporter is not started') }
       try {
         await client.insert({
-          table: 'activities',
+          table: `${config.database}.activities`,
           values: batch.map(toRow),
           format: 'JSONEachRow',
           // A retried batch carries the same token, so ClickHouse drops the
@@ -120,33 +121,38 @@ export function createClickHouseExporter(config: ClickHouseExporterConfig & { pa
   }
 }
 
-function clickhouseTarget(client: ClickHouseClient): MigrationTarget {
+function clickhouseTarget(client: ClickHouseClient, database: string): MigrationTarget {
+  const table = `${database}.${MIGRATIONS_TABLE}`
   return {
     async appliedVersions() {
       await client.command({
-        query: `CREATE TABLE IF NOT EXISTS ${MIGRATIONS_TABLE} (version UInt32, name String, applied_at DateTime64(3, 'UTC') DEFAULT now64(3)) ENGINE = MergeTree ORDER BY version`,
+        query: `CREATE TABLE IF NOT EXISTS ${table} (version UInt32, name String, applied_at DateTime64(3, 'UTC') DEFAULT now64(3)) ENGINE = MergeTree ORDER BY version`,
       })
-      const rows = await (await client.query({ query: `SELECT version FROM ${MIGRATIONS_TABLE}`, format: 'JSONEachRow' })).json<{ version: number }>()
+      const rows = await (await client.query({ query: `SELECT version FROM ${table}`, format: 'JSONEachRow' })).json<{ version: number }>()
       return new Set(rows.map((r) => Number(r.version)))
     },
     async apply(m, statements) {
       for (const query of statements) await client.command({ query })
-      await client.insert({ table: MIGRATIONS_TABLE, values: [{ version: m.version, name: m.name }], format: 'JSONEachRow' })
+      await client.insert({ table, values: [{ version: m.version, name: m.name }], format: 'JSONEachRow' })
     },
   }
 }
 
 /** Bring the table's TTL in line with config without rewriting existing parts. */
-async function reconcileTtl(client: ClickHouseClient, ttlDays: number, logger: Logger): Promise<void> {
+async function reconcileTtl(client: ClickHouseClient, { database, ttlDays }: ClickHouseSchemaOptions, logger: Logger): Promise<void> {
   const [row] = await (
-    await client.query({ query: `SELECT create_table_query AS q FROM system.tables WHERE database = currentDatabase() AND name = 'activities'`, format: 'JSONEachRow' })
+    await client.query({
+      query: `SELECT create_table_query AS q FROM system.tables WHERE database = {database:String} AND name = 'activities'`,
+      query_params: { database },
+      format: 'JSONEachRow',
+    })
   ).json<{ q: string }>()
   const current = /\bTTL (.+?) SETTINGS/.exec(row?.q ?? '')?.[1]?.trim()
   const wanted = ttlClause(ttlDays)
   if ((current ?? '') === wanted) return
   logger.info({ from: current ?? 'none', to: wanted || 'none' }, 'clickhouse: changing activities TTL')
   await client.command({
-    query: wanted ? `ALTER TABLE activities MODIFY TTL ${wanted}` : `ALTER TABLE activities REMOVE TTL`,
+    query: wanted ? `ALTER TABLE ${database}.activities MODIFY TTL ${wanted}` : `ALTER TABLE ${database}.activities REMOVE TTL`,
     // Old parts are cleaned by merges over time instead of one big rewrite now.
     clickhouse_settings: { materialize_ttl_after_modify: 0 },
   })

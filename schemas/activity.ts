@@ -201,7 +201,7 @@ export function parseActivity(input: unknown, receivedAt: number = Date.now()): 
     activity: {
       ...v,
       id: v.id ?? uuidv7(),
-      timestamp: v.timestamp ?? (v.id && uuidv7Time(v.id)) ?? receivedAt,
+      timestamp: v.timestamp ?? (v.id ? uuidv7Time(v.id) : undefined) ?? receivedAt,
       received_at: receivedAt,
       attributes,
     },

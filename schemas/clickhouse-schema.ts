@@ -5,6 +5,11 @@
 import type { Migration } from './migrations.ts'
 
 export interface ClickHouseSchemaOptions {
+  /**
+   * Every name is qualified with it: the embedded engine ignores a client's
+   * default database, so unqualified DDL would land in `default` there.
+   */
+  database: string
   /** Days to keep raw rows; 0 keeps them forever. */
   ttlDays: number
 }
@@ -20,8 +25,8 @@ export const clickhouseMigrations: readonly Migration<ClickHouseSchemaOptions>[]
   {
     version: 1,
     name: 'create activities',
-    statements: ({ ttlDays }) => [
-      `CREATE TABLE IF NOT EXISTS activities
+    statements: ({ database, ttlDays }) => [
+      `CREATE TABLE IF NOT EXISTS ${database}.activities
 (
     id             UUID,
     timestamp      DateTime64(3, 'UTC') CODEC(Delta, ZSTD(1)),

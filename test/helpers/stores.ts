@@ -89,7 +89,7 @@ export function storesOf(collector: Collector) {
 
 export async function chRows<T = Record<string, unknown>>(client: ClickHouseClient, ids: string[]): Promise<T[]> {
   const rs = await client.query({
-    query: 'SELECT * FROM activities WHERE id IN {ids:Array(UUID)} ORDER BY timestamp, id',
+    query: 'SELECT * FROM actline.activities WHERE id IN {ids:Array(UUID)} ORDER BY timestamp, id',
     query_params: { ids },
     format: 'JSONEachRow',
   })
@@ -112,7 +112,7 @@ export async function eventually(what: string, check: () => Promise<boolean>, ti
 }
 
 export async function post(url: string, body: string | Buffer, headers: Record<string, string> = { 'content-type': 'application/json' }) {
-  const res = await fetch(`${url}/v1/activities`, { method: 'POST', headers, body })
+  const res = await fetch(`${url}/v1/activities`, { method: 'POST', headers, body: body as BodyInit })
   const text = await res.text()
   let json: any
   try {

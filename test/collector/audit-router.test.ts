@@ -1,0 +1,51 @@
+import { describe, expect, it } from 'vitest'
+import { parseActivity, type Activity } from '../../schemas/activity.ts'
+import type { Consumer } from '../../schemas/component.ts'
+import { AuditRouteConfig, auditPredicate, createRouter } from '../../collector/audit-router.ts'
+
+function act(fields: Record<string, unknown>): Activity {
+  const r = parseActivity({ action: 'x.y', source: 'system', ...fields })
+  if (!r.ok) throw new Error(JSON.stringify(r.issues))
+  return r.activity
+}
+
+function queue(capacity: number): Consumer & { got: Activity[] } {
+  const got: Activity[] = []
+  return { got, capacity: () => capacity - got.length, consume: (a) => (got.push(...a), true) }
+}
+
+describe('audit route', () => {
+  const audited = auditPredicate(AuditRouteConfig.parse({}))
+
+  it('by default audits user actions, notice and worse, and security-sensitive categories', () => {
+    expect(audited(act({ source: 'user' }))).toBe(true)
+    expect(audited(act({ severity: 'notice' }))).toBe(true)
+    expect(audited(act({ severity: 'critical' }))).toBe(true)
+    expect(audited(act({ category: 'authorization' }))).toBe(true)
+    expect(audited(act({ category: 'compliance' }))).toBe(true)
+  })
+
+  it('by default skips routine system, integration and database info events', () => {
+    expect(audited(act({ source: 'system' }))).toBe(false)
+    expect(audited(act({ source: 'integration', category: 'api' }))).toBe(false)
+    expect(audited(act({ source: 'database', severity: 'info' }))).toBe(false)
+  })
+
+  it('matches configured action prefixes, and can audit everything', () => {
+    const billing = auditPredicate(AuditRouteConfig.parse({ sources: [], min_severity: 'none', categories: [], action_prefixes: ['billing.'] }))
+    expect(billing(act({ action: 'billing.refund', severity: 'critical' }))).toBe(true)
+    expect(billing(act({ action: 'user.login', severity: 'critical' }))).toBe(false)
+    expect(auditPredicate(AuditRouteConfig.parse({ all: true }))(act({}))).toBe(true)
+  })
+
+  it('queues nothing anywhere when one route lacks room', () => {
+    const all = queue(10)
+    const audit = queue(1)
+    const router = createRouter([{ consumer: all }, { consumer: audit, accepts: audited }])
+    expect(router.consume([act({ source: 'user' }), act({ source: 'user' })])).toBe(false)
+    expect(all.got).toHaveLength(0)
+    expect(router.consume([act({ source: 'user' }), act({})])).toBe(true)
+    expect(all.got).toHaveLength(2)
+    expect(audit.got).toHaveLength(1)
+  })
+})

@@ -1,0 +1,72 @@
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
+import type { Exporter, ExportResult } from '../../schemas/component.ts'
+import { backoffDelay, RetryConfig, withRetry } from '../../collector/retrying-exporter.ts'
+import { createLogger } from '../../collector/collector.ts'
+
+const logger = createLogger('silent')
+const config = RetryConfig.parse({ initial_interval_ms: 100, max_interval_ms: 1_000, multiplier: 2 })
+
+function scripted(results: ExportResult[]) {
+  let calls = 0
+  const exporter: Exporter & { calls(): number } = {
+    name: 'scripted',
+    calls: () => calls,
+    async start() {},
+    async shutdown() {},
+    async ping() { return { ok: true } },
+    async export() {
+      calls++
+      return results.shift() ?? { status: 'success' }
+    },
+  }
+  return exporter
+}
+
+const retryable = (retryAfterMs?: number): ExportResult => ({ status: 'retryable', error: new Error('ECONNREFUSED'), ...(retryAfterMs && { retryAfterMs }) })
+
+describe('retrying exporter', () => {
+  beforeEach(() => vi.useFakeTimers())
+  afterEach(() => vi.useRealTimers())
+
+  it('draws full-jitter delays under a ceiling that doubles up to max_interval_ms', () => {
+    expect(backoffDelay(config, 0, () => 0.999)).toBe(99)
+    expect(backoffDelay(config, 3, () => 0.999)).toBe(799)
+    expect(backoffDelay(config, 10, () => 0.999)).toBe(999)
+    expect(backoffDelay(config, 10, () => 0)).toBe(0)
+  })
+
+  it('retries retryable failures until success', async () => {
+    const inner = scripted([retryable(), retryable(), { status: 'success' }])
+    const result = withRetry(inner, config, logger).export([])
+    await vi.advanceTimersByTimeAsync(5_000)
+    expect(await result).toEqual({ status: 'success' })
+    expect(inner.calls()).toBe(3)
+  })
+
+  it('does not retry a permanent failure', async () => {
+    const inner = scripted([{ status: 'permanent', error: new Error('CANNOT_PARSE') }])
+    expect((await withRetry(inner, config, logger).export([])).status).toBe('permanent')
+    expect(inner.calls()).toBe(1)
+  })
+
+  it('honours a store-supplied retry delay', async () => {
+    const inner = scripted([retryable(3_000)])
+    const result = withRetry(inner, config, logger).export([])
+    await vi.advanceTimersByTimeAsync(2_999)
+    expect(inner.calls()).toBe(1)
+    await vi.advanceTimersByTimeAsync(1)
+    await result
+    expect(inner.calls()).toBe(2)
+  })
+
+  it('stops waiting when aborted and returns the last failure', async () => {
+    const inner = scripted(Array.from({ length: 100 }, () => retryable(60_000)))
+    const r = withRetry(inner, config, logger)
+    const result = r.export([])
+    await vi.advanceTimersByTimeAsync(10)
+    r.abort()
+    await vi.advanceTimersByTimeAsync(0)
+    expect((await result).status).toBe('retryable')
+    expect(inner.calls()).toBe(2)
+  })
+})

@@ -1,0 +1,79 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { parseActivity, type Activity } from '../../schemas/activity.ts'
+import { createPostgresExporter, PostgresExporterConfig } from '../../exporters/postgres-exporter.ts'
+import { createLogger } from '../../collector/collector.ts'
+import { createScratchDatabase, PG_URL, tempDir } from '../helpers/stores.ts'
+
+const logger = createLogger('silent')
+
+function at(timestamp: number): Activity {
+  const r = parseActivity({ action: 'audit.item', source: 'user', timestamp })
+  if (!r.ok) throw new Error('bad fixture')
+  return r.activity
+}
+
+const targets = ['embedded', ...(PG_URL ? ['server'] : [])] as const
+
+describe.each(targets)('postgres exporter (%s)', (target) => {
+  const dir = tempDir()
+  let scratch: Awaited<ReturnType<typeof createScratchDatabase>> | undefined
+  let config: PostgresExporterConfig & { path: string }
+  let exporter: ReturnType<typeof createPostgresExporter>
+
+  beforeAll(async () => {
+    scratch = target === 'server' ? await createScratchDatabase() : undefined
+    config = { ...PostgresExporterConfig.parse({ partitions_ahead_months: 2 }), path: dir.path, ...(scratch && { url: scratch.url }) }
+    exporter = createPostgresExporter(config, logger)
+    await exporter.start()
+  })
+  afterAll(async () => {
+    await exporter?.shutdown()
+    await scratch?.drop()
+    dir.remove()
+  })
+
+  const partitions = async () =>
+    (await exporter.pool().query<{ name: string }>(
+      `SELECT c.relname AS name FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = 'audit_log'::regclass ORDER BY 1`,
+    )).rows.map((r) => r.name)
+
+  it('creates monthly partitions from last month to partitions_ahead_months ahead at start', async () => {
+    const now = new Date()
+    const name = (offset: number) => {
+      const d = new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth() + offset, 1))
+      return `audit_log_y${d.getUTCFullYear()}m${String(d.getUTCMonth() + 1).padStart(2, '0')}`
+    }
+    expect(await partitions()).toEqual(expect.arrayContaining([name(-1), name(0), name(1), name(2)]))
+  })
+
+  it('creates the partition for an old month on demand and stores the row there', async () => {
+    const old = at(Date.UTC(2021, 5, 15))
+    expect(await exporter.export([old])).toEqual({ status: 'success' })
+    expect(await partitions()).toContain('audit_log_y2021m06')
+    const { rows } = await exporter.pool().query(`SELECT id FROM audit_log_y2021m06 WHERE id = $1`, [old.id])
+    expect(rows).toHaveLength(1)
+  })
+
+  it('stores a batch exported twice (a retry) only once', async () => {
+    const batch = Array.from({ length: 300 }, () => at(Date.now()))
+    expect((await exporter.export(batch)).status).toBe('success')
+    expect((await exporter.export(batch)).status).toBe('success')
+    const { rows } = await exporter.pool().query(`SELECT count(*)::int AS n FROM audit_log WHERE id = ANY($1::uuid[])`, [batch.map((a) => a.id)])
+    expect(rows[0].n).toBe(300)
+  })
+
+  it('records each migration once however often it starts', async () => {
+    if (target === 'embedded') {
+      // PGlite allows one process on its directory: restart rather than open twice.
+      await exporter.shutdown()
+      exporter = createPostgresExporter(config, logger)
+      await exporter.start()
+    } else {
+      const again = createPostgresExporter(config, logger)
+      await again.start()
+      await again.shutdown()
+    }
+    const { rows } = await exporter.pool().query(`SELECT version, count(*)::int AS n FROM actline_migrations GROUP BY version`)
+    expect(rows).toEqual([{ version: 1, n: 1 }])
+  })
+})

@@ -55,12 +55,25 @@ const replySchema = {
   },
 } as const
 
+/** Counters for self-telemetry. */
+export interface ReceiverStats {
+  accepted: number
+  rejected: number
+  /** Activities in requests refused whole because a queue was full. */
+  refused: number
+}
+
+export function createReceiverStats(): ReceiverStats {
+  return { accepted: 0, rejected: 0, refused: 0 }
+}
+
 export interface ActivityReceiverOptions {
   config: ActivityReceiverConfig
   consumer: Consumer
+  stats: ReceiverStats
 }
 
-export const activityReceiver: FastifyPluginAsync<ActivityReceiverOptions> = async (app, { config, consumer }) => {
+export const activityReceiver: FastifyPluginAsync<ActivityReceiverOptions> = async (app, { config, consumer, stats }) => {
   app.removeAllContentTypeParsers()
   app.addContentTypeParser('application/json', { parseAs: 'string', bodyLimit: config.max_body_bytes }, (_req, text, done) => {
     try {
@@ -121,10 +134,12 @@ export const activityReceiver: FastifyPluginAsync<ActivityReceiverOptions> = asy
         const issues = result ? result.issues : [{ path: '', message: unparsed! }]
         for (const issue of issues) if (errors.length < config.max_reported_errors) errors.push({ index, ...issue })
       }
+      stats.rejected += rejected
       if (accepted.length === 0) {
         throw new ActlineError('ACT_ERR_VALIDATION', `all ${rejected} activities were rejected`, { accepted: 0, rejected, errors })
       }
       if (!consumer.consume(accepted)) {
+        stats.refused += accepted.length
         throw new ActlineError(
           'ACT_ERR_BACKPRESSURE',
           'the collector is at capacity; retry after the indicated delay',
@@ -132,6 +147,7 @@ export const activityReceiver: FastifyPluginAsync<ActivityReceiverOptions> = asy
           { 'retry-after': '1' },
         )
       }
+      stats.accepted += accepted.length
       reply.code(200)
       return {
         accepted: accepted.length,

@@ -4,15 +4,19 @@
  */
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify'
 import type { Consumer, Exporter } from '../schemas/component.ts'
-import { activityReceiver, type ActivityReceiverConfig } from './activity-receiver.ts'
+import { activityReceiver, type ActivityReceiverConfig, type ReceiverStats } from './activity-receiver.ts'
+import type { BatchProcessor } from './batch-processor.ts'
 import { installErrorHandler } from './errors.ts'
 import { health } from './health.ts'
+import { selfTelemetry } from './self-telemetry.ts'
 
 export interface AppOptions {
   logger: FastifyBaseLogger
   receiver: ActivityReceiverConfig
   consumer: Consumer
   exporters: readonly Exporter[]
+  queues: ReadonlyMap<string, BatchProcessor>
+  receiverStats: ReceiverStats
   isAccepting(): boolean
 }
 
@@ -29,6 +33,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   })
   installErrorHandler(app)
   await app.register(health, { exporters: options.exporters, isAccepting: options.isAccepting })
-  await app.register(activityReceiver, { config: options.receiver, consumer: options.consumer })
+  await app.register(selfTelemetry, { receiver: options.receiverStats, queues: options.queues })
+  await app.register(activityReceiver, { config: options.receiver, consumer: options.consumer, stats: options.receiverStats })
   return app
 }

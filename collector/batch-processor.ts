@@ -35,9 +35,22 @@ export const BatchProcessorConfig = z
 
 export type BatchProcessorConfig = z.output<typeof BatchProcessorConfig>
 
+export interface BatchStats {
+  /** Rows the store acknowledged. */
+  exported: number
+  /** Rows the store rejected for good. */
+  rejected: number
+  /** Rows given up on at shutdown. */
+  dropped: number
+  /** Export calls and their summed duration, for the mean export latency. */
+  exports: number
+  export_seconds: number
+}
+
 export interface BatchProcessor extends Processor {
   /** Rows waiting or in flight. */
   readonly pending: number
+  readonly stats: Readonly<BatchStats>
   /** Stop accepting, export what is held; resolves when empty or when `deadline` passes. */
   shutdown(deadline?: number): Promise<void>
 }
@@ -51,6 +64,7 @@ export function createBatchProcessor(config: BatchProcessorConfig, exporter: Exp
   let due = false
   let running: Promise<void> | undefined
   let stopping = false
+  const stats: BatchStats = { exported: 0, rejected: 0, dropped: 0, exports: 0, export_seconds: 0 }
 
   function take(max: number): Activity[] {
     const batch: Activity[] = []
@@ -78,11 +92,17 @@ export function createBatchProcessor(config: BatchProcessorConfig, exporter: Exp
       due = false
       const batch = take(config.send_batch_size)
       inFlight = batch.length
+      const started = performance.now()
       const result = await exporter.export(batch)
+      stats.exports++
+      stats.export_seconds += (performance.now() - started) / 1000
       inFlight = 0
-      if (result.status === 'permanent') {
+      if (result.status === 'success') stats.exported += batch.length
+      else if (result.status === 'permanent') {
+        stats.rejected += batch.length
         logger.error({ exporter: exporter.name, rows: batch.length, err: result.error.message }, `${exporter.name}: batch rejected for good`)
-      } else if (result.status === 'retryable') {
+      } else {
+        stats.dropped += batch.length
         logger.error({ exporter: exporter.name, rows: batch.length, err: result.error.message }, `${exporter.name}: batch not exported before shutdown`)
       }
     }
@@ -110,6 +130,8 @@ export function createBatchProcessor(config: BatchProcessorConfig, exporter: Exp
     get pending() {
       return queued + inFlight
     },
+
+    stats,
 
     capacity() {
       return stopping ? 0 : config.queue_size - queued - inFlight
@@ -140,7 +162,10 @@ export function createBatchProcessor(config: BatchProcessorConfig, exporter: Exp
       } else {
         await running
       }
-      if (queued > 0) logger.error({ exporter: exporter.name, rows: queued }, `${exporter.name}: rows dropped at shutdown`)
+      if (queued > 0) {
+        stats.dropped += queued
+        logger.error({ exporter: exporter.name, rows: queued }, `${exporter.name}: rows dropped at shutdown`)
+      }
     },
   }
 }

@@ -8,6 +8,7 @@ import { pino } from 'pino'
 import type { Exporter } from '../schemas/component.ts'
 import { createClickHouseExporter } from '../exporters/clickhouse-exporter.ts'
 import { createPostgresExporter } from '../exporters/postgres-exporter.ts'
+import { createReceiverStats } from './activity-receiver.ts'
 import { buildApp } from './app.ts'
 import { auditPredicate, createRouter, type Route } from './audit-router.ts'
 import { createBatchProcessor, type BatchProcessor } from './batch-processor.ts'
@@ -43,13 +44,14 @@ export async function createCollector(config: Config, options: { logger?: Fastif
   const logger = options.logger ?? createLogger(config.server.log_level)
   const exporters: Exporter[] = []
   const routes: Route[] = []
-  const processors: BatchProcessor[] = []
+  /** Exporter name -> the batch queue in front of it. */
+  const queues = new Map<string, BatchProcessor>()
 
   const add = (exporter: Exporter, accepts?: Route['accepts']) => {
     const retrying = withRetry(exporter, config.pipeline.retry, logger)
     const processor = createBatchProcessor(config.pipeline.batch, retrying, logger)
     exporters.push(exporter)
-    processors.push(processor)
+    queues.set(exporter.name, processor)
     routes.push({ consumer: processor, ...(accepts && { accepts }) })
   }
   if (config.exporters.clickhouse.enabled) add(createClickHouseExporter(config.exporters.clickhouse, logger))
@@ -61,6 +63,8 @@ export async function createCollector(config: Config, options: { logger?: Fastif
     receiver: config.receivers.activity,
     consumer: createRouter(routes),
     exporters,
+    queues,
+    receiverStats: createReceiverStats(),
     isAccepting: () => accepting,
   })
 
@@ -72,13 +76,13 @@ export async function createCollector(config: Config, options: { logger?: Fastif
     logger.info({ pending: pendingByExporter() }, 'shutting down: no new requests, flushing queues')
     // Requests already inside finish (and enqueue) before the queues drain.
     await app.close()
-    await Promise.all(processors.map((p) => p.shutdown(deadline)))
+    await Promise.all([...queues.values()].map((q) => q.shutdown(deadline)))
     await Promise.allSettled(exporters.map((e) => e.shutdown()))
     logger.info('shutdown complete')
   }
 
   function pendingByExporter(): Record<string, number> {
-    return Object.fromEntries(exporters.map((e, i) => [e.name, processors[i]!.pending]))
+    return Object.fromEntries([...queues].map(([name, q]) => [name, q.pending]))
   }
 
   return {
@@ -90,7 +94,7 @@ export async function createCollector(config: Config, options: { logger?: Fastif
     async start() {
       try {
         await Promise.all(exporters.map((e) => e.start()))
-        await Promise.all(processors.map((p) => p.start()))
+        await Promise.all([...queues.values()].map((q) => q.start()))
         await app.listen({ host: config.server.host, port: config.server.port })
       } catch (err) {
         await Promise.allSettled(exporters.map((e) => e.shutdown()))

@@ -13,6 +13,7 @@ import { clickhouseMigrations, MIGRATIONS_TABLE, ttlClause, type ClickHouseSchem
 import { migrate, type MigrationTarget } from '../schemas/migrations.ts'
 import { classifyError } from './classify-error.ts'
 import { redactUrl } from './redact.ts'
+import { clickhouseTime } from './time-format.ts'
 
 export const ClickHouseExporterConfig = z
   .object({
@@ -164,16 +165,11 @@ function dedupToken(batch: readonly Activity[]): string {
   return h.digest('hex')
 }
 
-/** ClickHouse's text format for DateTime64(3) without needing best_effort parsing. */
-function chTime(ms: number): string {
-  return new Date(ms).toISOString().slice(0, 23).replace('T', ' ')
-}
-
 function toRow(a: Activity) {
   return {
     id: a.id,
-    timestamp: chTime(a.timestamp),
-    received_at: chTime(a.received_at),
+    timestamp: clickhouseTime(a.timestamp),
+    received_at: clickhouseTime(a.received_at),
     source: a.source,
     action: a.action,
     category: a.category,

@@ -2,7 +2,8 @@
  * Starts the embedded PostgreSQL (PGlite on a worker thread, see
  * pglite-worker.ts) and tells the exporter where to connect.
  */
-import { mkdirSync } from 'node:fs'
+import { existsSync, mkdirSync } from 'node:fs'
+import { join } from 'node:path'
 import { Worker } from 'node:worker_threads'
 
 export interface EmbeddedPostgres {
@@ -21,29 +22,29 @@ function spawn(url: URL, workerData: unknown): Worker {
   return new Worker(bootstrap, { eval: true, workerData })
 }
 
-export async function startEmbeddedPostgres(dataDir: string, startTimeoutMs = 120_000): Promise<EmbeddedPostgres> {
+export interface EmbeddedPostgresOptions {
+  /** PostgreSQL's shared_buffers, e.g. '32MB'. */
+  sharedBuffers: string
+  startTimeoutMs?: number
+}
+
+export async function startEmbeddedPostgres(dataDir: string, options: EmbeddedPostgresOptions): Promise<EmbeddedPostgres> {
   mkdirSync(dataDir, { recursive: true })
   const host = '127.0.0.1'
-  const ext = import.meta.url.endsWith('.ts') ? '.ts' : '.js'
-  const worker = spawn(new URL(`./pglite-worker${ext}`, import.meta.url), { dataDir, host })
-
-  const port = await new Promise<number>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`embedded postgres did not start within ${startTimeoutMs} ms (data dir ${dataDir})`)), startTimeoutMs)
-    worker.once('error', (err) => { clearTimeout(timer); reject(err) })
-    worker.once('exit', (code) => { clearTimeout(timer); reject(new Error(`embedded postgres worker exited with code ${code} before listening`)) })
-    worker.on('message', (msg: { type: string; port?: number; message?: string }) => {
-      if (msg.type === 'listening') { clearTimeout(timer); resolve(msg.port!) }
-      if (msg.type === 'error') { clearTimeout(timer); reject(new Error(`embedded postgres failed to start in ${dataDir}: ${msg.message}`)) }
-    })
-  }).catch(async (err) => {
-    await worker.terminate()
-    throw err
-  })
+  const timeoutMs = options.startTimeoutMs ?? 120_000
+  const data = { dataDir, host, sharedBuffers: options.sharedBuffers }
+  if (!existsSync(join(dataDir, 'PG_VERSION'))) {
+    const init = spawn(workerUrl(), { ...data, initOnly: true })
+    await waitFor(init, 'initialized', dataDir, timeoutMs)
+    await new Promise((resolve) => init.once('exit', resolve))
+  }
+  const worker = spawn(workerUrl(), { ...data, initOnly: false })
+  const { port } = await waitFor(worker, 'listening', dataDir, timeoutMs)
 
   let stopping: Promise<void> | undefined
   return {
     host,
-    port,
+    port: port!,
     stop() {
       stopping ??= new Promise<void>((resolve) => {
         const timer = setTimeout(() => void worker.terminate().then(() => resolve()), 15_000)
@@ -52,5 +53,31 @@ export async function startEmbeddedPostgres(dataDir: string, startTimeoutMs = 12
       })
       return stopping
     },
+  }
+}
+
+function workerUrl(): URL {
+  const ext = import.meta.url.endsWith('.ts') ? '.ts' : '.js'
+  return new URL(`./pglite-worker${ext}`, import.meta.url)
+}
+
+type WorkerMessage = { type: string; port?: number; message?: string }
+
+/** Resolve on the worker's `type` message; reject (and stop it) on error, early exit or timeout. */
+async function waitFor(worker: Worker, type: string, dataDir: string, timeoutMs: number): Promise<WorkerMessage> {
+  try {
+    return await new Promise<WorkerMessage>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`embedded postgres did not start within ${timeoutMs} ms (data dir ${dataDir})`)), timeoutMs)
+      const fail = (err: Error) => { clearTimeout(timer); reject(err) }
+      worker.once('error', fail)
+      worker.once('exit', (code) => fail(new Error(`embedded postgres worker exited with code ${code} before it was ${type}`)))
+      worker.on('message', (msg: WorkerMessage) => {
+        if (msg.type === type) { clearTimeout(timer); resolve(msg) }
+        if (msg.type === 'error') fail(new Error(`embedded postgres failed to start in ${dataDir}: ${msg.message}`))
+      })
+    })
+  } catch (err) {
+    await worker.terminate()
+    throw err
   }
 }

@@ -11,6 +11,7 @@ import { migrate, type MigrationTarget } from '../schemas/migrations.ts'
 import { classifyError } from './classify-error.ts'
 import { startEmbeddedPostgres, type EmbeddedPostgres } from './embedded-postgres.ts'
 import { redactUrl } from './redact.ts'
+import { isoTime } from './time-format.ts'
 
 export const PostgresExporterConfig = z
   .object({
@@ -20,6 +21,13 @@ export const PostgresExporterConfig = z
     url: z.url({ protocol: /^postgres(ql)?$/ }).optional(),
     /** Embedded PGlite's data directory. @default '<data_dir>/postgres' */
     path: z.string().min(1).optional(),
+    /**
+     * Embedded PGlite's shared_buffers. Small on purpose: the audit trail is
+     * append-mostly, and PostgreSQL's 128MB default would be a third of the
+     * collector's memory budget. Ignored with `url`.
+     * @default '32MB'
+     */
+    embedded_shared_buffers: z.string().regex(/^\d+(kB|MB|GB)$/, "a size such as '32MB'").default('32MB'),
     /** Connections to a server (the embedded engine always uses one). @default 4 */
     pool_size: z.number().int().min(1).max(100).default(4),
     /** Monthly partitions created ahead of time. @default 3 */
@@ -94,7 +102,7 @@ export function createPostgresExporter(config: PostgresExporterConfig & { path: 
         connection = { connectionString: config.url, max: config.pool_size }
       } else {
         logger.info({ target: `embedded:${config.path}` }, 'postgres: starting embedded PGlite')
-        embedded = await startEmbeddedPostgres(config.path)
+        embedded = await startEmbeddedPostgres(config.path, { sharedBuffers: config.embedded_shared_buffers })
         connection = { host: embedded.host, port: embedded.port, user: 'postgres', database: 'postgres', max: 1 }
       }
       pool = new pg.Pool({ ...connection, statement_timeout: config.statement_timeout_ms, connectionTimeoutMillis: 10_000 })
@@ -192,8 +200,8 @@ async function withMigrationLock<T>(pool: pg.Pool, fn: (client: pg.PoolClient) =
 function toRow(a: Activity) {
   return {
     id: a.id,
-    occurred_at: new Date(a.timestamp).toISOString(),
-    received_at: new Date(a.received_at).toISOString(),
+    occurred_at: isoTime(a.timestamp),
+    received_at: isoTime(a.received_at),
     source: a.source,
     action: a.action,
     category: a.category,

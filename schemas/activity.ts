@@ -82,10 +82,9 @@ export const LIMITS = {
 
 const shortText = z.string().max(LIMITS.shortText)
 
-const attributeValue = z
-  .union([z.string(), z.number(), z.boolean()])
-  .transform(String)
-  .pipe(z.string().max(LIMITS.attributeValue))
+// Numbers and booleans are stringified by parseActivity: a zod transform per
+// value costs more than the rest of the schema on attribute-heavy events.
+const attributeValue = z.union([z.string().max(LIMITS.attributeValue), z.number(), z.boolean()])
 
 const timestamp = z
   .union([z.iso.datetime({ offset: true }), z.number().int()])
@@ -181,31 +180,38 @@ export function parseActivity(input: unknown, receivedAt: number = Date.now()): 
       issues: parsed.error.issues.map((i) => ({ path: i.path.join('.'), message: i.message })),
     }
   }
-  const v = parsed.data
-  // zod returns a fresh object, so attributes may be extended in place.
-  const attributes = v.attributes ?? {}
-  for (const key of Object.keys(input)) {
-    if (!known.has(key) && !(key in attributes)) attributes[key] = stringify((input as Record<string, unknown>)[key])
+  // zod's output is a fresh object: completed in place into an Activity
+  // rather than copied, as this runs for every event.
+  const v = parsed.data as Omit<typeof parsed.data, 'attributes'> & Partial<Activity>
+  const attributes: Record<string, string> = {}
+  let count = 0
+  if (v.attributes) {
+    for (const key in v.attributes) {
+      attributes[key] = String(v.attributes[key])
+      count++
+    }
   }
-  if (Object.keys(attributes).length > LIMITS.attributes) {
+  for (const key in input) {
+    if (known.has(key) || key in attributes) continue
+    attributes[key] = stringify((input as Record<string, unknown>)[key])
+    count++
+  }
+  if (count > LIMITS.attributes) {
     return { ok: false, issues: [{ path: 'attributes', message: `at most ${LIMITS.attributes} attributes, unknown fields included` }] }
   }
-  if (v.details !== undefined) {
-    const size = typeof v.details === 'string' ? v.details.length : JSON.stringify(v.details).length
+  if (v.details !== undefined && typeof v.details !== 'string') {
+    const size = JSON.stringify(v.details).length
     if (size > LIMITS.details) {
       return { ok: false, issues: [{ path: 'details', message: `details is ${size} characters, at most ${LIMITS.details}` }] }
     }
+  } else if (v.details !== undefined && v.details.length > LIMITS.details) {
+    return { ok: false, issues: [{ path: 'details', message: `details is ${v.details.length} characters, at most ${LIMITS.details}` }] }
   }
-  return {
-    ok: true,
-    activity: {
-      ...v,
-      id: v.id ?? uuidv7(),
-      timestamp: v.timestamp ?? (v.id ? uuidv7Time(v.id) : undefined) ?? receivedAt,
-      received_at: receivedAt,
-      attributes,
-    },
-  }
+  v.timestamp ??= (v.id ? uuidv7Time(v.id) : undefined) ?? receivedAt
+  v.id ??= uuidv7()
+  v.received_at = receivedAt
+  v.attributes = attributes
+  return { ok: true, activity: v as Activity }
 }
 
 /**

@@ -1,0 +1,152 @@
+/**
+ * npm run bench:ingest — the collector as a real process with embedded
+ * stores, loaded by bench/load-generator.ts in another process.
+ *
+ * Phases, one run, same machine state:
+ *   1. target rate: 100 requests/s of 500 events (50,000 events/s), open
+ *      loop: request latency p50/p99 at the target load, then the time until
+ *      every accepted row is queryable in both stores.
+ *   2. saturation: closed loop, as fast as 8 connections go: the ceiling,
+ *      reported end to end (accepted events / time until all are stored).
+ * Then SIGTERM, and the stores are opened to check every row is there.
+ *
+ * Options (env): BENCH_SECONDS (per phase, default 20), BENCH_RATE
+ * (requests/s in phase 1, default 100), BENCH_CONCURRENCY (default 8).
+ */
+import { spawn } from 'node:child_process'
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { cpus, totalmem } from 'node:os'
+import { join } from 'node:path'
+import { createInterface } from 'node:readline'
+import { fileURLToPath } from 'node:url'
+import { openStores, tempDir, testConfig } from '../test/helpers/stores.ts'
+import type { LoadResult, Options } from './load-generator.ts'
+
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 20)
+const RATE = Number(process.env.BENCH_RATE ?? 100)
+const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 8)
+const BATCH = 500
+const root = fileURLToPath(new URL('..', import.meta.url))
+
+function log(msg: string) {
+  process.stderr.write(`${new Date().toISOString().slice(11, 19)} ${msg}\n`)
+}
+
+async function startCollector(configFile: string) {
+  const child = spawn(process.execPath, [join(root, 'bin/actline.js'), 'start', '--config', configFile], { stdio: ['ignore', 'pipe', 'inherit'] })
+  const url = await new Promise<string>((resolve, reject) => {
+    createInterface({ input: child.stdout! }).on('line', (line) => {
+      const m = /"url":"(http:[^"]+)"/.exec(line)
+      if (m) resolve(m[1]!)
+      else if (/"level":(40|50|60)/.test(line)) process.stderr.write(`  collector: ${line}\n`)
+    })
+    child.once('exit', (code) => reject(new Error(`collector exited with ${code} before listening`)))
+  })
+  // Peak RSS from the kernel's own high-water mark, plus our samples.
+  const status = () => readFileSync(`/proc/${child.pid}/status`, 'utf8')
+  const kb = (field: string) => Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(status())?.[1] ?? NaN) * 1024
+  return { child, url, peakRss: () => kb('VmHWM'), rss: () => kb('VmRSS') }
+}
+
+async function metrics(url: string) {
+  const text = await (await fetch(`${url}/metrics`)).text()
+  const get = (re: RegExp) => Number(re.exec(text)?.[1] ?? NaN)
+  return {
+    accepted: get(/actline_receiver_activities_total\{outcome="accepted"\} (\d+)/),
+    pending: get(/actline_exporter_queue_activities\{exporter="clickhouse"\} (\d+)/) + get(/actline_exporter_queue_activities\{exporter="postgres"\} (\d+)/),
+    chExported: get(/actline_exporter_activities_total\{exporter="clickhouse",outcome="exported"\} (\d+)/),
+    pgExported: get(/actline_exporter_activities_total\{exporter="postgres",outcome="exported"\} (\d+)/),
+  }
+}
+
+function runGenerator(options: Options): Promise<LoadResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', join(root, 'bench/load-generator.ts'), JSON.stringify(options)], { stdio: ['ignore', 'pipe', 'inherit'] })
+    let out = ''
+    child.stdout.on('data', (c) => (out += c))
+    child.once('exit', (code) => (code === 0 ? resolve(JSON.parse(out) as LoadResult) : reject(new Error(`load generator exited with ${code}`))))
+  })
+}
+
+/** Milliseconds from now until no row is queued or in flight, i.e. all are stored. */
+async function timeToStored(url: string): Promise<number> {
+  const t0 = performance.now()
+  while ((await metrics(url)).pending > 0) await new Promise((r) => setTimeout(r, 10))
+  return Math.round(performance.now() - t0)
+}
+
+async function main() {
+  const dir = tempDir('actline-bench-')
+  const configFile = join(dir.path, 'bench.yaml')
+  writeFileSync(configFile, `data_dir: ${dir.path}\nserver: { port: 0, log_level: info }\n`)
+  log(`machine: ${cpus().length} x ${cpus()[0]?.model}, ${Math.round(totalmem() / 2 ** 30)} GiB, node ${process.version}`)
+  log('starting collector (embedded ClickHouse + PGlite)...')
+  const collector = await startCollector(configFile)
+  log(`collector at ${collector.url}, pid ${collector.child.pid}`)
+
+  log('warm-up: 3 s at half the target rate')
+  await runGenerator({ url: collector.url, mode: 'rate', rate: RATE / 2, concurrency: 64, durationMs: 3_000, batchSize: BATCH })
+  await timeToStored(collector.url)
+
+  log(`phase 1: ${RATE} requests/s x ${BATCH} events (${RATE * BATCH} events/s) for ${SECONDS} s`)
+  const before1 = await metrics(collector.url)
+  const rate = await runGenerator({ url: collector.url, mode: 'rate', rate: RATE, concurrency: 64, durationMs: SECONDS * 1000, batchSize: BATCH })
+  const rateDrainMs = await timeToStored(collector.url)
+  const after1 = await metrics(collector.url)
+  log(`  ${JSON.stringify(rate)}; all stored ${rateDrainMs} ms after the last request`)
+
+  log(`phase 2: saturation, ${CONCURRENCY} connections for ${SECONDS} s`)
+  const max = await runGenerator({ url: collector.url, mode: 'max', rate: 0, concurrency: CONCURRENCY, durationMs: SECONDS * 1000, batchSize: BATCH })
+  const maxDrainMs = await timeToStored(collector.url)
+  const final = await metrics(collector.url)
+  const peakRss = collector.peakRss()
+  log(`  ${JSON.stringify(max)}; all stored ${maxDrainMs} ms after the last request`)
+
+  log('SIGTERM, then checking the stores hold every exported row...')
+  const exited = new Promise<number | null>((r) => collector.child.once('exit', r))
+  collector.child.kill('SIGTERM')
+  const exitCode = await exited
+  const stores = await openStores(testConfig(dir.path))
+  const chRows = Number((await (await stores.clickhouse.query({ query: 'SELECT count() AS n FROM actline.activities', format: 'JSONEachRow' })).json<{ n: string }>())[0]!.n)
+  const pgRows = Number((await stores.postgres.query('SELECT count(*)::bigint AS n FROM audit_log')).rows[0].n)
+  await stores.close()
+  dir.remove()
+
+  const rateEventsPerSec = Math.round(rate.accepted / (rate.elapsedMs / 1000))
+  const result = {
+    date: new Date().toISOString(),
+    machine: { cpus: cpus().length, model: cpus()[0]?.model, memGiB: Math.round(totalmem() / 2 ** 30), node: process.version },
+    phase1_target_rate: {
+      offered_events_per_s: RATE * BATCH,
+      accepted_events_per_s: rateEventsPerSec,
+      latency_ms: rate.latencyMs,
+      statuses: rate.statuses,
+      all_stored_after_ms: rateDrainMs,
+      exported: { clickhouse: after1.chExported - before1.chExported, postgres: after1.pgExported - before1.pgExported },
+    },
+    phase2_saturation: {
+      connections: CONCURRENCY,
+      accepted_events_per_s: Math.round(max.accepted / (max.elapsedMs / 1000)),
+      end_to_end_events_per_s: Math.round(max.accepted / ((max.elapsedMs + maxDrainMs) / 1000)),
+      latency_ms: max.latencyMs,
+      statuses: max.statuses,
+      all_stored_after_ms: maxDrainMs,
+    },
+    peak_rss_mb: Math.round(peakRss / 2 ** 20),
+    shutdown_exit_code: exitCode,
+    verify: { accepted_total: final.accepted, clickhouse_rows: chRows, clickhouse_exported: final.chExported, postgres_rows: pgRows, postgres_exported: final.pgExported },
+  }
+  mkdirSync(join(root, 'bench/results'), { recursive: true })
+  writeFileSync(join(root, 'bench/results/ingest-latest.json'), JSON.stringify(result, null, 2) + '\n')
+  console.log(JSON.stringify(result, null, 2))
+  const ok = chRows === final.accepted && pgRows === final.pgExported && exitCode === 0
+  if (!ok) {
+    console.error('FAILED: the stores do not hold every accepted row (see verify)')
+    process.exit(1)
+  }
+}
+
+main().catch((err) => {
+  console.error(err)
+  process.exit(1)
+})

@@ -1,0 +1,46 @@
+/**
+ * GET /metrics: the collector's own counters in Prometheus text format, so
+ * an SRE can see intake, queue depth and what each store acknowledged.
+ */
+import type { FastifyPluginAsync } from 'fastify'
+import type { ReceiverStats } from './activity-receiver.ts'
+import type { BatchProcessor } from './batch-processor.ts'
+
+export interface SelfTelemetryOptions {
+  receiver: Readonly<ReceiverStats>
+  /** Exporter name -> its queue. */
+  queues: ReadonlyMap<string, BatchProcessor>
+}
+
+export const selfTelemetry: FastifyPluginAsync<SelfTelemetryOptions> = async (app, { receiver, queues }) => {
+  app.get('/metrics', async (_request, reply) => {
+    const lines: string[] = []
+    const metric = (name: string, type: 'counter' | 'gauge', help: string, samples: [Record<string, string>, number][]) => {
+      lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`)
+      for (const [labels, value] of samples) {
+        const l = Object.entries(labels).map(([k, v]) => `${k}="${v}"`).join(',')
+        lines.push(`${name}${l ? `{${l}}` : ''} ${value}`)
+      }
+    }
+    const each = <T>(f: (q: BatchProcessor) => T) => [...queues].map(([exporter, q]) => [{ exporter }, f(q)] as [Record<string, string>, T])
+
+    metric('actline_receiver_activities_total', 'counter', 'Activities received, by outcome.', [
+      [{ outcome: 'accepted' }, receiver.accepted],
+      [{ outcome: 'rejected' }, receiver.rejected],
+      [{ outcome: 'refused' }, receiver.refused],
+    ])
+    metric('actline_exporter_queue_activities', 'gauge', 'Activities queued or in flight per exporter.', each((q) => q.pending))
+    metric('actline_exporter_queue_capacity_activities', 'gauge', 'Free room per exporter queue.', each((q) => q.capacity()))
+    metric('actline_exporter_activities_total', 'counter', 'Activities per exporter, by outcome.', [...queues].flatMap(([exporter, q]) => [
+      [{ exporter, outcome: 'exported' }, q.stats.exported],
+      [{ exporter, outcome: 'rejected' }, q.stats.rejected],
+      [{ exporter, outcome: 'dropped' }, q.stats.dropped],
+    ] as [Record<string, string>, number][]))
+    metric('actline_exporter_export_calls_total', 'counter', 'Export calls (batches) per exporter.', each((q) => q.stats.exports))
+    metric('actline_exporter_export_seconds_total', 'counter', 'Time spent in export calls per exporter.', each((q) => Number(q.stats.export_seconds.toFixed(6))))
+    const mem = process.memoryUsage()
+    metric('actline_process_resident_memory_bytes', 'gauge', 'Resident set size.', [[{}, mem.rss]])
+    metric('actline_process_heap_used_bytes', 'gauge', 'V8 heap in use.', [[{}, mem.heapUsed]])
+    return reply.type('text/plain; version=0.0.4').send(lines.join('\n') + '\n')
+  })
+}

@@ -3,6 +3,7 @@ import { defineConfig } from 'vitest/config'
 export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
+    globalSetup: ['test/global-setup.ts'],
     // The embedded ClickHouse binds one data directory per process: every
     // test file runs in its own process, with its own directory.
     pool: 'forks',

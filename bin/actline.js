@@ -1,10 +1,13 @@
 #!/usr/bin/env node
-// Runs the TypeScript sources through tsx, so there is no build step between
-// `npm install` and a running collector.
-import { register } from 'tsx/esm/api'
+// The compiled collector (npm install builds it through the `prepare` script).
+import { existsSync } from 'node:fs'
 
-register()
-const { main } = await import('../collector/cli.ts')
+const entry = new URL('../dist/collector/cli.js', import.meta.url)
+if (!existsSync(entry)) {
+  console.error('actline is not built: run `npm run build` (npm install does it for you)')
+  process.exit(1)
+}
+const { main } = await import(entry.href)
 main(process.argv.slice(2)).then(
   (code) => process.exit(code),
   (err) => {

@@ -2,7 +2,10 @@
  * Starts the embedded PostgreSQL (PGlite on a worker thread, see
  * pglite-worker.ts) and tells the exporter where to connect.
  */
+import { execFile } from 'node:child_process'
 import { existsSync, mkdirSync } from 'node:fs'
+import { fileURLToPath } from 'node:url'
+import { promisify } from 'node:util'
 import { join } from 'node:path'
 import { Worker } from 'node:worker_threads'
 
@@ -33,12 +36,8 @@ export async function startEmbeddedPostgres(dataDir: string, options: EmbeddedPo
   const host = '127.0.0.1'
   const timeoutMs = options.startTimeoutMs ?? 120_000
   const data = { dataDir, host, sharedBuffers: options.sharedBuffers }
-  if (!existsSync(join(dataDir, 'PG_VERSION'))) {
-    const init = spawn(workerUrl(), { ...data, initOnly: true })
-    await waitFor(init, 'initialized', dataDir, timeoutMs)
-    await new Promise((resolve) => init.once('exit', resolve))
-  }
-  const worker = spawn(workerUrl(), { ...data, initOnly: false })
+  if (!existsSync(join(dataDir, 'PG_VERSION'))) await initialize(dataDir, options.sharedBuffers, timeoutMs)
+  const worker = spawn(moduleUrl('pglite-worker'), data)
   const { port } = await waitFor(worker, 'listening', dataDir, timeoutMs)
 
   let stopping: Promise<void> | undefined
@@ -56,9 +55,22 @@ export async function startEmbeddedPostgres(dataDir: string, options: EmbeddedPo
   }
 }
 
-function workerUrl(): URL {
+/** A sibling module, as source under tsx (tests) or compiled (dist). */
+function moduleUrl(name: string): URL {
   const ext = import.meta.url.endsWith('.ts') ? '.ts' : '.js'
-  return new URL(`./pglite-worker${ext}`, import.meta.url)
+  return new URL(`./${name}${ext}`, import.meta.url)
+}
+
+/** Run initdb in a child process (see pglite-init.ts for why). */
+async function initialize(dataDir: string, sharedBuffers: string, timeoutMs: number): Promise<void> {
+  const script = moduleUrl('pglite-init')
+  const loader = script.pathname.endsWith('.ts') ? ['--import', 'tsx'] : []
+  try {
+    await promisify(execFile)(process.execPath, [...loader, fileURLToPath(script), dataDir, sharedBuffers], { timeout: timeoutMs })
+  } catch (err) {
+    const e = err as Error & { stderr?: string }
+    throw new Error(`embedded postgres could not initialize ${dataDir}: ${(e.stderr || e.message).trim().split('\n').slice(-3).join(' ')}`)
+  }
 }
 
 type WorkerMessage = { type: string; port?: number; message?: string }

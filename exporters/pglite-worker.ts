@@ -8,18 +8,10 @@ import { parentPort, workerData } from 'node:worker_threads'
 import { PGlite } from '@electric-sql/pglite'
 import { PGLiteSocketServer } from '@electric-sql/pglite-socket'
 
-const { dataDir, host, sharedBuffers, initOnly } = workerData as { dataDir: string; host: string; sharedBuffers: string; initOnly: boolean }
+const { dataDir, host, sharedBuffers } = workerData as { dataDir: string; host: string; sharedBuffers: string }
 
 try {
   const db = await PGlite.create(dataDir, { postgresqlconf: `shared_buffers = '${sharedBuffers}'` })
-  if (initOnly) {
-    // initdb's WASM module stays resident (~500 MB) for the life of the
-    // thread that ran it, so a fresh directory is initialized here and this
-    // thread exits before the serving one starts.
-    await db.close()
-    parentPort!.postMessage({ type: 'initialized' })
-    process.exit(0)
-  }
   // One connection: PGlite has a single session, and the socket server's
   // multiplexer would interleave transactions without isolation.
   const server = new PGLiteSocketServer({ db, host, port: 0, maxConnections: 1 })

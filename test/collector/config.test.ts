@@ -91,3 +91,21 @@ describe('actline validate-config', () => {
     expect(r.stderr).toMatch(/usage/)
   })
 })
+
+describe('docs/configuration.md', () => {
+  it('documents every config key and every environment override', async () => {
+    const { readFileSync } = await import('node:fs')
+    const { ENV_OVERRIDES } = await import('../../collector/config.ts')
+    const doc = readFileSync('docs/configuration.md', 'utf8')
+    const keys: string[] = []
+    const walk = (value: unknown, path: string[]) => {
+      if (value && typeof value === 'object' && !Array.isArray(value)) {
+        for (const [k, v] of Object.entries(value)) walk(v, [...path, k])
+      } else keys.push(path.join('.'))
+    }
+    walk(parseConfig({}), [])
+    const missing = keys.filter((k) => !doc.includes(`\`${k}\``))
+    expect(missing).toEqual([])
+    expect(Object.keys(ENV_OVERRIDES).filter((name) => !doc.includes(`\`${name}\``))).toEqual([])
+  })
+})

@@ -2,6 +2,7 @@
  * GET /metrics: the collector's own counters in Prometheus text format, so
  * an SRE can see intake, queue depth and what each store acknowledged.
  */
+import { monitorEventLoopDelay } from 'node:perf_hooks'
 import type { FastifyPluginAsync } from 'fastify'
 import type { ReceiverStats } from './activity-receiver.ts'
 import type { BatchProcessor } from './batch-processor.ts'
@@ -13,6 +14,12 @@ export interface SelfTelemetryOptions {
 }
 
 export const selfTelemetry: FastifyPluginAsync<SelfTelemetryOptions> = async (app, { receiver, queues }) => {
+  // Every request waits behind whatever holds the event loop: its delay is
+  // the floor of ingest latency.
+  const loopDelay = monitorEventLoopDelay({ resolution: 10 })
+  loopDelay.enable()
+  app.addHook('onClose', async () => loopDelay.disable())
+
   app.get('/metrics', async (_request, reply) => {
     const lines: string[] = []
     const metric = (name: string, type: 'counter' | 'gauge', help: string, samples: [Record<string, string>, number][]) => {
@@ -38,9 +45,16 @@ export const selfTelemetry: FastifyPluginAsync<SelfTelemetryOptions> = async (ap
     ] as [Record<string, string>, number][]))
     metric('actline_exporter_export_calls_total', 'counter', 'Export calls (batches) per exporter.', each((q) => q.stats.exports))
     metric('actline_exporter_export_seconds_total', 'counter', 'Time spent in export calls per exporter.', each((q) => Number(q.stats.export_seconds.toFixed(6))))
+    metric('actline_event_loop_delay_seconds', 'gauge', 'Event loop delay since the last scrape.', [
+      [{ quantile: '0.5' }, loopDelay.percentile(50) / 1e9],
+      [{ quantile: '0.99' }, loopDelay.percentile(99) / 1e9],
+      [{ quantile: '1' }, loopDelay.max / 1e9],
+    ])
+    loopDelay.reset()
     const mem = process.memoryUsage()
     metric('actline_process_resident_memory_bytes', 'gauge', 'Resident set size.', [[{}, mem.rss]])
-    metric('actline_process_heap_used_bytes', 'gauge', 'V8 heap in use.', [[{}, mem.heapUsed]])
+    metric('actline_process_heap_used_bytes', 'gauge', 'V8 heap in use (main thread).', [[{}, mem.heapUsed]])
+    metric('actline_process_external_memory_bytes', 'gauge', 'Memory outside the V8 heap held by JavaScript objects (buffers).', [[{}, mem.external]])
     return reply.type('text/plain; version=0.0.4').send(lines.join('\n') + '\n')
   })
 }

@@ -4,6 +4,7 @@
  * with the same SQL either way.
  */
 import { createHash } from 'node:crypto'
+import { Readable } from 'node:stream'
 import { mkdirSync } from 'node:fs'
 import { z } from 'zod'
 import type { ClickHouseClient } from '@clickhouse/client'
@@ -14,6 +15,7 @@ import { migrate, type MigrationTarget } from '../schemas/migrations.ts'
 import { classifyError } from './classify-error.ts'
 import { redactUrl } from './redact.ts'
 import { clickhouseTime } from './time-format.ts'
+import { joinCooperatively } from './cooperative.ts'
 
 export const ClickHouseExporterConfig = z
   .object({
@@ -31,6 +33,12 @@ export const ClickHouseExporterConfig = z
     path: z.string().min(1).optional(),
     /** Days to keep raw activities; 0 keeps them forever. @default 0 */
     ttl_days: z.number().int().min(0).max(36500).default(0),
+    /**
+     * Niceness (0-19) of the embedded engine's insert threads, so ingest wins
+     * when both want a core. Ignored with `url`.
+     * @default 10
+     */
+    embedded_nice: z.number().int().min(0).max(19).default(10),
     /** @default 30000 */
     request_timeout_ms: z.number().int().positive().default(30_000),
   })
@@ -89,17 +97,22 @@ export function createClickHouseExporter(config: ClickHouseExporterConfig & { pa
     async export(batch) {
       if (!client) return { status: 'retryable', error: new Error('clickhouse exporter is not started') }
       try {
-        await client.insert({
-          table: `${config.database}.activities`,
-          values: batch.map(toRow),
-          columns: [...COLUMNS],
-          // Arrays in column order instead of objects: ClickHouse parses them
-          // with a quarter less CPU (measured: 11.5 vs 15.4 us/row embedded).
-          format: 'JSONCompactEachRow',
+        // The body is built here, a chunk at a time (see cooperative.ts),
+        // instead of by the client row by row through a stream transform.
+        const body = await joinCooperatively(batch, (a) => JSON.stringify(toRow(a)), '\n')
+        const { stream } = await client.exec({
+          query: `INSERT INTO ${config.database}.activities (${COLUMNS.join(', ')}) FORMAT JSONCompactEachRow`,
+          values: Readable.from([body]),
           // A retried batch carries the same token, so ClickHouse drops the
           // repeat instead of storing every row twice.
-          clickhouse_settings: { insert_deduplication_token: dedupToken(batch) },
+          clickhouse_settings: {
+            insert_deduplication_token: dedupToken(batch),
+            // Embedded, the insert runs on the collector's own cores: let the
+            // ingest thread win (the queue absorbs the wait).
+            ...(config.url ? {} : { os_thread_priority: String(config.embedded_nice) }),
+          },
         })
+        stream.destroy() // nothing to read; frees the HTTP socket
         return { status: 'success' } satisfies ExportResult
       } catch (err) {
         return classifyError(err)
@@ -174,7 +187,10 @@ const COLUMNS = [
   'details', 'ip', 'user_agent', 'attributes',
 ] as const satisfies readonly (keyof Activity)[]
 
-/** One row in COLUMNS order. */
+/**
+ * One row in COLUMNS order, for JSONCompactEachRow: ClickHouse parses arrays
+ * with a quarter less CPU than objects (measured: 11.5 vs 15.4 us/row embedded).
+ */
 function toRow(a: Activity): unknown[] {
   return [
     a.id,

@@ -28,6 +28,8 @@ function spawn(url: URL, workerData: unknown): Worker {
 export interface EmbeddedPostgresOptions {
   /** PostgreSQL's shared_buffers, e.g. '32MB'. */
   sharedBuffers: string
+  /** Niceness of the PGlite thread (0-19; 0 keeps normal priority). */
+  nice: number
   startTimeoutMs?: number
 }
 
@@ -35,7 +37,7 @@ export async function startEmbeddedPostgres(dataDir: string, options: EmbeddedPo
   mkdirSync(dataDir, { recursive: true })
   const host = '127.0.0.1'
   const timeoutMs = options.startTimeoutMs ?? 120_000
-  const data = { dataDir, host, sharedBuffers: options.sharedBuffers }
+  const data = { dataDir, host, sharedBuffers: options.sharedBuffers, nice: options.nice }
   if (!existsSync(join(dataDir, 'PG_VERSION'))) await initialize(dataDir, options.sharedBuffers, timeoutMs)
   const worker = spawn(moduleUrl('pglite-worker'), data)
   const { port } = await waitFor(worker, 'listening', dataDir, timeoutMs)

@@ -6,7 +6,9 @@
  *   1. target rate: 100 requests/s of 500 events (50,000 events/s), open
  *      loop: request latency p50/p99 at the target load, then the time until
  *      every accepted row is queryable in both stores.
- *   2. saturation: closed loop, as fast as 8 connections go: the ceiling,
+ *   2. latency at rates below the ceiling (10k and 20k events/s), open loop,
+ *      with the event loop's own delay from /metrics.
+ *   3. saturation: closed loop, as fast as 8 connections go: the ceiling,
  *      reported end to end (accepted events / time until all are stored).
  * Then SIGTERM, and the stores are opened to check every row is there.
  *
@@ -52,6 +54,8 @@ async function metrics(url: string) {
   const text = await (await fetch(`${url}/metrics`)).text()
   const get = (re: RegExp) => Number(re.exec(text)?.[1] ?? NaN)
   return {
+    loopDelayP99Ms: Math.round(get(/actline_event_loop_delay_seconds\{quantile="0.99"\} ([\d.e-]+)/) * 1000),
+    loopDelayMaxMs: Math.round(get(/actline_event_loop_delay_seconds\{quantile="1"\} ([\d.e-]+)/) * 1000),
     accepted: get(/actline_receiver_activities_total\{outcome="accepted"\} (\d+)/),
     pending: get(/actline_exporter_queue_activities\{exporter="clickhouse"\} (\d+)/) + get(/actline_exporter_queue_activities\{exporter="postgres"\} (\d+)/),
     chExported: get(/actline_exporter_activities_total\{exporter="clickhouse",outcome="exported"\} (\d+)/),
@@ -83,6 +87,9 @@ async function main() {
   log('starting collector (embedded ClickHouse + PGlite)...')
   const collector = await startCollector(configFile)
   log(`collector at ${collector.url}, pid ${collector.child.pid}`)
+  await new Promise((r) => setTimeout(r, 1000))
+  const idleRss = collector.rss()
+  log(`idle RSS ${Math.round(idleRss / 2 ** 20)} MB`)
 
   log('warm-up: 3 s at half the target rate')
   await runGenerator({ url: collector.url, mode: 'rate', rate: RATE / 2, concurrency: 64, durationMs: 3_000, batchSize: BATCH })
@@ -95,7 +102,18 @@ async function main() {
   const after1 = await metrics(collector.url)
   log(`  ${JSON.stringify(rate)}; all stored ${rateDrainMs} ms after the last request`)
 
-  log(`phase 2: saturation, ${CONCURRENCY} connections for ${SECONDS} s`)
+  const belowCeiling: Record<string, unknown> = {}
+  for (const rps of [20, 40]) {
+    log(`phase 2: ${rps * BATCH} events/s for ${SECONDS} s (latency below the ceiling)`)
+    await metrics(collector.url) // resets the loop-delay window
+    const r = await runGenerator({ url: collector.url, mode: 'rate', rate: rps, concurrency: 64, durationMs: SECONDS * 1000, batchSize: BATCH })
+    const m = await metrics(collector.url)
+    await timeToStored(collector.url)
+    belowCeiling[`${rps * BATCH}_events_per_s`] = { accepted_events_per_s: Math.round(r.accepted / (r.elapsedMs / 1000)), latency_ms: r.latencyMs, statuses: r.statuses, event_loop_delay_ms: { p99: m.loopDelayP99Ms, max: m.loopDelayMaxMs } }
+    log(`  ${JSON.stringify(belowCeiling[`${rps * BATCH}_events_per_s`])}`)
+  }
+
+  log(`phase 3: saturation, ${CONCURRENCY} connections for ${SECONDS} s`)
   const max = await runGenerator({ url: collector.url, mode: 'max', rate: 0, concurrency: CONCURRENCY, durationMs: SECONDS * 1000, batchSize: BATCH })
   const maxDrainMs = await timeToStored(collector.url)
   const final = await metrics(collector.url)
@@ -124,7 +142,8 @@ async function main() {
       all_stored_after_ms: rateDrainMs,
       exported: { clickhouse: after1.chExported - before1.chExported, postgres: after1.pgExported - before1.pgExported },
     },
-    phase2_saturation: {
+    phase2_below_ceiling: belowCeiling,
+    phase3_saturation: {
       connections: CONCURRENCY,
       accepted_events_per_s: Math.round(max.accepted / (max.elapsedMs / 1000)),
       end_to_end_events_per_s: Math.round(max.accepted / ((max.elapsedMs + maxDrainMs) / 1000)),
@@ -132,6 +151,7 @@ async function main() {
       statuses: max.statuses,
       all_stored_after_ms: maxDrainMs,
     },
+    idle_rss_mb: Math.round(idleRss / 2 ** 20),
     peak_rss_mb: Math.round(peakRss / 2 ** 20),
     shutdown_exit_code: exitCode,
     verify: { accepted_total: final.accepted, clickhouse_rows: chRows, clickhouse_exported: final.chExported, postgres_rows: pgRows, postgres_exported: final.pgExported },

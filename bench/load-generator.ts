@@ -73,8 +73,9 @@ export async function runLoad(o: Options): Promise<LoadResult> {
   let requests = 0
   let inFlight = 0
 
+  /** Resolves with the Retry-After delay in ms when the collector asked to back off. */
   const send = (body: Buffer, dueAt: number) =>
-    new Promise<void>((resolve) => {
+    new Promise<number>((resolve) => {
       inFlight++
       const req = http.request(target, { method: 'POST', agent, headers: { 'content-type': 'application/x-ndjson', 'content-length': body.length } }, (res) => {
         const chunks: Buffer[] = []
@@ -84,13 +85,13 @@ export async function runLoad(o: Options): Promise<LoadResult> {
           statuses[res.statusCode!] = (statuses[res.statusCode!] ?? 0) + 1
           if (res.statusCode === 200) accepted += (JSON.parse(Buffer.concat(chunks).toString()) as { accepted: number }).accepted
           inFlight--
-          resolve()
+          resolve(res.statusCode === 429 ? Number(res.headers['retry-after'] ?? 1) * 1000 : 0)
         })
       })
       req.on('error', () => {
         statuses.error = (statuses.error ?? 0) + 1
         inFlight--
-        resolve()
+        resolve(0)
       })
       req.end(body)
     })
@@ -106,12 +107,14 @@ export async function runLoad(o: Options): Promise<LoadResult> {
     await Promise.all(Array.from({ length: o.concurrency }, async () => {
       while (performance.now() < end) {
         const body = bodies[requests++ % bodies.length]!
-        await send(body, performance.now())
+        // Like a well-behaved client (and actline's SDK): honour Retry-After.
+        const backoff = await send(body, performance.now())
+        if (backoff > 0) await new Promise((r) => setTimeout(r, Math.min(backoff, end - performance.now())))
       }
     }))
   } else {
     const interval = 1000 / o.rate
-    const pending: Promise<void>[] = []
+    const pending: Promise<number>[] = []
     for (let i = 0; ; i++) {
       const dueAt = started + i * interval
       if (dueAt >= end) break

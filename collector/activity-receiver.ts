@@ -59,12 +59,14 @@ const replySchema = {
 export interface ReceiverStats {
   accepted: number
   rejected: number
-  /** Activities in requests refused whole because a queue was full. */
+  /** Valid activities in requests refused whole because a queue was full. */
   refused: number
+  /** Requests answered 429, counted whether or not their body was read. */
+  refusedRequests: number
 }
 
 export function createReceiverStats(): ReceiverStats {
-  return { accepted: 0, rejected: 0, refused: 0 }
+  return { accepted: 0, rejected: 0, refused: 0, refusedRequests: 0 }
 }
 
 export interface ActivityReceiverOptions {
@@ -107,9 +109,29 @@ export const activityReceiver: FastifyPluginAsync<ActivityReceiverOptions> = asy
     return payload.pipe(decoder)
   })
 
+  const backpressure = () =>
+    new ActlineError(
+      'ACT_ERR_BACKPRESSURE',
+      'the collector is at capacity; retry after the indicated delay',
+      { retry_after_seconds: 1, nothing_was_accepted: true },
+      { 'retry-after': '1' },
+    )
+
   app.post<{ Body: ParsedBody }>(
     '/v1/activities',
-    { bodyLimit: config.max_body_bytes, schema: { response: { 200: replySchema } } },
+    {
+      bodyLimit: config.max_body_bytes,
+      schema: { response: { 200: replySchema } },
+      // A full queue refuses before the body is read: parsing and validating
+      // a request only to refuse it would take the CPU the stores need to
+      // catch up.
+      onRequest: async () => {
+        if (consumer.capacity() <= 0) {
+          stats.refusedRequests++
+          throw backpressure()
+        }
+      },
+    },
     async (request, reply) => {
       const { items, unparsable } = request.body ?? { items: [], unparsable: new Map() }
       if (items.length === 0) throw new ActlineError('ACT_ERR_EMPTY_BODY', 'request holds no activities')
@@ -140,12 +162,8 @@ export const activityReceiver: FastifyPluginAsync<ActivityReceiverOptions> = asy
       }
       if (!consumer.consume(accepted)) {
         stats.refused += accepted.length
-        throw new ActlineError(
-          'ACT_ERR_BACKPRESSURE',
-          'the collector is at capacity; retry after the indicated delay',
-          { retry_after_seconds: 1, nothing_was_accepted: true },
-          { 'retry-after': '1' },
-        )
+        stats.refusedRequests++
+        throw backpressure()
       }
       stats.accepted += accepted.length
       reply.code(200)

@@ -36,6 +36,7 @@ export const selfTelemetry: FastifyPluginAsync<SelfTelemetryOptions> = async (ap
       [{ outcome: 'rejected' }, receiver.rejected],
       [{ outcome: 'refused' }, receiver.refused],
     ])
+    metric('actline_receiver_refused_requests_total', 'counter', 'Requests answered 429 because a queue was full.', [[{}, receiver.refusedRequests]])
     metric('actline_exporter_queue_activities', 'gauge', 'Activities queued or in flight per exporter.', each((q) => q.pending))
     metric('actline_exporter_queue_capacity_activities', 'gauge', 'Free room per exporter queue.', each((q) => q.capacity()))
     metric('actline_exporter_activities_total', 'counter', 'Activities per exporter, by outcome.', [...queues].flatMap(([exporter, q]) => [

@@ -70,3 +70,23 @@ export function classifyError(err: unknown): ExportResult {
   // timeouts from either client), and anything unrecognised: retry.
   return { status: 'retryable', error }
 }
+
+/** Run a store write and report its outcome instead of throwing (the Exporter contract). */
+export async function reportOutcome(write: () => Promise<unknown>): Promise<ExportResult> {
+  try {
+    await write()
+    return { status: 'success' }
+  } catch (err) {
+    return classifyError(err)
+  }
+}
+
+/** Run a cheap query as a reachability probe for /readyz. */
+export async function probe(query: () => Promise<unknown>): Promise<{ ok: true } | { ok: false; error: string }> {
+  try {
+    await query()
+    return { ok: true }
+  } catch (err) {
+    return { ok: false, error: (err as Error).message }
+  }
+}

@@ -9,10 +9,10 @@ import { mkdirSync } from 'node:fs'
 import { z } from 'zod'
 import type { ClickHouseClient } from '@clickhouse/client'
 import type { Activity } from '../schemas/activity.ts'
-import type { Exporter, ExportResult, Logger } from '../schemas/component.ts'
+import type { Exporter, Logger } from '../schemas/component.ts'
 import { clickhouseMigrations, MIGRATIONS_TABLE, ttlClause, type ClickHouseSchemaOptions } from '../schemas/clickhouse-schema.ts'
-import { migrate, type MigrationTarget } from '../schemas/migrations.ts'
-import { classifyError } from './classify-error.ts'
+import { logMigrations, migrate, type MigrationTarget } from '../schemas/migrations.ts'
+import { probe, reportOutcome } from './classify-error.ts'
 import { redactUrl } from './redact.ts'
 import { clickhouseTime } from './time-format.ts'
 import { joinCooperatively } from './cooperative.ts'
@@ -67,13 +67,15 @@ export function createClickHouseExporter(config: ClickHouseExporterConfig & { pa
     return createClient({ connection: createChdbConnection({ path: config.path }), ...(database && { database }) } as never)
   }
 
+  function started(): ClickHouseClient {
+    if (!client) throw new Error('clickhouse exporter is not started')
+    return client
+  }
+
   return {
     name: 'clickhouse',
 
-    client() {
-      if (!client) throw new Error('clickhouse exporter is not started')
-      return client
-    },
+    client: started,
 
     async start() {
       if (client) return
@@ -88,24 +90,22 @@ export function createClickHouseExporter(config: ClickHouseExporterConfig & { pa
       }
       client = await open(config.database)
       const options = { database: config.database, ttlDays: config.ttl_days }
-      const applied = await migrate(clickhouseTarget(client, config.database), clickhouseMigrations, options, (p) =>
-        logger.info(p, `clickhouse: applying migration ${p.index}/${p.total}: ${p.name}`),
-      )
+      const applied = await migrate(clickhouseTarget(client, config.database), clickhouseMigrations, options, logMigrations('clickhouse', logger))
       if (applied.length === 0) await reconcileTtl(client, options, logger)
     },
 
-    async export(batch) {
-      if (!client) return { status: 'retryable', error: new Error('clickhouse exporter is not started') }
-      try {
+    export(batch) {
+      return reportOutcome(async () => {
+        const c = started()
         // The body is built here, a chunk at a time (see cooperative.ts),
         // instead of by the client row by row through a stream transform.
         const body = await joinCooperatively(batch, (a) => JSON.stringify(toRow(a)), '\n')
-        const { stream } = await client.exec({
+        const { stream } = await c.exec({
           query: `INSERT INTO ${config.database}.activities (${COLUMNS.join(', ')}) FORMAT JSONCompactEachRow`,
           values: Readable.from([body]),
-          // A retried batch carries the same token, so ClickHouse drops the
-          // repeat instead of storing every row twice.
           clickhouse_settings: {
+            // A retried batch carries the same token, so ClickHouse drops the
+            // repeat instead of storing every row twice.
             insert_deduplication_token: dedupToken(batch),
             // Embedded, the insert runs on the collector's own cores: let the
             // ingest thread win (the queue absorbs the wait).
@@ -113,20 +113,11 @@ export function createClickHouseExporter(config: ClickHouseExporterConfig & { pa
           },
         })
         stream.destroy() // nothing to read; frees the HTTP socket
-        return { status: 'success' } satisfies ExportResult
-      } catch (err) {
-        return classifyError(err)
-      }
+      })
     },
 
-    async ping() {
-      try {
-        if (!client) return { ok: false, error: 'not started' }
-        await client.query({ query: 'SELECT 1', format: 'JSONEachRow' }).then((r) => r.json())
-        return { ok: true }
-      } catch (err) {
-        return { ok: false, error: (err as Error).message }
-      }
+    ping() {
+      return probe(() => started().query({ query: 'SELECT 1', format: 'JSONEachRow' }).then((r) => r.json()))
     },
 
     async shutdown() {

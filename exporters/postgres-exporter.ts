@@ -5,10 +5,10 @@
 import { z } from 'zod'
 import pg from 'pg'
 import type { Activity } from '../schemas/activity.ts'
-import type { Exporter, ExportResult, Logger } from '../schemas/component.ts'
+import type { Exporter, Logger } from '../schemas/component.ts'
 import { MIGRATIONS_TABLE, monthStart, partitionDdl, postgresMigrations } from '../schemas/postgres-schema.ts'
-import { migrate, type MigrationTarget } from '../schemas/migrations.ts'
-import { classifyError } from './classify-error.ts'
+import { logMigrations, migrate, type MigrationTarget } from '../schemas/migrations.ts'
+import { probe, reportOutcome } from './classify-error.ts'
 import { startEmbeddedPostgres, type EmbeddedPostgres } from './embedded-postgres.ts'
 import { redactUrl } from './redact.ts'
 import { isoTime } from './time-format.ts'
@@ -77,7 +77,7 @@ export function createPostgresExporter(config: PostgresExporterConfig & { path: 
       const { name, sql } = partitionDdl(month)
       if (partitions.has(name)) continue
       try {
-        await pool!.query(sql)
+        await started().query(sql)
       } catch (err) {
         // Another collector created it between our check and our CREATE.
         const code = (err as { code?: string }).code
@@ -94,13 +94,15 @@ export function createPostgresExporter(config: PostgresExporterConfig & { path: 
     )
   }
 
+  function started(): pg.Pool {
+    if (!pool) throw new Error('postgres exporter is not started')
+    return pool
+  }
+
   return {
     name: 'postgres',
 
-    pool() {
-      if (!pool) throw new Error('postgres exporter is not started')
-      return pool
-    },
+    pool: started,
 
     async start() {
       if (pool) return
@@ -117,9 +119,7 @@ export function createPostgresExporter(config: PostgresExporterConfig & { path: 
       // An idle connection the server dropped must not crash the process;
       // the next query reconnects and a failed export is retried.
       pool.on('error', (err) => logger.warn({ err: err.message }, 'postgres: idle connection lost'))
-      await migrate(postgresTarget(pool), postgresMigrations, {}, (p) =>
-        logger.info(p, `postgres: applying migration ${p.index}/${p.total}: ${p.name}`),
-      )
+      await migrate(postgresTarget(pool), postgresMigrations, {}, logMigrations('postgres', logger))
       const existing = await pool.query<{ name: string }>(
         `SELECT c.relname AS name FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = 'audit_log'::regclass`,
       )
@@ -130,25 +130,16 @@ export function createPostgresExporter(config: PostgresExporterConfig & { path: 
       }, PARTITION_CHECK_MS).unref()
     },
 
-    async export(batch) {
-      if (!pool) return { status: 'retryable', error: new Error('postgres exporter is not started') }
-      try {
+    export(batch) {
+      return reportOutcome(async () => {
+        const p = started()
         await ensurePartitions(batch.map((a) => a.timestamp))
-        await pool.query(INSERT_SQL, [`[${await joinCooperatively(batch, (a) => JSON.stringify(toRow(a)), ',')}]`])
-        return { status: 'success' } satisfies ExportResult
-      } catch (err) {
-        return classifyError(err)
-      }
+        await p.query(INSERT_SQL, [`[${await joinCooperatively(batch, (a) => JSON.stringify(toRow(a)), ',')}]`])
+      })
     },
 
-    async ping() {
-      try {
-        if (!pool) return { ok: false, error: 'not started' }
-        await pool.query('SELECT 1')
-        return { ok: true }
-      } catch (err) {
-        return { ok: false, error: (err as Error).message }
-      }
+    ping() {
+      return probe(() => started().query('SELECT 1'))
     },
 
     async shutdown() {

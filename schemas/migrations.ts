@@ -5,6 +5,8 @@
  * be idempotent, because ClickHouse has no transactional DDL to roll back a
  * migration that failed half way.
  */
+import type { Logger } from './component.ts'
+
 export interface Migration<Options> {
   version: number
   name: string
@@ -19,6 +21,11 @@ export interface MigrationTarget {
 
 export interface MigrationProgress {
   (event: { version: number; name: string; index: number; total: number }): void
+}
+
+/** Progress as log lines: "postgres: applying migration 2/3: create rollups". */
+export function logMigrations(store: string, logger: Logger): MigrationProgress {
+  return (p) => logger.info(p, `${store}: applying migration ${p.index}/${p.total}: ${p.name}`)
 }
 
 /** Apply every migration not yet recorded, in version order. Returns the versions applied now. */

@@ -145,6 +145,7 @@ export const activityReceiver: FastifyPluginAsync<ActivityReceiverOptions> = asy
       const accepted: Activity[] = []
       const errors: ItemError[] = []
       let rejected = 0
+      let issueCount = 0
       for (let index = 0; index < items.length; index++) {
         const unparsed = unparsable.get(index)
         const result = unparsed === undefined ? parseActivity(items[index], receivedAt) : undefined
@@ -154,11 +155,17 @@ export const activityReceiver: FastifyPluginAsync<ActivityReceiverOptions> = asy
         }
         rejected++
         const issues = result ? result.issues : [{ path: '', message: unparsed! }]
+        issueCount += issues.length
         for (const issue of issues) if (errors.length < config.max_reported_errors) errors.push({ index, ...issue })
       }
       stats.rejected += rejected
       if (accepted.length === 0) {
-        throw new ActlineError('ACT_ERR_VALIDATION', `all ${rejected} activities were rejected`, { accepted: 0, rejected, errors })
+        throw new ActlineError('ACT_ERR_VALIDATION', `all ${rejected} activities were rejected`, {
+          accepted: 0,
+          rejected,
+          errors,
+          ...(issueCount > errors.length && { errors_truncated: true }),
+        })
       }
       if (!consumer.consume(accepted)) {
         stats.refused += accepted.length
@@ -172,7 +179,7 @@ export const activityReceiver: FastifyPluginAsync<ActivityReceiverOptions> = asy
         rejected,
         ids: accepted.map((a) => a.id),
         errors,
-        ...(errors.length >= config.max_reported_errors && { errors_truncated: true }),
+        ...(issueCount > errors.length && { errors_truncated: true }),
       }
     },
   )

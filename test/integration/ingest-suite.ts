@@ -158,6 +158,15 @@ export function ingestSuite(mode: PgMode): void {
       expect(pg[0].attributes).toEqual(expected)
     })
 
+    it('caps the listed errors at max_reported_errors but counts every rejected item', async () => {
+      const body = [JSON.stringify({ action: 'ok.item', source: 'user' }), ...Array.from({ length: 150 }, () => '{"action":"x.y"}')].join('\n')
+      const res = await post(run.url, body, { 'content-type': 'application/x-ndjson' })
+      expect(res.json).toMatchObject({ accepted: 1, rejected: 150, errors_truncated: true })
+      expect(res.json.errors).toHaveLength(100)
+      const exact = await post(run.url, [JSON.stringify({ action: 'ok.item', source: 'user' }), '{"action":"x.y"}'].join('\n'), { 'content-type': 'application/x-ndjson' })
+      expect(exact.json).not.toHaveProperty('errors_truncated')
+    })
+
     it('rejects malformed JSON with 400 and a JSON error body', async () => {
       const res = await post(run.url, '{"action":')
       expect(res.status).toBe(400)

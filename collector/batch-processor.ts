@@ -56,8 +56,10 @@ export interface BatchProcessor extends Processor {
 }
 
 export function createBatchProcessor(config: BatchProcessorConfig, exporter: Exporter & { abort?(): void }, logger: Logger): BatchProcessor {
-  // Chunks as they arrived: concatenating per request would copy every row twice.
-  const chunks: (readonly Activity[])[] = []
+  // Chunks as they arrived, with their arrival time: concatenating per
+  // request would copy every row twice, and the timer is due when the oldest
+  // row has waited timeout_ms.
+  const chunks: { rows: readonly Activity[]; at: number }[] = []
   let queued = 0
   let inFlight = 0
   let timer: NodeJS.Timeout | undefined
@@ -70,14 +72,10 @@ export function createBatchProcessor(config: BatchProcessorConfig, exporter: Exp
     const batch: Activity[] = []
     while (batch.length < max && chunks.length > 0) {
       const head = chunks[0]!
-      const room = max - batch.length
-      if (head.length <= room) {
-        batch.push(...head)
-        chunks.shift()
-      } else {
-        batch.push(...head.slice(0, room))
-        chunks[0] = head.slice(room)
-      }
+      const n = Math.min(head.rows.length, max - batch.length)
+      for (let i = 0; i < n; i++) batch.push(head.rows[i]!)
+      if (n === head.rows.length) chunks.shift()
+      else head.rows = head.rows.slice(n)
     }
     queued -= batch.length
     return batch
@@ -102,8 +100,9 @@ export function createBatchProcessor(config: BatchProcessorConfig, exporter: Exp
         stats.rejected += batch.length
         logger.error({ exporter: exporter.name, rows: batch.length, err: result.error.message }, `${exporter.name}: batch rejected for good`)
       } else {
+        // Retrying stopped: shutdown came, or retry.max_elapsed_ms passed.
         stats.dropped += batch.length
-        logger.error({ exporter: exporter.name, rows: batch.length, err: result.error.message }, `${exporter.name}: batch not exported before shutdown`)
+        logger.error({ exporter: exporter.name, rows: batch.length, err: result.error.message }, `${exporter.name}: batch dropped, retrying stopped`)
       }
     }
     if (queued > 0) arm()
@@ -117,12 +116,13 @@ export function createBatchProcessor(config: BatchProcessorConfig, exporter: Exp
   }
 
   function arm(): void {
-    if (timer) return
+    if (timer || chunks.length === 0) return
+    const wait = Math.max(0, chunks[0]!.at + config.timeout_ms - Date.now())
     timer = setTimeout(() => {
       timer = undefined
       due = true
       kick()
-    }, config.timeout_ms)
+    }, wait)
     timer.unref()
   }
 
@@ -140,7 +140,7 @@ export function createBatchProcessor(config: BatchProcessorConfig, exporter: Exp
     consume(activities) {
       if (activities.length === 0) return true
       if (stopping || queued + inFlight + activities.length > config.queue_size) return false
-      chunks.push(activities)
+      chunks.push({ rows: activities, at: Date.now() })
       queued += activities.length
       if (queued >= config.send_batch_size) kick()
       else arm()

@@ -26,7 +26,7 @@ const events = (n: number, tag: string) => Array.from({ length: n }, (_, i) => J
 const ndjson = { 'content-type': 'application/x-ndjson' }
 
 describe('backpressure while a store is down', () => {
-  it('refuses with 429 and Retry-After once the queue is full, then drains everything accepted when the store returns', async () => {
+  it('keeps the other store flowing, refuses with 429 and Retry-After once the queue is full, and drains everything accepted when the store returns', async () => {
     await stores.clickhouse.command({ query: 'DETACH TABLE actline.activities' })
     const accepted: string[] = []
     let refused: Awaited<ReturnType<typeof post>> | undefined
@@ -48,6 +48,10 @@ describe('backpressure while a store is down', () => {
     expect(early.status).toBe(429)
     const metrics = await (await fetch(`${run.url}/metrics`)).text()
     expect(metrics).toMatch(/actline_receiver_refused_requests_total [1-9]/)
+
+    // The other store is not held up by the one that is down.
+    await eventually('PostgreSQL has the accepted rows while ClickHouse is down', async () =>
+      (await pgRows(stores.postgres, accepted)).length === accepted.length)
 
     await stores.clickhouse.command({ query: 'ATTACH TABLE actline.activities' })
     await eventually('every accepted row in ClickHouse', async () => (await chRows(stores.clickhouse, accepted)).length === accepted.length)

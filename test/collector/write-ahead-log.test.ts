@@ -1,0 +1,152 @@
+import { appendFileSync, readdirSync, readFileSync, statSync, truncateSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { afterEach, describe, expect, it } from 'vitest'
+import { parseActivity, type Activity } from '../../schemas/activity.ts'
+import { createWriteAheadLog, WriteAheadLogConfig } from '../../collector/write-ahead-log.ts'
+import { createLogger } from '../../collector/collector.ts'
+import { tempDir } from '../helpers/stores.ts'
+
+const logger = createLogger('silent')
+const dirs: ReturnType<typeof tempDir>[] = []
+afterEach(() => dirs.splice(0).forEach((d) => d.remove()))
+
+function activities(n: number, tag = 'a'): Activity[] {
+  return Array.from({ length: n }, (_, i) => {
+    const r = parseActivity({ action: `wal.${tag}`, source: 'user', entity_id: `${tag}-${i}` })
+    if (!r.ok) throw new Error('bad fixture')
+    return r.activity
+  })
+}
+
+function wal(overrides: Record<string, unknown> = {}, dir = tempDir()) {
+  if (!dirs.includes(dir)) dirs.push(dir)
+  return { dir: dir.path, log: createWriteAheadLog({ ...WriteAheadLogConfig.parse(overrides), dir: dir.path }, logger), reopen: () => wal(overrides, dir) }
+}
+
+const segmentFiles = (dir: string) => readdirSync(dir).filter((f) => f.endsWith('.wal')).sort()
+
+describe('write-ahead log', () => {
+  it('reads back what was appended, in order, after a reopen', async () => {
+    const w = wal()
+    await w.log.open()
+    const a = activities(3, 'x')
+    const b = activities(2, 'y')
+    const endA = await w.log.append(a)
+    await w.log.append(b)
+    await w.log.close()
+
+    const again = w.reopen()
+    await again.log.open()
+    expect(again.log.countFrom(0)).toBe(5)
+    const all = await again.log.read(0, 100)
+    expect(all.activities.map((x) => x.id)).toEqual([...a, ...b].map((x) => x.id))
+    expect(all.activities[0]).toEqual(a[0])
+    const second = await again.log.read(endA, 100)
+    expect(second.activities.map((x) => x.id)).toEqual(b.map((x) => x.id))
+    await again.log.close()
+  })
+
+  it('reads whole records up to the activity limit, but at least one record', async () => {
+    const w = wal()
+    await w.log.open()
+    await w.log.append(activities(4))
+    await w.log.append(activities(4))
+    expect((await w.log.read(0, 5)).count).toBe(4)
+    expect((await w.log.read(0, 2)).count).toBe(4)
+    expect((await w.log.read(0, 8)).count).toBe(8)
+    await w.log.close()
+  })
+
+  it('shares one fsync among appends that arrive together (group commit)', async () => {
+    const w = wal({ durability: 'fsync' })
+    await w.log.open()
+    const ends = await Promise.all(Array.from({ length: 50 }, (_, i) => w.log.append(activities(1, `g${i}`))))
+    expect(new Set(ends).size).toBe(50)
+    expect(ends).toEqual([...ends].sort((x, y) => x - y))
+    expect(w.log.countFrom(0)).toBe(50)
+    await w.log.close()
+  })
+
+  it('cuts a torn tail left by a crash mid-write, keeps what precedes it, and appends after it', async () => {
+    const w = wal()
+    await w.log.open()
+    const kept = activities(3, 'kept')
+    await w.log.append(kept)
+    await w.log.append(activities(3, 'torn'))
+    await w.log.close()
+    const [file] = segmentFiles(w.dir)
+    const path = join(w.dir, file!)
+    truncateSync(path, statSync(path).size - 40) // the second record loses its end
+
+    const again = w.reopen()
+    await again.log.open()
+    expect((await again.log.read(0, 100)).activities.map((x) => x.id)).toEqual(kept.map((x) => x.id))
+    const more = activities(2, 'after')
+    await again.log.append(more)
+    expect((await again.log.read(0, 100)).activities.map((x) => x.entity_id)).toEqual([...kept, ...more].map((x) => x.entity_id))
+    await again.log.close()
+  })
+
+  it('cuts a tail whose bytes were corrupted, never parsing them as data', async () => {
+    const w = wal()
+    await w.log.open()
+    const kept = activities(2, 'kept')
+    await w.log.append(kept)
+    const endOfFirst = w.log.end
+    await w.log.append(activities(2, 'bad'))
+    await w.log.close()
+    const path = join(w.dir, segmentFiles(w.dir)[0]!)
+    const bytes = readFileSync(path)
+    bytes[endOfFirst + 30] ^= 0xff // inside the second record's payload
+    writeFileSync(path, bytes)
+    appendFileSync(path, Buffer.from([1, 2, 3])) // and some garbage after it
+
+    const again = w.reopen()
+    await again.log.open()
+    expect(again.log.end).toBe(endOfFirst)
+    expect(statSync(path).size).toBe(endOfFirst)
+    expect((await again.log.read(0, 100)).activities.map((x) => x.id)).toEqual(kept.map((x) => x.id))
+    await again.log.close()
+  })
+
+  it('rolls segments and deletes one only once every cursor has passed it', async () => {
+    const w = wal({ segment_bytes: 2048 })
+    await w.log.open()
+    await w.log.cursor('fast')
+    await w.log.cursor('slow')
+    for (let i = 0; i < 10; i++) await w.log.append(activities(5, `s${i}`))
+    const files = segmentFiles(w.dir)
+    expect(files.length).toBeGreaterThan(2)
+    await w.log.saveCursor('fast', { committed: w.log.end })
+    expect(segmentFiles(w.dir)).toEqual(files) // slow still needs them
+    expect(w.log.retainedBytes()).toBe(w.log.end)
+    await w.log.saveCursor('slow', { committed: w.log.end })
+    expect(segmentFiles(w.dir)).toHaveLength(1)
+    expect(w.log.retainedBytes()).toBe(0)
+    await w.log.close()
+  })
+
+  it('keeps a segment an in-flight range still needs', async () => {
+    const w = wal({ segment_bytes: 2048 })
+    await w.log.open()
+    await w.log.cursor('only')
+    for (let i = 0; i < 10; i++) await w.log.append(activities(5, `s${i}`))
+    await w.log.saveCursor('only', { committed: w.log.end, inflight: { start: 0, end: w.log.end } })
+    expect(w.log.retainedBytes()).toBe(w.log.end)
+    expect(segmentFiles(w.dir).length).toBeGreaterThan(2)
+    await w.log.close()
+  })
+
+  it('persists cursors across a reopen', async () => {
+    const w = wal()
+    await w.log.open()
+    expect(await w.log.cursor('clickhouse')).toEqual({ committed: 0 })
+    await w.log.append(activities(2))
+    await w.log.saveCursor('clickhouse', { committed: w.log.end, inflight: { start: 0, end: 10 } })
+    await w.log.close()
+    const again = w.reopen()
+    await again.log.open()
+    expect(await again.log.cursor('clickhouse')).toEqual({ committed: again.log.end, inflight: { start: 0, end: 10 } })
+    await again.log.close()
+  })
+})

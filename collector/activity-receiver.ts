@@ -8,7 +8,7 @@ import type { Transform } from 'node:stream'
 import type { FastifyPluginAsync } from 'fastify'
 import { z } from 'zod'
 import { parseActivity, type Activity } from '../schemas/activity.ts'
-import type { Consumer } from '../schemas/component.ts'
+import type { Ingest } from '../schemas/component.ts'
 import { ActlineError } from './errors.ts'
 
 export const ActivityReceiverConfig = z
@@ -59,23 +59,21 @@ const replySchema = {
 export interface ReceiverStats {
   accepted: number
   rejected: number
-  /** Valid activities in requests refused whole because a queue was full. */
-  refused: number
-  /** Requests answered 429, counted whether or not their body was read. */
+  /** Requests answered 429 (log full or memory limit), before their body was read. */
   refusedRequests: number
 }
 
 export function createReceiverStats(): ReceiverStats {
-  return { accepted: 0, rejected: 0, refused: 0, refusedRequests: 0 }
+  return { accepted: 0, rejected: 0, refusedRequests: 0 }
 }
 
 export interface ActivityReceiverOptions {
   config: ActivityReceiverConfig
-  consumer: Consumer
+  ingest: Ingest
   stats: ReceiverStats
 }
 
-export const activityReceiver: FastifyPluginAsync<ActivityReceiverOptions> = async (app, { config, consumer, stats }) => {
+export const activityReceiver: FastifyPluginAsync<ActivityReceiverOptions> = async (app, { config, ingest, stats }) => {
   app.removeAllContentTypeParsers()
   app.addContentTypeParser('application/json', { parseAs: 'string', bodyLimit: config.max_body_bytes }, (_req, text, done) => {
     try {
@@ -109,11 +107,11 @@ export const activityReceiver: FastifyPluginAsync<ActivityReceiverOptions> = asy
     return payload.pipe(decoder)
   })
 
-  const backpressure = () =>
+  const backpressure = (reason: string) =>
     new ActlineError(
       'ACT_ERR_BACKPRESSURE',
-      'the collector is at capacity; retry after the indicated delay',
-      { retry_after_seconds: 1, nothing_was_accepted: true },
+      `the collector is at capacity (${reason}); retry after the indicated delay`,
+      { reason, retry_after_seconds: 1, nothing_was_accepted: true },
       { 'retry-after': '1' },
     )
 
@@ -122,13 +120,13 @@ export const activityReceiver: FastifyPluginAsync<ActivityReceiverOptions> = asy
     {
       bodyLimit: config.max_body_bytes,
       schema: { response: { 200: replySchema } },
-      // A full queue refuses before the body is read: parsing and validating
-      // a request only to refuse it would take the CPU the stores need to
-      // catch up.
+      // Refuse before the body is read: parsing and validating a request
+      // only to refuse it would take the CPU the stores need to catch up.
       onRequest: async () => {
-        if (consumer.capacity() <= 0) {
+        const reason = ingest.refusal()
+        if (reason) {
           stats.refusedRequests++
-          throw backpressure()
+          throw backpressure(reason)
         }
       },
     },
@@ -167,10 +165,12 @@ export const activityReceiver: FastifyPluginAsync<ActivityReceiverOptions> = asy
           ...(issueCount > errors.length && { errors_truncated: true }),
         })
       }
-      if (!consumer.consume(accepted)) {
-        stats.refused += accepted.length
-        stats.refusedRequests++
-        throw backpressure()
+      try {
+        // Durable before the reply: a 200 means stored.
+        await ingest.write(accepted)
+      } catch (err) {
+        request.log.error({ err }, 'write-ahead log append failed')
+        throw new ActlineError('ACT_ERR_STORAGE_UNAVAILABLE', 'the collector could not store the request; nothing was accepted, retry later', { nothing_was_accepted: true }, { 'retry-after': '5' })
       }
       stats.accepted += accepted.length
       reply.code(200)

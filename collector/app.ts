@@ -3,19 +3,21 @@
  * collector.ts does, so tests can inject requests without a socket.
  */
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify'
-import type { Consumer, Exporter } from '../schemas/component.ts'
+import type { Exporter, Ingest } from '../schemas/component.ts'
 import { activityReceiver, type ActivityReceiverConfig, type ReceiverStats } from './activity-receiver.ts'
 import type { BatchProcessor } from './batch-processor.ts'
 import { installErrorHandler } from './errors.ts'
 import { health } from './health.ts'
 import { selfTelemetry } from './self-telemetry.ts'
+import type { WriteAheadLog } from './write-ahead-log.ts'
 
 export interface AppOptions {
   logger: FastifyBaseLogger
   receiver: ActivityReceiverConfig
-  consumer: Consumer
+  ingest: Ingest
   exporters: readonly Exporter[]
   queues: ReadonlyMap<string, BatchProcessor>
+  wal: Pick<WriteAheadLog, 'retainedBytes'>
   receiverStats: ReceiverStats
   isAccepting(): boolean
 }
@@ -33,7 +35,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   })
   installErrorHandler(app)
   await app.register(health, { exporters: options.exporters, isAccepting: options.isAccepting })
-  await app.register(selfTelemetry, { receiver: options.receiverStats, queues: options.queues })
-  await app.register(activityReceiver, { config: options.receiver, consumer: options.consumer, stats: options.receiverStats })
+  await app.register(selfTelemetry, { receiver: options.receiverStats, queues: options.queues, wal: options.wal })
+  await app.register(activityReceiver, { config: options.receiver, ingest: options.ingest, stats: options.receiverStats })
   return app
 }

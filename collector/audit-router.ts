@@ -1,11 +1,11 @@
 /**
- * Fans activities out to the exporters' queues: every activity goes to
- * ClickHouse (analytics wants everything), the audit-relevant ones also go to
+ * Which activities the audit trail takes: every activity goes to ClickHouse
+ * (analytics wants everything), the audit-relevant ones also go to
  * PostgreSQL, the append-only trail, which should not pay for debug noise.
+ * Applied by the PostgreSQL exporter's reader of the write-ahead log.
  */
 import { z } from 'zod'
 import { CATEGORIES, SEVERITIES, SOURCES, severityRank, type Activity } from '../schemas/activity.ts'
-import type { Consumer } from '../schemas/component.ts'
 
 /**
  * An activity is audit-relevant when ANY clause matches. The default keeps
@@ -40,27 +40,4 @@ export function auditPredicate(config: AuditRouteConfig): (a: Activity) => boole
     severityRank(a.severity) >= minRank ||
     categories.has(a.category) ||
     prefixes.some((p) => a.action.startsWith(p))
-}
-
-export interface Route {
-  consumer: Consumer
-  /** Undefined: every activity. */
-  accepts?: (a: Activity) => boolean
-}
-
-/** A consumer that splits each request across routes, all or nothing. */
-export function createRouter(routes: readonly Route[]): Consumer {
-  return {
-    capacity() {
-      return Math.min(...routes.map((r) => r.consumer.capacity()))
-    },
-    consume(activities) {
-      const parts = routes.map((r) => (r.accepts ? activities.filter(r.accepts) : activities))
-      // Check every queue first: a request half-queued would be half-stored
-      // after the client, told 429, retries the whole of it.
-      if (parts.some((part, i) => part.length > routes[i]!.consumer.capacity())) return false
-      parts.forEach((part, i) => routes[i]!.consumer.consume(part))
-      return true
-    },
-  }
 }

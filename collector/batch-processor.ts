@@ -1,171 +1,173 @@
 /**
- * A bounded queue in front of one exporter that sends in batches by size or
- * age, like the Collector's batch processor plus exporterhelper's queue. Each
- * exporter gets its own, so a slow store backs up only its own queue.
+ * Feeds one exporter from the write-ahead log, in batches by size or age,
+ * like the Collector's batch processor over exporterhelper's persistent
+ * queue. Each exporter has its own cursor, so a slow store backs up only
+ * itself; the log on disk, not memory, holds the backlog.
+ *
+ * Exactly once in the stores: before a batch goes out, its log range is
+ * saved as the cursor's in-flight range. After a crash that range is sent
+ * again as the very same rows (ClickHouse drops the repeat by its
+ * deduplication token, PostgreSQL by ON CONFLICT), then reading resumes.
  *
  * Defaults, against the legacy service's 500 rows every 5 s:
  * - send_batch_size 10,000: ClickHouse wants few, large inserts (each insert
- *   is a part to merge; its docs advise >= 1,000 rows and about one insert per
- *   second per table), and 10k rows of ~400 B is ~4 MB, which both stores take
- *   in tens of milliseconds.
+ *   is a part to merge; its guidance is >= 1,000 rows and about one insert
+ *   per second per table), and 10k rows of ~400 B is ~4 MB, which both stores
+ *   take in tens of milliseconds.
  * - timeout_ms 1,000: a quiet collector still makes rows queryable within a
  *   second, at most one small insert per second per store.
- * - queue_size 100,000: two seconds of the 50k/s target, so a store pause
- *   rides through without pushing back on clients, at ~100 MB of memory in
- *   the worst case, inside the 400 MB budget.
  */
+import { once } from 'node:events'
 import { z } from 'zod'
 import type { Activity } from '../schemas/activity.ts'
-import type { Exporter, Logger, Processor } from '../schemas/component.ts'
+import type { Component, Exporter, Logger } from '../schemas/component.ts'
+import type { DeadLetter } from './dead-letter.ts'
+import type { Cursor, WriteAheadLog } from './write-ahead-log.ts'
 
 export const BatchProcessorConfig = z
   .object({
-    /** Rows per export. @default 10000 */
+    /** Rows per export (whole log records, so a batch may run over by one request's rows). @default 10000 */
     send_batch_size: z.number().int().min(1).max(1_000_000).default(10_000),
-    /** Oldest row waits at most this long before a partial batch is sent. @default 1000 */
+    /** A partial batch goes out once its oldest row has waited this long. @default 1000 */
     timeout_ms: z.number().int().min(1).max(600_000).default(1_000),
-    /** Rows held per exporter before ingest is refused with 429. @default 100000 */
-    queue_size: z.number().int().min(1).default(100_000),
   })
   .strict()
-  .refine((c) => c.queue_size >= c.send_batch_size, {
-    message: 'queue_size must be >= send_batch_size',
-    path: ['queue_size'],
-  })
 
 export type BatchProcessorConfig = z.output<typeof BatchProcessorConfig>
 
 export interface BatchStats {
   /** Rows the store acknowledged. */
   exported: number
-  /** Rows the store rejected for good. */
+  /** Rows the store rejected for good, written to the dead-letter file. */
   rejected: number
-  /** Rows given up on at shutdown. */
-  dropped: number
   /** Export calls and their summed duration, for the mean export latency. */
   exports: number
   export_seconds: number
 }
 
-export interface BatchProcessor extends Processor {
-  /** Rows waiting or in flight. */
+export interface BatchProcessor extends Component {
+  /** Activities in the log this exporter has not passed yet. */
   readonly pending: number
   readonly stats: Readonly<BatchStats>
-  /** Stop accepting, export what is held; resolves when empty or when `deadline` passes. */
+  /** Export what the log holds until caught up or `deadline`; what is left stays in the log for the next start. */
   shutdown(deadline?: number): Promise<void>
 }
 
-export function createBatchProcessor(config: BatchProcessorConfig, exporter: Exporter & { abort?(): void }, logger: Logger): BatchProcessor {
-  // Chunks as they arrived, with their arrival time: concatenating per
-  // request would copy every row twice, and the timer is due when the oldest
-  // row has waited timeout_ms.
-  const chunks: { rows: readonly Activity[]; at: number }[] = []
-  let queued = 0
-  let inFlight = 0
-  let timer: NodeJS.Timeout | undefined
-  let due = false
+export interface BatchProcessorOptions {
+  config: BatchProcessorConfig
+  wal: WriteAheadLog
+  exporter: Exporter & { abort?(): void }
+  /** Which activities this exporter takes; all when absent. */
+  accepts?: (a: Activity) => boolean
+  deadLetter: DeadLetter
+  logger: Logger
+}
+
+export function createBatchProcessor({ config, wal, exporter, accepts, deadLetter, logger }: BatchProcessorOptions): BatchProcessor {
+  const name = exporter.name
+  const stats: BatchStats = { exported: 0, rejected: 0, exports: 0, export_seconds: 0 }
+  let cursor: Cursor = { committed: 0 }
   let running: Promise<void> | undefined
   let stopping = false
-  const stats: BatchStats = { exported: 0, rejected: 0, dropped: 0, exports: 0, export_seconds: 0 }
+  let deadline = Infinity
+  /** When the oldest row not yet exported was first seen waiting. */
+  let waitingSince: number | undefined
+  const wake = new AbortController()
 
-  function take(max: number): Activity[] {
-    const batch: Activity[] = []
-    while (batch.length < max && chunks.length > 0) {
-      const head = chunks[0]!
-      const n = Math.min(head.rows.length, max - batch.length)
-      for (let i = 0; i < n; i++) batch.push(head.rows[i]!)
-      if (n === head.rows.length) chunks.shift()
-      else head.rows = head.rows.slice(n)
+  /** Export the rows of log range [start, end); false when retrying was cut short by shutdown. */
+  async function exportRange(start: number, end: number, rows?: Activity[]): Promise<boolean> {
+    const activities = rows ?? (await wal.read(start, Infinity, end)).activities
+    const batch = accepts ? activities.filter(accepts) : activities
+    if (batch.length > 0) {
+      await wal.saveCursor(name, { committed: start, inflight: { start, end } })
+      const delivered = await deliver(batch)
+      if (!delivered) return false
     }
-    queued -= batch.length
-    return batch
+    cursor = { committed: end }
+    await wal.saveCursor(name, cursor)
+    return true
   }
 
-  function ready(): boolean {
-    return queued > 0 && (queued >= config.send_batch_size || due || stopping)
+  /** Send a batch; rows the store refuses for good go to the dead-letter file, alone. */
+  async function deliver(batch: readonly Activity[]): Promise<boolean> {
+    const started = performance.now()
+    const result = await exporter.export(batch)
+    stats.exports++
+    stats.export_seconds += (performance.now() - started) / 1000
+    if (result.status === 'success') {
+      stats.exported += batch.length
+      return true
+    }
+    if (result.status === 'retryable') return false
+    if (batch.length === 1) {
+      stats.rejected++
+      await deadLetter.write(batch, result.error)
+      logger.error({ exporter: name, id: batch[0]!.id, err: result.error.message }, `${name}: row rejected for good, written to the dead-letter file`)
+      return true
+    }
+    // One bad row must not take 9,999 good ones with it: halve until the
+    // rows the store refuses stand alone.
+    const half = batch.length >>> 1
+    return (await deliver(batch.slice(0, half))) && (await deliver(batch.slice(half)))
   }
 
-  async function drain(): Promise<void> {
-    while (ready()) {
-      due = false
-      const batch = take(config.send_batch_size)
-      inFlight = batch.length
-      const started = performance.now()
-      const result = await exporter.export(batch)
-      stats.exports++
-      stats.export_seconds += (performance.now() - started) / 1000
-      inFlight = 0
-      if (result.status === 'success') stats.exported += batch.length
-      else if (result.status === 'permanent') {
-        stats.rejected += batch.length
-        logger.error({ exporter: exporter.name, rows: batch.length, err: result.error.message }, `${exporter.name}: batch rejected for good`)
-      } else {
-        // Retrying stopped: shutdown came, or retry.max_elapsed_ms passed.
-        stats.dropped += batch.length
-        logger.error({ exporter: exporter.name, rows: batch.length, err: result.error.message }, `${exporter.name}: batch dropped, retrying stopped`)
+  function due(): boolean {
+    return waitingSince !== undefined && Date.now() - waitingSince >= config.timeout_ms
+  }
+
+  async function waitForData(ms: number): Promise<void> {
+    const signal = AbortSignal.any([wake.signal, AbortSignal.timeout(Math.max(1, ms))])
+    await once(wal.events, 'append', { signal }).catch(() => {})
+  }
+
+  async function loop(): Promise<void> {
+    cursor = await wal.cursor(name)
+    if (cursor.inflight) {
+      logger.info({ exporter: name, range: cursor.inflight }, `${name}: sending again the batch in flight at the last stop`)
+      if (!(await exportRange(cursor.inflight.start, cursor.inflight.end))) return
+    }
+    for (;;) {
+      const available = wal.countFrom(cursor.committed)
+      if (available === 0) {
+        waitingSince = undefined
+        if (stopping) return
+        await waitForData(60_000)
+        continue
       }
+      waitingSince ??= Date.now()
+      if (stopping && Date.now() >= deadline) return
+      if (available < config.send_batch_size && !due() && !stopping) {
+        await waitForData(waitingSince + config.timeout_ms - Date.now())
+        continue
+      }
+      const { activities, next } = await wal.read(cursor.committed, config.send_batch_size)
+      waitingSince = undefined
+      if (!(await exportRange(cursor.committed, next, activities))) return
     }
-    if (queued > 0) arm()
-  }
-
-  function kick(): void {
-    running ??= drain().finally(() => {
-      running = undefined
-      if (ready()) kick()
-    })
-  }
-
-  function arm(): void {
-    if (timer || chunks.length === 0) return
-    const wait = Math.max(0, chunks[0]!.at + config.timeout_ms - Date.now())
-    timer = setTimeout(() => {
-      timer = undefined
-      due = true
-      kick()
-    }, wait)
-    timer.unref()
   }
 
   return {
-    get pending() {
-      return queued + inFlight
-    },
-
     stats,
 
-    capacity() {
-      return stopping ? 0 : config.queue_size - queued - inFlight
+    get pending() {
+      return wal.countFrom(cursor.committed)
     },
 
-    consume(activities) {
-      if (activities.length === 0) return true
-      if (stopping || queued + inFlight + activities.length > config.queue_size) return false
-      chunks.push({ rows: activities, at: Date.now() })
-      queued += activities.length
-      if (queued >= config.send_batch_size) kick()
-      else arm()
-      return true
+    async start() {
+      running ??= loop().catch((err) => {
+        logger.error({ exporter: name, err: (err as Error).message }, `${name}: reading the write-ahead log failed; this exporter stopped`)
+      })
     },
 
-    async start() {},
-
-    async shutdown(deadline = Infinity) {
+    async shutdown(until = Infinity) {
       stopping = true
+      deadline = until
+      wake.abort()
+      const timer = Number.isFinite(until) ? setTimeout(() => exporter.abort?.(), Math.max(0, until - Date.now())) : undefined
+      await running
       clearTimeout(timer)
-      timer = undefined
-      kick()
-      const timeout = deadline - Date.now()
-      if (Number.isFinite(timeout)) {
-        const t = setTimeout(() => exporter.abort?.(), Math.max(0, timeout))
-        await running
-        clearTimeout(t)
-      } else {
-        await running
-      }
-      if (queued > 0) {
-        stats.dropped += queued
-        logger.error({ exporter: exporter.name, rows: queued }, `${exporter.name}: rows dropped at shutdown`)
-      }
+      const left = wal.countFrom(cursor.committed)
+      if (left > 0) logger.warn({ exporter: name, rows: left }, `${name}: not exported before shutdown; kept in the write-ahead log for the next start`)
     },
   }
 }

@@ -1,19 +1,25 @@
 /**
- * Wires the pipeline: receiver -> audit router -> one batch processor per
- * exporter -> retrying exporter -> store. Owns start order and the graceful
- * shutdown: stop accepting, flush every queue, close the stores.
+ * Wires the pipeline: receiver -> write-ahead log -> one batch processor per
+ * exporter reading the log from its own cursor (PostgreSQL's through the
+ * audit route) -> retrying exporter -> store. Owns start order and the
+ * graceful shutdown: stop accepting, export what the log holds, close.
  */
+import { join } from 'node:path'
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
 import { pino } from 'pino'
+import type { Activity } from '../schemas/activity.ts'
 import type { Exporter } from '../schemas/component.ts'
 import { createClickHouseExporter } from '../exporters/clickhouse-exporter.ts'
 import { createPostgresExporter } from '../exporters/postgres-exporter.ts'
 import { createReceiverStats } from './activity-receiver.ts'
 import { buildApp } from './app.ts'
-import { auditPredicate, createRouter, type Route } from './audit-router.ts'
+import { auditPredicate } from './audit-router.ts'
 import { createBatchProcessor, type BatchProcessor } from './batch-processor.ts'
 import type { Config } from './config.ts'
+import { createDeadLetter } from './dead-letter.ts'
+import { createMemoryLimiter } from './memory-limiter.ts'
 import { withRetry } from './retrying-exporter.ts'
+import { createWriteAheadLog } from './write-ahead-log.ts'
 
 export interface Collector {
   readonly app: FastifyInstance
@@ -43,16 +49,22 @@ export function createLogger(level: string): FastifyBaseLogger {
 export async function createCollector(config: Config, options: { logger?: FastifyBaseLogger } = {}): Promise<Collector> {
   const logger = options.logger ?? createLogger(config.server.log_level)
   const exporters: Exporter[] = []
-  const routes: Route[] = []
-  /** Exporter name -> the batch queue in front of it. */
+  /** Exporter name -> the batch processor reading the log for it. */
   const queues = new Map<string, BatchProcessor>()
+  const wal = createWriteAheadLog(config.wal, logger)
+  const memory = createMemoryLimiter(config.pipeline.memory_limiter)
 
-  const add = (exporter: Exporter, accepts?: Route['accepts']) => {
-    const retrying = withRetry(exporter, config.pipeline.retry, logger)
-    const processor = createBatchProcessor(config.pipeline.batch, retrying, logger)
+  const add = (exporter: Exporter, accepts?: (a: Activity) => boolean) => {
+    const processor = createBatchProcessor({
+      config: config.pipeline.batch,
+      wal,
+      exporter: withRetry(exporter, config.pipeline.retry, logger),
+      ...(accepts && { accepts }),
+      deadLetter: createDeadLetter(join(config.data_dir, 'dead-letter'), exporter.name),
+      logger,
+    })
     exporters.push(exporter)
     queues.set(exporter.name, processor)
-    routes.push({ consumer: processor, ...(accepts && { accepts }) })
   }
   if (config.exporters.clickhouse.enabled) add(createClickHouseExporter(config.exporters.clickhouse, logger))
   if (config.exporters.postgres.enabled) add(createPostgresExporter(config.exporters.postgres, logger), auditPredicate(config.pipeline.audit_route))
@@ -61,9 +73,19 @@ export async function createCollector(config: Config, options: { logger?: Fastif
   const app = await buildApp({
     logger,
     receiver: config.receivers.activity,
-    consumer: createRouter(routes),
+    ingest: {
+      refusal() {
+        if (wal.retainedBytes() > config.wal.max_bytes) return 'write-ahead log full'
+        if (memory.over()) return 'memory limit'
+        return undefined
+      },
+      write: async (activities) => {
+        await wal.append(activities)
+      },
+    },
     exporters,
     queues,
+    wal,
     receiverStats: createReceiverStats(),
     isAccepting: () => accepting,
   })
@@ -73,10 +95,12 @@ export async function createCollector(config: Config, options: { logger?: Fastif
   async function stop(): Promise<void> {
     const deadline = Date.now() + config.server.shutdown_timeout_ms
     accepting = false
-    logger.info({ pending: pendingByExporter() }, 'shutting down: no new requests, flushing queues')
-    // Requests already inside finish (and enqueue) before the queues drain.
+    logger.info({ pending: pendingByExporter() }, 'shutting down: no new requests, exporting what the log holds')
+    // Requests already inside finish (and reach the log) before draining.
     await app.close()
     await Promise.all([...queues.values()].map((q) => q.shutdown(deadline)))
+    memory.stop()
+    await wal.close()
     await Promise.allSettled(exporters.map((e) => e.shutdown()))
     logger.info('shutdown complete')
   }
@@ -94,10 +118,12 @@ export async function createCollector(config: Config, options: { logger?: Fastif
     async start() {
       try {
         await Promise.all(exporters.map((e) => e.start()))
+        await wal.open()
         await Promise.all([...queues.values()].map((q) => q.start()))
         await app.listen({ host: config.server.host, port: config.server.port })
       } catch (err) {
-        await Promise.allSettled(exporters.map((e) => e.shutdown()))
+        memory.stop()
+        await Promise.allSettled([wal.close(), ...exporters.map((e) => e.shutdown())])
         throw err
       }
       accepting = true

@@ -12,7 +12,9 @@ import { z } from 'zod'
 import { ActivityReceiverConfig } from './activity-receiver.ts'
 import { AuditRouteConfig } from './audit-router.ts'
 import { BatchProcessorConfig } from './batch-processor.ts'
+import { MemoryLimiterConfig } from './memory-limiter.ts'
 import { RetryConfig } from './retrying-exporter.ts'
+import { WriteAheadLogConfig } from './write-ahead-log.ts'
 import { ClickHouseExporterConfig } from '../exporters/clickhouse-exporter.ts'
 import { PostgresExporterConfig } from '../exporters/postgres-exporter.ts'
 import { redactUrl } from '../exporters/redact.ts'
@@ -38,8 +40,10 @@ export const ConfigSchema = z
     data_dir: z.string().min(1).default('./data'),
     server: ServerConfig.prefault({}),
     receivers: z.object({ activity: ActivityReceiverConfig.prefault({}) }).strict().prefault({}),
+    wal: WriteAheadLogConfig.prefault({}),
     pipeline: z
       .object({
+        memory_limiter: MemoryLimiterConfig.prefault({}),
         batch: BatchProcessorConfig.prefault({}),
         retry: RetryConfig.prefault({}),
         audit_route: AuditRouteConfig.prefault({}),
@@ -62,6 +66,7 @@ export const ConfigSchema = z
 
 /** The validated config, with every store path resolved to an absolute one. */
 export type Config = z.output<typeof ConfigSchema> & {
+  wal: { dir: string }
   exporters: {
     clickhouse: { path: string }
     postgres: { path: string }
@@ -78,6 +83,7 @@ export const ENV_OVERRIDES: Record<string, { path: string[]; type: 'string' | 'n
   ACTLINE_CLICKHOUSE_USERNAME: { path: ['exporters', 'clickhouse', 'username'], type: 'string' },
   ACTLINE_CLICKHOUSE_PASSWORD: { path: ['exporters', 'clickhouse', 'password'], type: 'string' },
   ACTLINE_POSTGRES_URL: { path: ['exporters', 'postgres', 'url'], type: 'string' },
+  ACTLINE_WAL_DURABILITY: { path: ['wal', 'durability'], type: 'string' },
 }
 
 export class ConfigError extends Error {
@@ -135,6 +141,7 @@ export function parseConfig(raw: unknown, env: NodeJS.ProcessEnv = {}, source = 
   return {
     ...c,
     data_dir: dataDir,
+    wal: { ...c.wal, dir: resolve(c.wal.dir ?? join(dataDir, 'wal')) },
     exporters: {
       clickhouse: { ...c.exporters.clickhouse, path: resolve(c.exporters.clickhouse.path ?? join(dataDir, 'clickhouse')) },
       postgres: { ...c.exporters.postgres, path: resolve(c.exporters.postgres.path ?? join(dataDir, 'postgres')) },

@@ -15,6 +15,7 @@ export const ERROR_STATUS = {
   ACT_ERR_BACKPRESSURE: 429,
   ACT_ERR_INTERNAL: 500,
   ACT_ERR_NOT_READY: 503,
+  ACT_ERR_STORAGE_UNAVAILABLE: 503,
 } as const
 
 export type ErrorCode = keyof typeof ERROR_STATUS

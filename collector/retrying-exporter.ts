@@ -15,13 +15,9 @@ export const RetryConfig = z
     max_interval_ms: z.number().int().positive().default(30_000),
     /** Growth of the ceiling per attempt. @default 2 */
     multiplier: z.number().min(1).default(2),
-    /**
-     * Give up on a batch after this long; 0 retries until shutdown. The
-     * default is 0 because a batch given up on is data lost: a full queue
-     * pushes back on clients (429) instead.
-     * @default 0
-     */
-    max_elapsed_ms: z.number().int().min(0).default(0),
+    // No max_elapsed: a batch is retried until shutdown. Giving up would
+    // leave it in the log with nothing to send it; a down store fills the
+    // log and ingest pushes back (429) instead.
   })
   .strict()
   .refine((c) => c.max_interval_ms >= c.initial_interval_ms, {
@@ -38,7 +34,7 @@ export function backoffDelay(config: RetryConfig, attempt: number, random: () =>
 }
 
 export interface RetryingExporter extends Exporter {
-  /** Stop waiting between attempts: the pending export returns its last failure. */
+  /** Stop retrying (shutdown): the pending export returns its last failure. */
   abort(): void
 }
 
@@ -53,12 +49,9 @@ export function withRetry(inner: Exporter, config: RetryConfig, logger: Logger):
     abort: () => aborter.abort(),
 
     async export(batch): Promise<ExportResult> {
-      const started = Date.now()
       for (let attempt = 0; ; attempt++) {
         const result = await inner.export(batch)
-        if (result.status !== 'retryable') return result
-        const elapsed = Date.now() - started
-        if (aborter.signal.aborted || (config.max_elapsed_ms > 0 && elapsed >= config.max_elapsed_ms)) return result
+        if (result.status !== 'retryable' || aborter.signal.aborted) return result
         const delay = result.retryAfterMs ?? backoffDelay(config, attempt)
         logger.warn(
           { exporter: inner.name, attempt: attempt + 1, delay_ms: delay, rows: batch.length, err: result.error.message },

@@ -6,14 +6,16 @@ import { monitorEventLoopDelay } from 'node:perf_hooks'
 import type { FastifyPluginAsync } from 'fastify'
 import type { ReceiverStats } from './activity-receiver.ts'
 import type { BatchProcessor } from './batch-processor.ts'
+import type { WriteAheadLog } from './write-ahead-log.ts'
 
 export interface SelfTelemetryOptions {
   receiver: Readonly<ReceiverStats>
+  wal: Pick<WriteAheadLog, 'retainedBytes'>
   /** Exporter name -> its queue. */
   queues: ReadonlyMap<string, BatchProcessor>
 }
 
-export const selfTelemetry: FastifyPluginAsync<SelfTelemetryOptions> = async (app, { receiver, queues }) => {
+export const selfTelemetry: FastifyPluginAsync<SelfTelemetryOptions> = async (app, { receiver, queues, wal }) => {
   // Every request waits behind whatever holds the event loop: its delay is
   // the floor of ingest latency.
   const loopDelay = monitorEventLoopDelay({ resolution: 10 })
@@ -34,15 +36,13 @@ export const selfTelemetry: FastifyPluginAsync<SelfTelemetryOptions> = async (ap
     metric('actline_receiver_activities_total', 'counter', 'Activities received, by outcome.', [
       [{ outcome: 'accepted' }, receiver.accepted],
       [{ outcome: 'rejected' }, receiver.rejected],
-      [{ outcome: 'refused' }, receiver.refused],
     ])
-    metric('actline_receiver_refused_requests_total', 'counter', 'Requests answered 429 because a queue was full.', [[{}, receiver.refusedRequests]])
-    metric('actline_exporter_queue_activities', 'gauge', 'Activities queued or in flight per exporter.', each((q) => q.pending))
-    metric('actline_exporter_queue_capacity_activities', 'gauge', 'Free room per exporter queue.', each((q) => q.capacity()))
+    metric('actline_receiver_refused_requests_total', 'counter', 'Requests answered 429: write-ahead log full or memory limit.', [[{}, receiver.refusedRequests]])
+    metric('actline_exporter_queue_activities', 'gauge', 'Activities in the write-ahead log this exporter has not passed yet.', each((q) => q.pending))
+    metric('actline_wal_retained_bytes', 'gauge', 'Write-ahead log bytes some exporter still needs.', [[{}, wal.retainedBytes()]])
     metric('actline_exporter_activities_total', 'counter', 'Activities per exporter, by outcome.', [...queues].flatMap(([exporter, q]) => [
       [{ exporter, outcome: 'exported' }, q.stats.exported],
-      [{ exporter, outcome: 'rejected' }, q.stats.rejected],
-      [{ exporter, outcome: 'dropped' }, q.stats.dropped],
+      [{ exporter, outcome: 'dead_lettered' }, q.stats.rejected],
     ] as [Record<string, string>, number][]))
     metric('actline_exporter_export_calls_total', 'counter', 'Export calls (batches) per exporter.', each((q) => q.stats.exports))
     metric('actline_exporter_export_seconds_total', 'counter', 'Time spent in export calls per exporter.', each((q) => Number(q.stats.export_seconds.toFixed(6))))

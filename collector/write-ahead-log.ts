@@ -81,7 +81,7 @@ export interface WriteAheadLog {
   readonly end: number
   /** Activities in records from `offset` to the end. */
   countFrom(offset: number): number
-  /** Whole records from `offset` while the running count stays within `maxActivities` (always at least one). */
+  /** Whole records from `offset` until `maxActivities` is reached: the last record may take it over by its own size. */
   read(offset: number, maxActivities: number, until?: number): Promise<ReadResult>
   /** Register an exporter; returns its persisted cursor. */
   cursor(name: string): Promise<Cursor>
@@ -270,7 +270,7 @@ export function createWriteAheadLog(config: WriteAheadLogConfig & { dir: string 
       let count = 0
       for (let i = first; i < index.length && index[i]!.end <= until; i++) {
         const ref = index[i]!
-        if (refs.length > 0 && count + ref.count > maxActivities) break
+        if (count >= maxActivities) break
         refs.push(ref)
         count += ref.count
       }

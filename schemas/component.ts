@@ -26,15 +26,13 @@ export interface Exporter extends Component {
   ping(): Promise<{ ok: true } | { ok: false; error: string }>
 }
 
-/** Where a processor hands activities on. */
-export interface Consumer {
-  /** Take all or none; false when there is no room (backpressure). */
-  consume(activities: readonly Activity[]): boolean
-  /** Rows it can take now, so a caller can check every target before committing to any. */
-  capacity(): number
+/** Where a receiver hands accepted activities: the write-ahead log, behind the admission checks. */
+export interface Ingest {
+  /** Why nothing can be taken now (log full, memory limit), or undefined when it can. */
+  refusal(): string | undefined
+  /** Resolves once the activities are durable; rejects when they could not be stored. */
+  write(activities: readonly Activity[]): Promise<void>
 }
-
-export interface Processor extends Component, Consumer {}
 
 export interface Receiver extends Component {}
 

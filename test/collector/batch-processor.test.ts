@@ -1,103 +1,140 @@
-import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
+import { afterEach, describe, expect, it } from 'vitest'
 import { parseActivity, type Activity } from '../../schemas/activity.ts'
 import type { Exporter, ExportResult } from '../../schemas/component.ts'
 import { BatchProcessorConfig, createBatchProcessor } from '../../collector/batch-processor.ts'
+import { createDeadLetter } from '../../collector/dead-letter.ts'
+import { createWriteAheadLog, WriteAheadLogConfig, type WriteAheadLog } from '../../collector/write-ahead-log.ts'
 import { createLogger } from '../../collector/collector.ts'
+import { eventually, tempDir } from '../helpers/stores.ts'
+import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
 
 const logger = createLogger('silent')
+const cleanup: (() => Promise<void> | void)[] = []
+afterEach(async () => {
+  for (const f of cleanup.splice(0).reverse()) await f()
+})
 
 function activities(n: number, prefix = 'a'): Activity[] {
   return Array.from({ length: n }, (_, i) => {
-    const r = parseActivity({ action: `${prefix}.n${i}`, source: 'system' })
+    const r = parseActivity({ action: `${prefix}.n${i}`, source: i % 2 ? 'user' : 'system' })
     if (!r.ok) throw new Error('bad fixture')
     return r.activity
   })
 }
 
-/** Batching is what is under test here; this exporter only records what it was handed. */
-function recordingExporter(results: ExportResult[] = []) {
+/** Batching is what is under test here; this exporter records what it is handed, or answers as scripted. */
+function recordingExporter(answer: (batch: readonly Activity[]) => ExportResult = () => ({ status: 'success' })) {
   const batches: Activity[][] = []
-  let release: (() => void) | undefined
-  const exporter: Exporter & { batches: Activity[][]; hold(): void; release(): void } = {
+  const exporter: Exporter & { batches: Activity[][] } = {
     name: 'recording',
     batches,
-    hold() { exporter.export = async (b) => { batches.push([...b]); await new Promise<void>((r) => (release = r)); return { status: 'success' } } },
-    release() { release?.() },
     async start() {},
     async shutdown() {},
     async ping() { return { ok: true } },
     async export(batch) {
       batches.push([...batch])
-      return results.shift() ?? { status: 'success' }
+      return answer(batch)
     },
   }
   return exporter
 }
 
-describe('batch processor', () => {
-  beforeEach(() => vi.useFakeTimers())
-  afterEach(() => vi.useRealTimers())
+async function setup(batch: Record<string, unknown>, exporter = recordingExporter(), accepts?: (a: Activity) => boolean, dir = tempDir()) {
+  const wal = createWriteAheadLog({ ...WriteAheadLogConfig.parse({}), dir: dir.path }, logger)
+  await wal.open()
+  const processor = createBatchProcessor({
+    config: BatchProcessorConfig.parse(batch),
+    wal,
+    exporter,
+    ...(accepts && { accepts }),
+    deadLetter: createDeadLetter(join(dir.path, 'dead'), exporter.name),
+    logger,
+  })
+  await processor.start()
+  cleanup.push(() => dir.remove(), () => wal.close(), () => processor.shutdown(Date.now()))
+  return { wal, processor, exporter, dir }
+}
 
-  it('sends a full batch as soon as send_batch_size rows are queued', async () => {
-    const exporter = recordingExporter()
-    const p = createBatchProcessor(BatchProcessorConfig.parse({ send_batch_size: 100, timeout_ms: 10_000 }), exporter, logger)
-    expect(p.consume(activities(60))).toBe(true)
-    expect(p.consume(activities(60))).toBe(true)
-    await vi.advanceTimersByTimeAsync(0)
-    expect(exporter.batches.map((b) => b.length)).toEqual([100])
-    expect(p.pending).toBe(20)
+describe('batch processor over the write-ahead log', () => {
+  it('sends a full batch as soon as send_batch_size rows are in the log', async () => {
+    const { wal, exporter } = await setup({ send_batch_size: 100, timeout_ms: 60_000 })
+    await wal.append(activities(60))
+    await wal.append(activities(60))
+    await eventually('a batch', async () => exporter.batches.length === 1)
+    expect(exporter.batches[0]).toHaveLength(120) // whole records: 60 + 60
   })
 
   it('sends a partial batch once its oldest row is timeout_ms old', async () => {
-    const exporter = recordingExporter()
-    const p = createBatchProcessor(BatchProcessorConfig.parse({ send_batch_size: 100, timeout_ms: 500 }), exporter, logger)
-    p.consume(activities(3))
-    await vi.advanceTimersByTimeAsync(499)
-    expect(exporter.batches).toHaveLength(0)
-    await vi.advanceTimersByTimeAsync(1)
-    expect(exporter.batches.map((b) => b.length)).toEqual([3])
+    const { wal, exporter } = await setup({ send_batch_size: 1000, timeout_ms: 300 })
+    const started = Date.now()
+    await wal.append(activities(3))
+    await eventually('a partial batch', async () => exporter.batches.length === 1)
+    expect(Date.now() - started).toBeGreaterThanOrEqual(290)
+    expect(exporter.batches[0]).toHaveLength(3)
   })
 
-  it('keeps rows in arrival order across batches', async () => {
-    const exporter = recordingExporter()
-    const p = createBatchProcessor(BatchProcessorConfig.parse({ send_batch_size: 4, timeout_ms: 100 }), exporter, logger)
-    const sent = [...activities(3, 'x'), ...activities(3, 'y'), ...activities(3, 'z')]
-    p.consume(sent.slice(0, 3))
-    p.consume(sent.slice(3, 6))
-    p.consume(sent.slice(6))
-    await vi.advanceTimersByTimeAsync(200)
-    expect(exporter.batches.map((b) => b.length)).toEqual([4, 4, 1])
-    expect(exporter.batches.flat().map((a) => a.id)).toEqual(sent.map((a) => a.id))
+  it('keeps rows in log order across batches and only passes the rows its route accepts', async () => {
+    const { wal, exporter } = await setup({ send_batch_size: 4, timeout_ms: 50 }, recordingExporter(), (a) => a.source === 'user')
+    const sent = [...activities(4, 'x'), ...activities(4, 'y')]
+    await wal.append(sent.slice(0, 4))
+    await wal.append(sent.slice(4))
+    await eventually('all user rows', async () => exporter.batches.flat().length === 4)
+    expect(exporter.batches.flat().map((a) => a.id)).toEqual(sent.filter((a) => a.source === 'user').map((a) => a.id))
   })
 
-  it('refuses a request that does not fit, whole, and counts rows in flight against the bound', async () => {
-    const exporter = recordingExporter()
-    exporter.hold()
-    const p = createBatchProcessor(BatchProcessorConfig.parse({ send_batch_size: 10, timeout_ms: 100, queue_size: 25 }), exporter, logger)
-    expect(p.consume(activities(10))).toBe(true) // goes in flight and stays there
-    await vi.advanceTimersByTimeAsync(0)
-    expect(p.consume(activities(15))).toBe(true)
-    expect(p.capacity()).toBe(0)
-    expect(p.consume(activities(1))).toBe(false)
-    expect(p.pending).toBe(25)
-    exporter.release()
-    await vi.advanceTimersByTimeAsync(0)
-    expect(p.capacity()).toBeGreaterThan(0)
+  it('resumes from its cursor after a restart and sends an in-flight range again as the same rows', async () => {
+    const dir = tempDir()
+    let calls = 0
+    // The first attempt never comes back (the process "dies" mid-export).
+    let abandon: (() => void) | undefined
+    const hanging = Object.assign(recordingExporter(), {
+      // As the retry wrapper does at shutdown: give up, report retryable.
+      abort: () => abandon?.(),
+    })
+    hanging.export = async (batch) => {
+      hanging.batches.push([...batch])
+      calls++
+      return new Promise<ExportResult>((resolve) => (abandon = () => resolve({ status: 'retryable', error: new Error('gone') })))
+    }
+    const first = await setup({ send_batch_size: 5, timeout_ms: 20 }, hanging, undefined, dir)
+    const rows = activities(5)
+    await first.wal.append(rows)
+    await eventually('first attempt', async () => calls === 1)
+    const cursorFile = JSON.parse(readFileSync(join(dir.path, 'cursor-recording.json'), 'utf8'))
+    expect(cursorFile.inflight).toEqual({ start: 0, end: first.wal.end })
+    await first.processor.shutdown(Date.now())
+    await first.wal.close()
+
+    // "Restart": a new log and processor on the same directory.
+    const again = recordingExporter()
+    const second = await setup({ send_batch_size: 5, timeout_ms: 20 }, again, undefined, dir)
+    await eventually('replayed batch', async () => again.batches.length === 1)
+    expect(again.batches[0]!.map((a) => a.id)).toEqual(rows.map((a) => a.id))
+    await eventually('cursor committed', async () => JSON.parse(readFileSync(join(dir.path, 'cursor-recording.json'), 'utf8')).inflight === undefined)
+    expect(second.processor.pending).toBe(0)
   })
 
-  it('drains everything it holds on shutdown, then refuses more', async () => {
-    const exporter = recordingExporter()
-    const p = createBatchProcessor(BatchProcessorConfig.parse({ send_batch_size: 100, timeout_ms: 60_000 }), exporter, logger)
-    p.consume(activities(7))
-    await p.shutdown()
+  it('isolates rows a store refuses for good into the dead-letter file and sends the rest', async () => {
+    const rows = activities(8)
+    const bad = new Set([rows[2]!.id, rows[6]!.id])
+    const exporter = recordingExporter((batch) =>
+      batch.some((a) => bad.has(a.id)) ? { status: 'permanent', error: new Error('CANNOT_PARSE_INPUT') } : { status: 'success' },
+    )
+    const { wal, processor, dir } = await setup({ send_batch_size: 8, timeout_ms: 20 }, exporter)
+    await wal.append(rows)
+    await eventually('caught up', async () => processor.pending === 0 && processor.stats.exported === 6)
+    expect(processor.stats.rejected).toBe(2)
+    const dead = readFileSync(join(dir.path, 'dead', 'recording.ndjson'), 'utf8').trim().split('\n').map((l) => JSON.parse(l))
+    expect(dead.map((d) => d.activity.id).sort()).toEqual([...bad].sort())
+    expect(dead[0].reason).toBe('CANNOT_PARSE_INPUT')
+  })
+
+  it('on shutdown exports what the log holds, then stops', async () => {
+    const { wal, processor, exporter } = await setup({ send_batch_size: 1000, timeout_ms: 60_000 })
+    await wal.append(activities(7))
+    await processor.shutdown()
     expect(exporter.batches.map((b) => b.length)).toEqual([7])
-    expect(p.consume(activities(1))).toBe(false)
-    expect(p.capacity()).toBe(0)
-  })
-
-  it('rejects a config whose queue cannot hold one batch, naming the key', () => {
-    const r = BatchProcessorConfig.safeParse({ send_batch_size: 500, queue_size: 100 })
-    expect(r.success).toBe(false)
-    expect(r.error!.issues[0]!.path).toEqual(['queue_size'])
+    expect(processor.pending).toBe(0)
   })
 })

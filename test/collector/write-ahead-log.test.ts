@@ -46,14 +46,16 @@ describe('write-ahead log', () => {
     await again.log.close()
   })
 
-  it('reads whole records up to the activity limit, but at least one record', async () => {
+  it('reads whole records until the activity limit is reached', async () => {
     const w = wal()
     await w.log.open()
     await w.log.append(activities(4))
     await w.log.append(activities(4))
-    expect((await w.log.read(0, 5)).count).toBe(4)
+    await w.log.append(activities(4))
+    expect((await w.log.read(0, 5)).count).toBe(8)
     expect((await w.log.read(0, 2)).count).toBe(4)
     expect((await w.log.read(0, 8)).count).toBe(8)
+    expect((await w.log.read(0, 100, w.log.end - 1)).count).toBe(8) // `until` stops before a record that ends past it
     await w.log.close()
   })
 
@@ -97,7 +99,7 @@ describe('write-ahead log', () => {
     await w.log.close()
     const path = join(w.dir, segmentFiles(w.dir)[0]!)
     const bytes = readFileSync(path)
-    bytes[endOfFirst + 30] ^= 0xff // inside the second record's payload
+    bytes[endOfFirst + 30]! ^= 0xff // inside the second record's payload
     writeFileSync(path, bytes)
     appendFileSync(path, Buffer.from([1, 2, 3])) // and some garbage after it
 

@@ -13,7 +13,8 @@ let stores: ReturnType<typeof storesOf>
 
 beforeAll(async () => {
   run = await startCollector(testConfig(dir.path, {
-    pipeline: { batch: { send_batch_size: 10, queue_size: 30, timeout_ms: 20 }, retry: { initial_interval_ms: 20, max_interval_ms: 100 } },
+    wal: { max_bytes: 16384 },
+    pipeline: { batch: { send_batch_size: 10, timeout_ms: 20 }, retry: { initial_interval_ms: 20, max_interval_ms: 100 } },
   }))
   stores = storesOf(run.collector)
 })
@@ -38,9 +39,8 @@ describe('backpressure while a store is down', () => {
     }
     expect(refused?.status).toBe(429)
     expect(refused?.headers.get('retry-after')).toBe('1')
-    expect(refused?.json).toMatchObject({ error: 'ACT_ERR_BACKPRESSURE', details: { nothing_was_accepted: true } })
-    expect(accepted.length).toBeGreaterThanOrEqual(20)
-    expect(accepted.length).toBeLessThanOrEqual(30)
+    expect(refused?.json).toMatchObject({ error: 'ACT_ERR_BACKPRESSURE', details: { reason: 'write-ahead log full', nothing_was_accepted: true } })
+    expect(accepted.length).toBeGreaterThanOrEqual(10)
 
     // While full, a request is refused before its body is even parsed: a
     // malformed one gets 429, not 400.

@@ -35,7 +35,7 @@ describe('graceful shutdown of the real process', () => {
   writeFileSync(configFile, [
     `data_dir: ${dir.path}`,
     'server: { port: 0, shutdown_timeout_ms: 20000 }',
-    'pipeline: { batch: { send_batch_size: 100000, timeout_ms: 600000, queue_size: 100000 } }',
+    'pipeline: { batch: { send_batch_size: 100000, timeout_ms: 600000 } }',
   ].join('\n'))
 
   for (const signal of ['SIGTERM', 'SIGINT'] as const) {

@@ -47,7 +47,14 @@ export function testConfig(dataDir: string, overrides: Record<string, any> = {})
     data_dir: dataDir,
     ...overrides,
     server: { port: 0, log_level: process.env.ACTLINE_TEST_LOG ?? 'silent', shutdown_timeout_ms: 10_000, ...overrides.server },
-    pipeline: { ...overrides.pipeline, batch: { timeout_ms: 100, ...overrides.pipeline?.batch } },
+    pipeline: {
+      ...overrides.pipeline,
+      batch: { timeout_ms: 100, ...overrides.pipeline?.batch },
+      // In tests the collector shares its process with vitest and the stores
+      // being checked, so the process-wide limit would measure them too; the
+      // overload test sets its own on a collector process of its own.
+      memory_limiter: { limit_mib: 0, ...overrides.pipeline?.memory_limiter },
+    },
   })
 }
 

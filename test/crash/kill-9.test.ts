@@ -1,0 +1,92 @@
+/**
+ * kill -9 the collector at random moments under a load of uniquely
+ * identified events, 20 times, restarting it each time; then check that
+ * every acknowledged id is in ClickHouse and PostgreSQL exactly once.
+ */
+import http from 'node:http'
+import { afterAll, describe, expect, it } from 'vitest'
+import { uuidv7 } from '../../schemas/activity.ts'
+import { eventually, openStores, tempDir, testConfig } from '../helpers/stores.ts'
+import { backlog, startCollectorProcess, writeConfig } from '../helpers/process.ts'
+
+const KILLS = Number(process.env.CRASH_KILLS ?? 20)
+const dir = tempDir('actline-crash-')
+afterAll(() => dir.remove())
+
+/** Posts batches with client-chosen ids until stopped; collects the ids of every 200. */
+function load(url: string, acked: Set<string>, connections = 4) {
+  let stop = false
+  const agent = new http.Agent({ keepAlive: true, maxSockets: connections })
+  const post = (body: string) =>
+    new Promise<number>((resolve) => {
+      const req = http.request(`${url}/v1/activities`, { method: 'POST', agent, headers: { 'content-type': 'application/x-ndjson' } }, (res) => {
+        res.resume()
+        res.on('end', () => resolve(res.statusCode ?? 0))
+        res.on('error', () => resolve(0))
+      })
+      req.on('error', () => resolve(0))
+      req.end(body)
+    })
+  const workers = Array.from({ length: connections }, async () => {
+    while (!stop) {
+      const ids = Array.from({ length: 50 }, () => uuidv7())
+      const status = await post(ids.map((id) => JSON.stringify({ id, action: 'crash.test', source: 'user' })).join('\n'))
+      if (status === 200) for (const id of ids) acked.add(id)
+      else if (status === 0) await new Promise((r) => setTimeout(r, 20))
+    }
+  })
+  return async () => {
+    stop = true
+    await Promise.all(workers)
+    agent.destroy()
+  }
+}
+
+describe(`kill -9, ${KILLS} times, under load`, () => {
+  it('loses no acknowledged event and stores each exactly once in both stores', async () => {
+    const configFile = writeConfig(dir.path, [
+      `data_dir: ${dir.path}`,
+      'server: { port: 0, log_level: info }',
+      // Small, frequent batches: many exports are in flight when the kill lands.
+      'pipeline: { batch: { send_batch_size: 400, timeout_ms: 50 } }',
+    ].join('\n'))
+    const acked = new Set<string>()
+    for (let i = 0; i < KILLS; i++) {
+      const collector = await startCollectorProcess(configFile)
+      const stopLoad = load(collector.url, acked)
+      await new Promise((r) => setTimeout(r, 200 + Math.random() * 1500))
+      collector.child.kill('SIGKILL')
+      await collector.exited
+      await stopLoad()
+      console.log(`kill ${i + 1}/${KILLS}: ${acked.size} acknowledged so far`)
+    }
+
+    // One last clean run drains whatever the log still holds.
+    const last = await startCollectorProcess(configFile)
+    await eventually('log drained', async () => (await backlog(last.url)) === 0, 120_000)
+    last.child.kill('SIGTERM')
+    expect(await last.exited).toBe(0)
+
+    expect(acked.size).toBeGreaterThan(KILLS * 100)
+    const stores = await openStores(testConfig(dir.path))
+    try {
+      const ids = [...acked]
+      const ch = stores.clickhouse
+      await ch.command({ query: 'CREATE TABLE IF NOT EXISTS default.acked (id UUID) ENGINE = Memory' })
+      await ch.insert({ table: 'default.acked', values: ids.map((id) => ({ id })), format: 'JSONEachRow' })
+      const [missingCh] = await (await ch.query({ query: 'SELECT count() AS n FROM default.acked WHERE id NOT IN (SELECT id FROM actline.activities)', format: 'JSONEachRow' })).json<{ n: string }>()
+      const [dupCh] = await (await ch.query({ query: 'SELECT count() - uniqExact(id) AS n FROM actline.activities', format: 'JSONEachRow' })).json<{ n: string }>()
+      expect(Number(missingCh!.n)).toBe(0)
+      expect(Number(dupCh!.n)).toBe(0)
+
+      const pg = stores.postgres
+      const missingPg = await pg.query('SELECT count(*)::int AS n FROM unnest($1::uuid[]) AS a(id) WHERE NOT EXISTS (SELECT 1 FROM audit_log l WHERE l.id = a.id)', [ids])
+      const dupPg = await pg.query('SELECT (count(*) - count(DISTINCT id))::int AS n FROM audit_log')
+      expect(missingPg.rows[0].n).toBe(0)
+      expect(dupPg.rows[0].n).toBe(0)
+      console.log(`${ids.length} acknowledged ids: all present once in ClickHouse and PostgreSQL`)
+    } finally {
+      await stores.close()
+    }
+  }, 900_000)
+})

@@ -1,0 +1,55 @@
+/**
+ * The collector as a real child process, for tests that kill it, overload it
+ * or watch its memory.
+ */
+import { spawn, type ChildProcess } from 'node:child_process'
+import { readFileSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { createInterface } from 'node:readline'
+
+export interface CollectorProcess {
+  child: ChildProcess
+  url: string
+  exited: Promise<number | null>
+  /** Resident memory now, bytes. */
+  rss(): number
+}
+
+export function writeConfig(dir: string, yaml: string): string {
+  const file = join(dir, `collector-${Date.now()}.yaml`)
+  writeFileSync(file, yaml)
+  return file
+}
+
+export async function startCollectorProcess(configFile: string, env: Record<string, string> = {}): Promise<CollectorProcess> {
+  const child = spawn(process.execPath, ['bin/actline.js', 'start', '--config', configFile], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, ...env },
+  })
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code, signal) => resolve(code ?? (signal ? -1 : null))))
+  let log = ''
+  child.stderr!.on('data', (c) => (log += c))
+  const url = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`collector did not start within 120 s\n${log}`)), 120_000)
+    createInterface({ input: child.stdout! }).on('line', (line) => {
+      log += `${line}\n`
+      const m = /"url":"(http:[^"]+)"/.exec(line)
+      if (m) {
+        clearTimeout(timer)
+        resolve(m[1]!)
+      }
+    })
+    child.once('exit', (code) => {
+      clearTimeout(timer)
+      reject(new Error(`collector exited with ${code} before listening\n${log.slice(-3000)}`))
+    })
+  })
+  const rss = () => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'))?.[1] ?? 0) * 1024
+  return { child, url, exited, rss }
+}
+
+/** Rows not yet passed by each exporter, from /metrics. */
+export async function backlog(url: string): Promise<number> {
+  const text = await (await fetch(`${url}/metrics`)).text()
+  return [...text.matchAll(/^actline_exporter_queue_activities\{[^}]*\} (\d+)$/gm)].reduce((n, m) => n + Number(m[1]), 0)
+}

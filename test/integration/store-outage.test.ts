@@ -1,0 +1,136 @@
+/**
+ * Each store failing for a while and coming back while ingest goes on:
+ * PostgreSQL behind a real TCP proxy that is cut and restored; ClickHouse's
+ * table detached and re-attached on the real embedded engine. Every
+ * acknowledged event must end up in each store exactly once.
+ */
+import { PGlite } from '@electric-sql/pglite'
+import { PGLiteSocketServer } from '@electric-sql/pglite-socket'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { uuidv7 } from '../../schemas/activity.ts'
+import { createScratchDatabase, eventually, PG_URL, post, startCollector, storesOf, tempDir, testConfig, type RunningCollector } from '../helpers/stores.ts'
+import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.ts'
+
+const dir = tempDir()
+let run: RunningCollector
+let stores: ReturnType<typeof storesOf>
+let proxy: TcpProxy
+let target: { url: URL; stop(): Promise<void> }
+
+/** The PostgreSQL behind the proxy: the real server at PG_URL, else a PGlite served over the wire by this process. */
+async function postgresTarget(): Promise<typeof target> {
+  if (PG_URL) {
+    const scratch = await createScratchDatabase()
+    return { url: new URL(scratch.url), stop: () => scratch.drop() }
+  }
+  const db = await PGlite.create(`${dir.path}/pg-target`)
+  const server = new PGLiteSocketServer({ db, host: '127.0.0.1', port: 0 })
+  await server.start()
+  const port = Number(server.getServerConn().split(':').pop())
+  return {
+    url: new URL(`postgres://postgres@127.0.0.1:${port}/postgres`),
+    async stop() {
+      await server.stop()
+      await db.close()
+    },
+  }
+}
+
+beforeAll(async () => {
+  target = await postgresTarget()
+  proxy = await startTcpProxy(target.url.hostname, Number(target.url.port))
+  const viaProxy = new URL(target.url)
+  viaProxy.port = String(proxy.port)
+  run = await startCollector(testConfig(dir.path, {
+    exporters: { postgres: { url: viaProxy.toString(), pool_size: 2, statement_timeout_ms: 2000 } },
+    pipeline: { retry: { initial_interval_ms: 50, max_interval_ms: 500 } },
+  }))
+  stores = storesOf(run.collector)
+})
+
+afterAll(async () => {
+  await run?.collector.shutdown()
+  await proxy?.close()
+  await target?.stop()
+  dir.remove()
+})
+
+/** Posts events with client ids every few ms until stopped; returns the acknowledged ids. */
+function keepPosting() {
+  const acked: string[] = []
+  let statuses: number[] = []
+  let stop = false
+  const done = (async () => {
+    while (!stop) {
+      const ids = Array.from({ length: 20 }, () => uuidv7())
+      const res = await post(run.url, ids.map((id) => JSON.stringify({ id, action: 'outage.test', source: 'user' })).join('\n'), { 'content-type': 'application/x-ndjson' })
+      statuses.push(res.status)
+      if (res.status === 200) acked.push(...ids)
+      await new Promise((r) => setTimeout(r, 10))
+    }
+  })()
+  return {
+    acked,
+    statuses: () => statuses,
+    async stop() {
+      stop = true
+      await done
+    },
+  }
+}
+
+/** Rows and distinct ids among `ids`, in each store. */
+async function chCount(ids: string[]) {
+  const rs = await stores.clickhouse.query({
+    query: 'SELECT count() AS rows, uniqExact(id) AS uniq FROM actline.activities WHERE id IN {ids:Array(UUID)}',
+    query_params: { ids },
+    format: 'JSONEachRow',
+  })
+  const [c] = await rs.json<{ rows: string; uniq: string }>()
+  return { rows: Number(c!.rows), uniq: Number(c!.uniq) }
+}
+
+async function pgCount(ids: string[]) {
+  const { rows } = await stores.postgres.query('SELECT count(*)::int AS rows, count(DISTINCT id)::int AS uniq FROM audit_log WHERE id = ANY($1::uuid[])', [ids])
+  return rows[0] as { rows: number; uniq: number }
+}
+
+describe('a store fails for a while and comes back, ingest going on', () => {
+  it('PostgreSQL cut at the TCP level: ingest and ClickHouse go on, the backlog drains once when it returns', async () => {
+    const load = keepPosting()
+    await eventually('some traffic', async () => load.acked.length > 200)
+    await proxy.cut()
+    const ackedAtCut = load.acked.length
+    await new Promise((r) => setTimeout(r, 2500))
+    // Still accepting, and ClickHouse still receiving, while PostgreSQL is unreachable.
+    expect(load.acked.length).toBeGreaterThan(ackedAtCut + 200)
+    const during = load.acked.slice(ackedAtCut)
+    await eventually('ClickHouse has rows accepted during the cut', async () => (await chCount(during)).rows === during.length)
+    await proxy.restore()
+    await new Promise((r) => setTimeout(r, 500))
+    await load.stop()
+
+    const ids = [...load.acked]
+    await eventually('PostgreSQL caught up', async () => (await pgCount(ids)).rows === ids.length, 60_000)
+    expect([await chCount(ids), await pgCount(ids)]).toEqual([{ rows: ids.length, uniq: ids.length }, { rows: ids.length, uniq: ids.length }])
+    expect(load.statuses().every((s) => s === 200)).toBe(true)
+  })
+
+  it('ClickHouse table detached: ingest and PostgreSQL go on, the backlog drains once when it is re-attached', async () => {
+    const load = keepPosting()
+    await eventually('some traffic', async () => load.acked.length > 200)
+    await stores.clickhouse.command({ query: 'DETACH TABLE actline.activities' })
+    const ackedAtDetach = load.acked.length
+    await new Promise((r) => setTimeout(r, 2500))
+    expect(load.acked.length).toBeGreaterThan(ackedAtDetach + 200)
+    const during = load.acked.slice(ackedAtDetach)
+    await eventually('PostgreSQL has rows accepted while ClickHouse was down', async () => (await pgCount(during)).rows === during.length)
+    await stores.clickhouse.command({ query: 'ATTACH TABLE actline.activities' })
+    await load.stop()
+
+    const ids = [...load.acked]
+    await eventually('ClickHouse caught up', async () => (await chCount(ids)).rows === ids.length, 60_000)
+    expect([await chCount(ids), await pgCount(ids)]).toEqual([{ rows: ids.length, uniq: ids.length }, { rows: ids.length, uniq: ids.length }])
+    expect(load.statuses().every((s) => s === 200)).toBe(true)
+  })
+})

@@ -6,6 +6,8 @@ export default defineConfig({
     include: ['test/crash/**/*.test.ts'],
     globalSetup: ['test/global-setup.ts'],
     pool: 'forks',
+    // One at a time: each measures a whole collector process on 2 cores.
+    fileParallelism: false,
     testTimeout: 900_000,
     hookTimeout: 180_000,
   },

@@ -17,7 +17,6 @@
  * - timeout_ms 1,000: a quiet collector still makes rows queryable within a
  *   second, at most one small insert per second per store.
  */
-import { once } from 'node:events'
 import { z } from 'zod'
 import type { Activity } from '../schemas/activity.ts'
 import type { Component, Exporter, Logger } from '../schemas/component.ts'
@@ -115,9 +114,25 @@ export function createBatchProcessor({ config, wal, exporter, accepts, deadLette
     return waitingSince !== undefined && Date.now() - waitingSince >= config.timeout_ms
   }
 
-  async function waitForData(ms: number): Promise<void> {
-    const signal = AbortSignal.any([wake.signal, AbortSignal.timeout(Math.max(1, ms))])
-    await once(wal.events, 'append', { signal }).catch(() => {})
+  /**
+   * Until the log grows, `ms` pass, or shutdown. A plain timer, not
+   * AbortSignal.any([AbortSignal.timeout()]): Node can garbage-collect a
+   * timeout signal inside a composite before it fires (nodejs/node#57736),
+   * which left a partial batch waiting for the next request, forever if
+   * none came.
+   */
+  function waitForData(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer)
+        wal.events.off('append', done)
+        wake.signal.removeEventListener('abort', done)
+        resolve()
+      }
+      const timer = setTimeout(done, Math.max(1, ms))
+      wal.events.on('append', done)
+      wake.signal.addEventListener('abort', done)
+    })
   }
 
   async function loop(): Promise<void> {
@@ -154,9 +169,19 @@ export function createBatchProcessor({ config, wal, exporter, accepts, deadLette
     },
 
     async start() {
-      running ??= loop().catch((err) => {
-        logger.error({ exporter: name, err: (err as Error).message }, `${name}: reading the write-ahead log failed; this exporter stopped`)
-      })
+      // An unexpected error (a failed read or cursor write) must not stop
+      // this exporter for good: log it, wait, and resume from the cursor.
+      running ??= (async () => {
+        for (;;) {
+          try {
+            return await loop()
+          } catch (err) {
+            logger.error({ exporter: name, err: (err as Error).message }, `${name}: reading the write-ahead log failed; resuming from the cursor in 1 s`)
+            if (stopping) return
+            await new Promise((r) => setTimeout(r, 1000))
+          }
+        }
+      })()
     },
 
     async shutdown(until = Infinity) {

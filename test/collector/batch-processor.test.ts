@@ -74,6 +74,20 @@ describe('batch processor over the write-ahead log', () => {
     expect(exporter.batches[0]).toHaveLength(3)
   })
 
+  it('sends a partial batch on time even after heavy allocation (no GC-able timeout signal)', async () => {
+    // The wait once used AbortSignal.timeout inside AbortSignal.any, which
+    // Node may collect before it fires: the partial batch then waited for
+    // the next append. Force collections while it waits.
+    const { wal, exporter } = await setup({ send_batch_size: 1000, timeout_ms: 200 })
+    await wal.append(activities(3))
+    for (let i = 0; i < 20; i++) {
+      Array.from({ length: 50_000 }, (_, j) => ({ j, s: `x${j}` }))
+      ;(globalThis as { gc?: () => void }).gc?.()
+      await new Promise((r) => setTimeout(r, 10))
+    }
+    await eventually('the partial batch', async () => exporter.batches.length === 1, 2_000)
+  })
+
   it('keeps rows in log order across batches and only passes the rows its route accepts', async () => {
     const { wal, exporter } = await setup({ send_batch_size: 4, timeout_ms: 50 }, recordingExporter(), (a) => a.source === 'user')
     const sent = [...activities(4, 'x'), ...activities(4, 'y')]

@@ -22,6 +22,7 @@ import { crc32 } from 'node:zlib'
 import { z } from 'zod'
 import type { Activity } from '../schemas/activity.ts'
 import type { Logger } from '../schemas/component.ts'
+import { yieldToLoop } from '../exporters/cooperative.ts'
 
 export const WriteAheadLogConfig = z
   .object({
@@ -289,6 +290,10 @@ export function createWriteAheadLog(config: WriteAheadLogConfig & { dir: string 
           await fh.close()
         }
         for (let k = i; k <= j; k++) {
+          // A record is one request (~250 KB of JSON for 500 events): parse
+          // one per turn of the loop, so a 10k-row read never holds off
+          // ingest for tens of milliseconds.
+          if (k > i) await yieldToLoop()
           const at = refs[k]!.offset - from
           const length = buf.readUInt32LE(at)
           const payload = buf.subarray(at + HEADER, at + HEADER + length)

@@ -4,7 +4,8 @@
  * meanwhile waits: at 10k events/s that alone made p99 150 ms. This builds
  * the text a chunk at a time, handing the loop back in between.
  */
-const yieldToLoop = () => new Promise<void>((resolve) => setImmediate(resolve))
+/** A turn of the event loop: pending I/O callbacks (requests) run first. */
+export const yieldToLoop = () => new Promise<void>((resolve) => setImmediate(resolve))
 
 /** `serialize` of each item, joined by `separator`, with a turn of the event loop every `chunk` items. */
 export async function joinCooperatively<T>(items: readonly T[], serialize: (item: T) => string, separator: string, chunk = 1000): Promise<string> {

@@ -158,14 +158,13 @@ export function createWriteAheadLog(config: WriteAheadLogConfig & { dir: string 
         if (current.size > 0 && current.size + bytes > config.segment_bytes) await roll()
         const segment = segments.at(-1)!
         await handle!.writev(batch.map((p) => p.data))
-        for (const p of batch) {
+        const ends = batch.map((p) => {
           index.push({ offset: end, end: end + p.data.length, count: p.count })
-          end += p.data.length
-        }
+          return (end += p.data.length)
+        })
         segment.size += bytes
         if (config.durability === 'fsync') await handle!.datasync()
         else dirty = true
-        const ends = batch.map((_, i) => index[index.length - batch.length + i]!.end)
         batch.forEach((p, i) => p.resolve(ends[i]!))
         events.emit('append')
       } catch (err) {
@@ -195,9 +194,15 @@ export function createWriteAheadLog(config: WriteAheadLogConfig & { dir: string 
     return lo
   }
 
+  /** The lowest offset some exporter still needs (its in-flight range counts); `end` when none is registered. */
+  function oldestNeeded(): number {
+    return Math.min(end, ...[...cursors.values()].map((c) => c.inflight?.start ?? c.committed))
+  }
+
   async function removePassed(): Promise<void> {
+    // No exporter registered yet: nothing may go.
     if (cursors.size === 0) return
-    const min = Math.min(...[...cursors.values()].map((c) => c.inflight?.start ?? c.committed))
+    const min = oldestNeeded()
     while (segments.length > 1 && segments[1]!.base <= min) {
       const gone = segments.shift()!
       await rm(gone.path, { force: true })
@@ -327,9 +332,7 @@ export function createWriteAheadLog(config: WriteAheadLogConfig & { dir: string 
     },
 
     retainedBytes() {
-      if (cursors.size === 0) return 0
-      const min = Math.min(...[...cursors.values()].map((c) => c.inflight?.start ?? c.committed))
-      return end - min
+      return end - oldestNeeded()
     },
 
     async close() {

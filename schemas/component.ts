@@ -34,8 +34,6 @@ export interface Ingest {
   write(activities: readonly Activity[]): Promise<void>
 }
 
-export interface Receiver extends Component {}
-
 /** Minimal logger surface (pino-compatible), so components never import fastify. */
 export interface Logger {
   info(obj: object | string, msg?: string): void

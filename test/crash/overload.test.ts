@@ -7,7 +7,7 @@
 import http from 'node:http'
 import { afterAll, describe, expect, it } from 'vitest'
 import { uuidv7 } from '../../schemas/activity.ts'
-import { eventually, openStores, tempDir, testConfig } from '../helpers/stores.ts'
+import { eventually, missingFromClickHouse, openStores, tempDir, testConfig } from '../helpers/stores.ts'
 import { backlog, startCollectorProcess, writeConfig } from '../helpers/process.ts'
 
 const LIMIT_MIB = 900
@@ -70,10 +70,7 @@ describe('overload', () => {
     const stores = await openStores(testConfig(dir.path))
     try {
       const ids = [...acked]
-      await stores.clickhouse.command({ query: 'CREATE TABLE IF NOT EXISTS default.acked (id UUID) ENGINE = Memory' })
-      await stores.clickhouse.insert({ table: 'default.acked', values: ids.map((id) => ({ id })), format: 'JSONEachRow' })
-      const [missing] = await (await stores.clickhouse.query({ query: 'SELECT count() AS n FROM default.acked WHERE id NOT IN (SELECT id FROM actline.activities)', format: 'JSONEachRow' })).json<{ n: string }>()
-      expect(Number(missing!.n)).toBe(0)
+      expect(await missingFromClickHouse(stores.clickhouse, ids)).toBe(0)
     } finally {
       await stores.close()
     }

@@ -103,6 +103,18 @@ export async function chRows<T = Record<string, unknown>>(client: ClickHouseClie
   return rs.json<T>()
 }
 
+/**
+ * How many of `ids` are not in actline.activities. For sets of 100k+ ids,
+ * too many for a query parameter: they go through a Memory table.
+ */
+export async function missingFromClickHouse(client: ClickHouseClient, ids: readonly string[]): Promise<number> {
+  await client.command({ query: 'CREATE TABLE IF NOT EXISTS default.acked (id UUID) ENGINE = Memory' })
+  await client.command({ query: 'TRUNCATE TABLE default.acked' })
+  await client.insert({ table: 'default.acked', values: ids.map((id) => ({ id })), format: 'JSONEachRow' })
+  const rs = await client.query({ query: 'SELECT count() AS n FROM default.acked WHERE id NOT IN (SELECT id FROM actline.activities)', format: 'JSONEachRow' })
+  return Number((await rs.json<{ n: string }>())[0]!.n)
+}
+
 export async function pgRows<T extends pg.QueryResultRow = any>(pool: pg.Pool, ids: string[]): Promise<T[]> {
   const { rows } = await pool.query<T>('SELECT * FROM audit_log WHERE id = ANY($1::uuid[]) ORDER BY occurred_at, id', [ids])
   return rows

@@ -3,13 +3,13 @@
  * gzip- or deflate-compressed. Every item is validated on its own: the reply
  * counts accepted and rejected items, and a bad item never drops good ones.
  */
-import { createGunzip, createInflate } from 'node:zlib'
-import type { Transform } from 'node:stream'
 import type { FastifyPluginAsync } from 'fastify'
 import { z } from 'zod'
 import { parseActivity, type Activity } from '../schemas/activity.ts'
 import type { Ingest } from '../schemas/component.ts'
+import { decodeContentEncoding } from './content-encoding.ts'
 import { ActlineError } from './errors.ts'
+import { refuseWhenFull, store } from './admission.ts'
 
 export const ActivityReceiverConfig = z
   .object({
@@ -59,7 +59,7 @@ const replySchema = {
 export interface ReceiverStats {
   accepted: number
   rejected: number
-  /** Requests answered 429 (log full or memory limit), before their body was read. */
+  /** Requests refused (log full or memory limit) before their body was read. */
   refusedRequests: number
 }
 
@@ -87,48 +87,14 @@ export const activityReceiver: FastifyPluginAsync<ActivityReceiverOptions> = asy
     done(null, parseNdjson(text as string))
   })
 
-  app.addHook('preParsing', async (request, _reply, payload) => {
-    const encoding = (request.headers['content-encoding'] ?? 'identity').toLowerCase().trim()
-    if (encoding === 'identity') return payload
-    let decoder: Transform
-    if (encoding === 'gzip' || encoding === 'x-gzip') decoder = createGunzip()
-    else if (encoding === 'deflate') decoder = createInflate()
-    else {
-      throw new ActlineError('ACT_ERR_UNSUPPORTED_ENCODING', `content-encoding '${encoding}' is not supported`, {
-        supported: ['gzip', 'deflate', 'identity'],
-      })
-    }
-    // Fastify checks the limit against decoded bytes and content-length
-    // against this count of encoded ones.
-    const counted = decoder as Transform & { receivedEncodedLength: number }
-    counted.receivedEncodedLength = 0
-    payload.on('data', (chunk: Buffer) => (counted.receivedEncodedLength += chunk.length))
-    payload.on('error', (err) => decoder.destroy(err))
-    return payload.pipe(decoder)
-  })
-
-  const backpressure = (reason: string) =>
-    new ActlineError(
-      'ACT_ERR_BACKPRESSURE',
-      `the collector is at capacity (${reason}); retry after the indicated delay`,
-      { reason, retry_after_seconds: 1, nothing_was_accepted: true },
-      { 'retry-after': '1' },
-    )
+  app.addHook('preParsing', decodeContentEncoding)
 
   app.post<{ Body: ParsedBody }>(
     '/v1/activities',
     {
       bodyLimit: config.max_body_bytes,
       schema: { response: { 200: replySchema } },
-      // Refuse before the body is read: parsing and validating a request
-      // only to refuse it would take the CPU the stores need to catch up.
-      onRequest: async () => {
-        const reason = ingest.refusal()
-        if (reason) {
-          stats.refusedRequests++
-          throw backpressure(reason)
-        }
-      },
+      onRequest: refuseWhenFull(ingest, stats, 'ACT_ERR_BACKPRESSURE'),
     },
     async (request, reply) => {
       const { items, unparsable } = request.body ?? { items: [], unparsable: new Map() }
@@ -165,13 +131,7 @@ export const activityReceiver: FastifyPluginAsync<ActivityReceiverOptions> = asy
           ...(issueCount > errors.length && { errors_truncated: true }),
         })
       }
-      try {
-        // Durable before the reply: a 200 means stored.
-        await ingest.write(accepted)
-      } catch (err) {
-        request.log.error({ err }, 'write-ahead log append failed')
-        throw new ActlineError('ACT_ERR_STORAGE_UNAVAILABLE', 'the collector could not store the request; nothing was accepted, retry later', { nothing_was_accepted: true }, { 'retry-after': '5' })
-      }
+      await store(ingest, accepted, request.log)
       stats.accepted += accepted.length
       reply.code(200)
       return {

@@ -7,13 +7,14 @@ import type { Exporter, Ingest } from '../schemas/component.ts'
 import { activityReceiver, type ActivityReceiverConfig, type ReceiverStats } from './activity-receiver.ts'
 import type { BatchProcessor } from './batch-processor.ts'
 import { installErrorHandler } from './errors.ts'
+import { otlpReceiver, type OtlpReceiverConfig } from './otlp-receiver.ts'
 import { health } from './health.ts'
 import { selfTelemetry } from './self-telemetry.ts'
 import type { WriteAheadLog } from './write-ahead-log.ts'
 
 export interface AppOptions {
   logger: FastifyBaseLogger
-  receiver: ActivityReceiverConfig
+  receivers: { activity: ActivityReceiverConfig; otlp: OtlpReceiverConfig }
   ingest: Ingest
   exporters: readonly Exporter[]
   queues: ReadonlyMap<string, BatchProcessor>
@@ -36,6 +37,9 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   installErrorHandler(app)
   await app.register(health, { exporters: options.exporters, isAccepting: options.isAccepting })
   await app.register(selfTelemetry, { receiver: options.receiverStats, queues: options.queues, wal: options.wal })
-  await app.register(activityReceiver, { config: options.receiver, ingest: options.ingest, stats: options.receiverStats })
+  await app.register(activityReceiver, { config: options.receivers.activity, ingest: options.ingest, stats: options.receiverStats })
+  if (options.receivers.otlp.enabled) {
+    await app.register(otlpReceiver, { config: options.receivers.otlp, ingest: options.ingest, stats: options.receiverStats })
+  }
   return app
 }

@@ -16,8 +16,11 @@ export const AuditRouteConfig = z
   .object({
     /** Send every activity to the audit trail. @default false */
     all: z.boolean().default(false),
-    /** @default ['user'] */
-    sources: z.array(z.enum(SOURCES)).default(['user']),
+    /**
+     * Anything a person did, and every data change an app made (the rows
+     * audit triggers used to write). @default ['user', 'database']
+     */
+    sources: z.array(z.enum(SOURCES)).default(['user', 'database']),
     /** Severity at or above which an activity is audited; 'none' disables the clause. @default 'notice' */
     min_severity: z.enum([...SEVERITIES, 'none']).default('notice'),
     /** @default ['authentication', 'authorization', 'security', 'compliance'] */

@@ -72,7 +72,7 @@ export async function createCollector(config: Config, options: { logger?: Fastif
   let accepting = false
   const app = await buildApp({
     logger,
-    receiver: config.receivers.activity,
+    receivers: config.receivers,
     ingest: {
       refusal() {
         if (wal.retainedBytes() > config.wal.max_bytes) return 'write-ahead log full'

@@ -11,6 +11,7 @@ import { parse as parseYaml } from 'yaml'
 import { z } from 'zod'
 import { ActivityReceiverConfig } from './activity-receiver.ts'
 import { AuditRouteConfig } from './audit-router.ts'
+import { OtlpReceiverConfig } from './otlp-receiver.ts'
 import { BatchProcessorConfig } from './batch-processor.ts'
 import { MemoryLimiterConfig } from './memory-limiter.ts'
 import { RetryConfig } from './retrying-exporter.ts'
@@ -39,7 +40,10 @@ export const ConfigSchema = z
     /** Where the embedded stores keep their files. @default './data' */
     data_dir: z.string().min(1).default('./data'),
     server: ServerConfig.prefault({}),
-    receivers: z.object({ activity: ActivityReceiverConfig.prefault({}) }).strict().prefault({}),
+    receivers: z
+      .object({ activity: ActivityReceiverConfig.prefault({}), otlp: OtlpReceiverConfig.prefault({}) })
+      .strict()
+      .prefault({}),
     wal: WriteAheadLogConfig.prefault({}),
     pipeline: z
       .object({

@@ -3,6 +3,23 @@
  * is JSON `{ error, message, details }`, with a stable code to switch on.
  */
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import { encodeRpcStatus } from './otlp-protobuf.ts'
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** An OTLP route: errors to protobuf requests are google.rpc.Status, as OTLP/HTTP specifies. */
+    otlp?: boolean
+  }
+}
+
+export const PROTOBUF = 'application/x-protobuf'
+
+export function isProtobuf(request: FastifyRequest): boolean {
+  return (request.headers['content-type'] ?? '').toLowerCase().startsWith(PROTOBUF)
+}
+
+/** The gRPC code an OTLP client expects beside each HTTP status. */
+const RPC_CODE: Record<number, number> = { 400: 3, 404: 5, 413: 3, 415: 3, 429: 8, 500: 13, 503: 14 }
 
 export const ERROR_STATUS = {
   ACT_ERR_MALFORMED_BODY: 400,
@@ -15,6 +32,7 @@ export const ERROR_STATUS = {
   ACT_ERR_BACKPRESSURE: 429,
   ACT_ERR_INTERNAL: 500,
   ACT_ERR_NOT_READY: 503,
+  ACT_ERR_OVERLOADED: 503,
   ACT_ERR_STORAGE_UNAVAILABLE: 503,
 } as const
 
@@ -40,17 +58,21 @@ export interface ErrorBody {
 }
 
 /** Fastify's own errors, mapped into the catalogue. */
-function fromFastify(err: FastifyError, contentType: string | undefined): ActlineError | undefined {
+function fromFastify(err: FastifyError, request: FastifyRequest): ActlineError | undefined {
+  const otlp = request.routeOptions.config?.otlp === true
+  const contentType = request.headers['content-type']
   switch (err.code) {
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
     case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
       return err.statusCode === 413
-        ? new ActlineError('ACT_ERR_BODY_TOO_LARGE', 'request body is larger than receivers.activity.max_body_bytes allows', {})
+        ? new ActlineError('ACT_ERR_BODY_TOO_LARGE', `request body is larger than receivers.${otlp ? 'otlp' : 'activity'}.max_body_bytes allows`, {})
         : new ActlineError('ACT_ERR_MALFORMED_BODY', err.message)
     case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
     case 'FST_ERR_CTP_INVALID_TYPE':
       return new ActlineError('ACT_ERR_UNSUPPORTED_MEDIA_TYPE', `content-type '${contentType ?? '(none)'}' is not supported`, {
-        supported: ['application/json', 'application/x-ndjson', 'application/ndjson', 'application/jsonl'],
+        supported: otlp
+          ? [PROTOBUF, 'application/json']
+          : ['application/json', 'application/x-ndjson', 'application/ndjson', 'application/jsonl'],
       })
     case 'FST_ERR_CTP_EMPTY_JSON_BODY':
       return new ActlineError('ACT_ERR_EMPTY_BODY', 'request body is empty')
@@ -66,10 +88,14 @@ function fromFastify(err: FastifyError, contentType: string | undefined): Actlin
 
 export function installErrorHandler(app: FastifyInstance): void {
   app.setErrorHandler((err: FastifyError, request: FastifyRequest, reply: FastifyReply) => {
-    const known = err instanceof ActlineError ? err : fromFastify(err, request.headers['content-type'])
+    const known = err instanceof ActlineError ? err : fromFastify(err, request)
     if (known) {
       if (known.statusCode >= 500) request.log.error({ err }, known.message)
-      return reply.code(known.statusCode).headers(known.headers).send(body(known))
+      reply.code(known.statusCode).headers(known.headers)
+      if (request.routeOptions.config?.otlp && isProtobuf(request)) {
+        return reply.type(PROTOBUF).send(encodeRpcStatus(RPC_CODE[known.statusCode] ?? 2, known.message))
+      }
+      return reply.send(body(known))
     }
     // Unknown: the client gets the request id to quote, the log gets the rest.
     request.log.error({ err }, 'unhandled error')

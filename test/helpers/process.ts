@@ -22,15 +22,23 @@ export function writeConfig(dir: string, yaml: string): string {
 }
 
 export async function startCollectorProcess(configFile: string, env: Record<string, string> = {}): Promise<CollectorProcess> {
-  const child = spawn(process.execPath, ['bin/actline.js', 'start', '--config', configFile], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, ...env },
-  })
+  const { child, url, exited } = await startNodeProcess(['bin/actline.js', 'start', '--config', configFile], env, 'collector')
+  const rss = () => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'))?.[1] ?? 0) * 1024
+  return { child, url, exited, rss }
+}
+
+/** A node process that prints a JSON log line with its `"url"` once it listens. */
+export async function startNodeProcess(
+  args: string[],
+  env: Record<string, string>,
+  name: string,
+): Promise<{ child: ChildProcess; url: string; exited: Promise<number | null>; output(): string }> {
+  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } })
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code, signal) => resolve(code ?? (signal ? -1 : null))))
   let log = ''
   child.stderr!.on('data', (c) => (log += c))
   const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`collector did not start within 120 s\n${log}`)), 120_000)
+    const timer = setTimeout(() => reject(new Error(`${name} did not start within 120 s\n${log}`)), 120_000)
     createInterface({ input: child.stdout! }).on('line', (line) => {
       log += `${line}\n`
       const m = /"url":"(http:[^"]+)"/.exec(line)
@@ -41,11 +49,10 @@ export async function startCollectorProcess(configFile: string, env: Record<stri
     })
     child.once('exit', (code) => {
       clearTimeout(timer)
-      reject(new Error(`collector exited with ${code} before listening\n${log.slice(-3000)}`))
+      reject(new Error(`${name} exited with ${code} before listening\n${log.slice(-3000)}`))
     })
   })
-  const rss = () => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'))?.[1] ?? 0) * 1024
-  return { child, url, exited, rss }
+  return { child, url, exited, output: () => log }
 }
 
 /** Rows not yet passed by each exporter, from /metrics. */

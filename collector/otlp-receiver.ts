@@ -1,0 +1,121 @@
+/**
+ * POST /v1/traces, OTLP/HTTP: any OpenTelemetry SDK, in any language, can
+ * feed the collector with its stock OTLP exporter. Spans go through the same
+ * span-to-activity mapping as the app-side ActivitySpanProcessor, then the
+ * same validation and write-ahead log as /v1/activities.
+ *
+ * Per the OTLP/HTTP spec: protobuf or JSON, answered in the request's
+ * encoding; gzip; 400 for a malformed message (not retryable); partial_success
+ * counting the spans not taken; 503 with Retry-After under backpressure.
+ */
+import type { FastifyPluginAsync } from 'fastify'
+import { z } from 'zod'
+import { parseActivity, type Activity } from '../schemas/activity.ts'
+import type { Ingest } from '../schemas/component.ts'
+import { spanToActivity } from '../schemas/span-activity.ts'
+import type { ReceiverStats } from './activity-receiver.ts'
+import { refuseWhenFull, store } from './admission.ts'
+import { decodeContentEncoding } from './content-encoding.ts'
+import { ActlineError, PROTOBUF, isProtobuf } from './errors.ts'
+import { decodeTraceRequestJson } from './otlp-json.ts'
+import { OtlpDecodeError, decodeTraceRequest, encodeTraceResponse, type DecodedSpans } from './otlp-protobuf.ts'
+
+export const OtlpReceiverConfig = z
+  .object({
+    /** Serve POST /v1/traces. @default true */
+    enabled: z.boolean().default(true),
+    /** Largest body accepted, after decompression. @default 16777216 */
+    max_body_bytes: z.number().int().min(1024).default(16 * 1024 * 1024),
+    /**
+     * Count spans that map to no activity (a SELECT, an internal span) in
+     * partial_success.rejected_spans. On by default so a sender sees that
+     * those spans were not kept; turn off to stop SDKs that export every span
+     * from logging a partial success on each batch. @default true
+     */
+    report_unmapped: z.boolean().default(true),
+  })
+  .strict()
+
+export type OtlpReceiverConfig = z.output<typeof OtlpReceiverConfig>
+
+export interface OtlpReceiverOptions {
+  config: OtlpReceiverConfig
+  ingest: Ingest
+  stats: ReceiverStats
+}
+
+export const otlpReceiver: FastifyPluginAsync<OtlpReceiverOptions> = async (app, { config, ingest, stats }) => {
+  app.removeAllContentTypeParsers()
+  app.addContentTypeParser(PROTOBUF, { parseAs: 'buffer', bodyLimit: config.max_body_bytes }, (_req, body, done) => {
+    decodeInto(done, () => decodeTraceRequest(body as Buffer))
+  })
+  app.addContentTypeParser('application/json', { parseAs: 'string', bodyLimit: config.max_body_bytes }, (_req, text, done) => {
+    let value: unknown
+    try {
+      value = JSON.parse(text as string)
+    } catch (err) {
+      return done(new ActlineError('ACT_ERR_MALFORMED_BODY', `body is not valid JSON: ${(err as Error).message}`), undefined)
+    }
+    decodeInto(done, () => decodeTraceRequestJson(value))
+  })
+  app.addHook('preParsing', decodeContentEncoding)
+
+  app.post<{ Body: DecodedSpans }>(
+    '/v1/traces',
+    {
+      bodyLimit: config.max_body_bytes,
+      config: { otlp: true },
+      onRequest: refuseWhenFull(ingest, stats, 'ACT_ERR_OVERLOADED'),
+    },
+    async (request, reply) => {
+      const decoded = request.body ?? { spans: [], invalid: [] }
+      const receivedAt = Date.now()
+      const accepted: Activity[] = []
+      const invalid = [...decoded.invalid]
+      let unmapped = 0
+      decoded.spans.forEach((span, index) => {
+        const mapped = spanToActivity(span)
+        if (!mapped) return void unmapped++
+        const result = parseActivity(mapped, receivedAt)
+        if (result.ok) accepted.push(result.activity)
+        else invalid.push({ index, message: result.issues.map((i) => `${i.path || 'activity'}: ${i.message}`).join('; ') })
+      })
+      if (accepted.length > 0) await store(ingest, accepted, request.log)
+      stats.accepted += accepted.length
+      stats.rejected += invalid.length
+      const rejected = invalid.length + (config.report_unmapped ? unmapped : 0)
+      const message = partialSuccessMessage(invalid, config.report_unmapped ? unmapped : 0)
+      reply.code(200)
+      if (isProtobuf(request)) return reply.type(PROTOBUF).send(encodeTraceResponse(rejected, message))
+      return reply.type('application/json').send(rejected === 0 ? {} : { partialSuccess: { rejectedSpans: rejected, errorMessage: message } })
+    },
+  )
+}
+
+function decodeInto(done: (err: Error | null, body?: DecodedSpans) => void, decode: () => DecodedSpans): void {
+  let decoded: DecodedSpans
+  try {
+    decoded = decode()
+  } catch (err) {
+    const malformed = err instanceof OtlpDecodeError || err instanceof RangeError
+    return done(
+      malformed
+        ? new ActlineError('ACT_ERR_MALFORMED_BODY', `body is not a valid OTLP ExportTraceServiceRequest: ${(err as Error).message}`)
+        : (err as Error),
+    )
+  }
+  done(null, decoded)
+}
+
+function partialSuccessMessage(invalid: { index: number; message: string }[], unmapped: number): string {
+  const parts: string[] = []
+  if (invalid.length > 0) {
+    const first = invalid[0]!
+    parts.push(`${invalid.length} span(s) invalid (first, span ${first.index}: ${first.message})`)
+  }
+  if (unmapped > 0) {
+    parts.push(`${unmapped} span(s) carry no activity: only spans with activity.action, HTTP server spans and INSERT/UPDATE/DELETE database spans become activities`)
+  }
+  return parts.join('; ')
+}
+

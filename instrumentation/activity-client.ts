@@ -1,0 +1,296 @@
+/**
+ * Ships activities from an app to the collector. The contract with the app:
+ * `log()` never blocks, never throws and never grows memory without bound.
+ * A bounded ring buffer takes each activity (dropping the oldest when full,
+ * counted); a timer or a full batch sends it as gzip NDJSON to
+ * POST /v1/activities; 429, 503, 5xx and network errors are retried with
+ * backoff that honours Retry-After. One request in flight at a time: an app
+ * that outpaces the collector queues, then drops, rather than piling up
+ * sockets and memory.
+ */
+import { promisify } from 'node:util'
+import { gzip as gzipCallback } from 'node:zlib'
+import { context } from '@opentelemetry/api'
+import { suppressTracing } from '@opentelemetry/core'
+import { z } from 'zod'
+import { uuidv7, type ActivityInputType } from '../schemas/activity.ts'
+
+const gzip = promisify(gzipCallback)
+
+export const ActivityClientConfig = z
+  .object({
+    /** The collector's base URL. @default 'http://127.0.0.1:4318' */
+    endpoint: z.url().default('http://127.0.0.1:4318'),
+    /** Sent as `authorization: Bearer <key>` when set. */
+    apiKey: z.string().min(1).optional(),
+    /** Activities held while the collector is slow or away; the oldest are dropped beyond it. @default 10000 */
+    maxQueueSize: z.number().int().min(1).default(10_000),
+    /** Activities per request. @default 512 */
+    maxBatchSize: z.number().int().min(1).default(512),
+    /** Longest an activity waits for its batch to fill. @default 1000 */
+    flushIntervalMs: z.number().int().min(1).default(1000),
+    /** One request's time limit. @default 10000 */
+    requestTimeoutMs: z.number().int().min(1).default(10_000),
+    /** First retry delay; doubles each attempt, with full jitter. @default 500 */
+    retryInitialDelayMs: z.number().int().min(1).default(500),
+    /** Cap on a retry delay, Retry-After included. @default 30000 */
+    retryMaxDelayMs: z.number().int().min(1).default(30_000),
+    /** @default true */
+    gzip: z.boolean().default(true),
+  })
+  .strict()
+
+export type ActivityClientOptions = z.input<typeof ActivityClientConfig> & {
+  /** Told about failures (dropped batches, rejected items); never throws into the app. */
+  onError?: (error: Error) => void
+}
+
+/** An activity as the client queues it: the contract's input, id already set. */
+export type QueuedActivity = ActivityInputType & { id: string }
+
+export interface ActivityClientStats {
+  queued: number
+  sent: number
+  /** Dropped because the queue was full (the oldest go first). */
+  dropped: number
+  /** Refused by the collector as invalid, or dropped after a non-retryable reply. */
+  rejected: number
+  retries: number
+}
+
+/** Thrown into nothing: the error handed to onError, with the reply's status when there was one. */
+export class ActivityExportError extends Error {
+  constructor(
+    message: string,
+    readonly status?: number,
+  ) {
+    super(message)
+  }
+}
+
+export class ActivityClient {
+  readonly config: z.output<typeof ActivityClientConfig>
+  private readonly onError: (error: Error) => void
+  private readonly ring: (QueuedActivity | undefined)[]
+  private head = 0
+  private size = 0
+  private timer: NodeJS.Timeout | undefined
+  private sending: Promise<void> | undefined
+  private closed = false
+  private readonly url: string
+  private readonly headers: Record<string, string>
+  private readonly counters = { sent: 0, dropped: 0, rejected: 0, retries: 0 }
+  /** Wakes a retry wait early on flush or shutdown. */
+  private wake: (() => void) | undefined
+  private stopping = false
+  /** Set when shutdown's time is up: an in-flight retry loop gives up instead of outliving it. */
+  private abandoned = false
+
+  constructor(options: ActivityClientOptions = {}) {
+    const { onError, ...config } = options
+    this.config = ActivityClientConfig.parse(config)
+    this.onError = onError ?? ((err) => process.emitWarning(err.message, 'ActlineActivityClient'))
+    this.ring = new Array(this.config.maxQueueSize)
+    this.url = new URL('/v1/activities', this.config.endpoint).toString()
+    this.headers = {
+      'content-type': 'application/x-ndjson',
+      ...(this.config.gzip && { 'content-encoding': 'gzip' }),
+      ...(this.config.apiKey && { authorization: `Bearer ${this.config.apiKey}` }),
+    }
+  }
+
+  /**
+   * Queue one activity; returns its id. The id is minted here, once, so a
+   * retried request carries the same ids and the collector stores it once.
+   */
+  log(activity: ActivityInputType): string {
+    const queued = (activity.id ? activity : { ...activity, id: uuidv7() }) as QueuedActivity
+    if (this.closed) {
+      this.counters.dropped++
+      return queued.id
+    }
+    const capacity = this.ring.length
+    if (this.size === capacity) {
+      // Full: overwrite the oldest. Recent activity is what an operator looks for.
+      this.ring[this.head] = queued
+      this.head = (this.head + 1) % capacity
+      this.counters.dropped++
+    } else {
+      this.ring[(this.head + this.size) % capacity] = queued
+      this.size++
+    }
+    if (this.size >= this.config.maxBatchSize) this.kick()
+    else this.timer ??= setTimeout(() => this.kick(), this.config.flushIntervalMs).unref()
+    return queued.id
+  }
+
+  get stats(): ActivityClientStats {
+    return { queued: this.size, ...this.counters }
+  }
+
+  /** Resolves once everything queued before the call is sent or given up, or at the timeout. */
+  async forceFlush(timeoutMs = 30_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs
+    this.stopping = true
+    try {
+      while ((this.size > 0 || this.sending) && Date.now() < deadline) {
+        this.wake?.()
+        await Promise.race([this.send(), delay(Math.max(0, deadline - Date.now()))])
+      }
+    } finally {
+      this.stopping = this.closed
+    }
+  }
+
+  /** Stops taking activities, sends what is queued (within the timeout), releases the timer. */
+  async shutdown(timeoutMs = 10_000): Promise<void> {
+    if (this.closed) return
+    this.closed = true
+    await this.forceFlush(timeoutMs)
+    this.abandoned = true
+    this.wake?.()
+    clearTimeout(this.timer)
+    this.timer = undefined
+    if (this.size > 0) {
+      this.counters.dropped += this.size
+      this.onError(new ActivityExportError(`shutdown: ${this.size} activities could not be sent in ${timeoutMs} ms and were dropped`))
+      this.ring.fill(undefined)
+      this.size = 0
+    }
+  }
+
+  private kick(): void {
+    clearTimeout(this.timer)
+    this.timer = undefined
+    // Off the caller's stack: log() returns before any serialization happens.
+    if (!this.sending) setImmediate(() => void this.send())
+  }
+
+  /** Sends batches until the queue is empty; one loop at a time. */
+  private send(): Promise<void> {
+    this.sending ??= this.drain().finally(() => {
+      this.sending = undefined
+      if (this.size > 0 && !this.closed) this.timer ??= setTimeout(() => this.kick(), this.config.flushIntervalMs).unref()
+    })
+    return this.sending
+  }
+
+  private async drain(): Promise<void> {
+    while (this.size > 0) {
+      const batch = this.take(this.config.maxBatchSize)
+      await this.deliver(batch)
+      // Below a full batch, wait for the timer: it batches the trickle.
+      if (this.size < this.config.maxBatchSize && !this.stopping) return
+    }
+  }
+
+  private take(n: number): QueuedActivity[] {
+    const count = Math.min(n, this.size)
+    const batch = new Array<QueuedActivity>(count)
+    for (let i = 0; i < count; i++) {
+      batch[i] = this.ring[this.head]!
+      this.ring[this.head] = undefined
+      this.head = (this.head + 1) % this.ring.length
+    }
+    this.size -= count
+    return batch
+  }
+
+  private async deliver(batch: QueuedActivity[]): Promise<void> {
+    let ndjson = ''
+    for (const a of batch) ndjson += JSON.stringify(a) + '\n'
+    const body = (this.config.gzip ? await gzip(ndjson) : Buffer.from(ndjson)) as Uint8Array<ArrayBuffer>
+    for (let attempt = 0; ; attempt++) {
+      const outcome = await this.post(body)
+      if (outcome.kind === 'done') {
+        this.counters.sent += batch.length - outcome.rejected
+        if (outcome.rejected > 0) {
+          this.counters.rejected += outcome.rejected
+          this.onError(new ActivityExportError(`the collector rejected ${outcome.rejected} of ${batch.length} activities: ${outcome.message}`, 200))
+        }
+        return
+      }
+      if (outcome.kind === 'fatal') {
+        this.counters.rejected += batch.length
+        this.onError(new ActivityExportError(`dropped ${batch.length} activities: ${outcome.message}`, outcome.status))
+        return
+      }
+      if (this.abandoned) {
+        this.counters.dropped += batch.length
+        return
+      }
+      this.counters.retries++
+      const backoff = Math.random() * Math.min(this.config.retryMaxDelayMs, this.config.retryInitialDelayMs * 2 ** attempt)
+      const wait = Math.min(this.config.retryMaxDelayMs, Math.max(backoff, outcome.retryAfterMs ?? 0))
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, wait).unref()
+        this.wake = () => {
+          // A flush does not skip a server's Retry-After, only our own backoff.
+          if (outcome.retryAfterMs === undefined) {
+            clearTimeout(t)
+            resolve()
+          }
+        }
+      })
+      this.wake = undefined
+    }
+  }
+
+  private async post(body: Uint8Array<ArrayBuffer>): Promise<Outcome> {
+    const abort = new AbortController()
+    const timer = setTimeout(() => abort.abort(new Error(`no reply in ${this.config.requestTimeoutMs} ms`)), this.config.requestTimeoutMs).unref()
+    try {
+      // Suppressed so an instrumented fetch does not trace (and ship) the shipping itself.
+      const res = await context.with(suppressTracing(context.active()), () =>
+        fetch(this.url, { method: 'POST', headers: this.headers, body, signal: abort.signal }),
+      )
+      const text = await res.text()
+      if (res.ok) return { kind: 'done', rejected: rejectedCount(text), message: errorSummary(text) }
+      if (res.status === 429 || res.status === 408 || res.status >= 500) {
+        return { kind: 'retry', retryAfterMs: retryAfterMs(res.headers.get('retry-after')) }
+      }
+      return { kind: 'fatal', status: res.status, message: `HTTP ${res.status}: ${errorSummary(text)}` }
+    } catch {
+      return { kind: 'retry' }
+    } finally {
+      clearTimeout(timer)
+    }
+  }
+}
+
+type Outcome =
+  | { kind: 'done'; rejected: number; message: string }
+  | { kind: 'retry'; retryAfterMs?: number }
+  | { kind: 'fatal'; status: number; message: string }
+
+/** Retry-After in seconds or as an HTTP date. */
+export function retryAfterMs(header: string | null): number | undefined {
+  if (!header) return undefined
+  const seconds = Number(header)
+  if (Number.isFinite(seconds) && seconds >= 0) return seconds * 1000
+  const date = Date.parse(header)
+  return Number.isNaN(date) ? undefined : Math.max(0, date - Date.now())
+}
+
+function rejectedCount(text: string): number {
+  try {
+    const n = (JSON.parse(text) as { rejected?: unknown }).rejected
+    return typeof n === 'number' ? n : 0
+  } catch {
+    return 0
+  }
+}
+
+function errorSummary(text: string): string {
+  try {
+    const body = JSON.parse(text) as { message?: string; errors?: { index: number; path: string; message: string }[] }
+    const first = body.errors?.[0]
+    return first ? `item ${first.index} ${first.path}: ${first.message}` : (body.message ?? '')
+  } catch {
+    return text.slice(0, 200)
+  }
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms).unref())
+}

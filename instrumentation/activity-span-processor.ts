@@ -1,0 +1,95 @@
+/**
+ * An OpenTelemetry SpanProcessor that turns ended spans into activities with
+ * the collector's own mapping (schemas/span-activity.ts) and queues them on
+ * the activity client. Add it beside any exporter: it does not change what
+ * else the SDK exports.
+ *
+ * onStart stamps the activity context (actor, tenant, correlation id) on the
+ * span, so the activity of a database span run inside an authenticated
+ * request names that request's user.
+ */
+import { SpanKind, diag, type Context } from '@opentelemetry/api'
+import type { ReadableSpan, Span, SpanProcessor } from '@opentelemetry/sdk-trace-base'
+import type { ActivityInputType } from '../schemas/activity.ts'
+import { spanToActivity, type SpanKindName, type SpanRecord } from '../schemas/span-activity.ts'
+import type { ActivityClient } from './activity-client.ts'
+import { currentActivityContext } from './activity-context.ts'
+import { getActivityClient } from './logging-api.ts'
+
+export interface ActivitySpanProcessorOptions {
+  /** Where activities go; the logging API's client when absent. */
+  client?: ActivityClient
+  /** Spans for which it returns false are not considered at all. */
+  filter?: (span: ReadableSpan) => boolean
+  /**
+   * Decides the activity of a span: given the default mapping (undefined when
+   * the span is not an activity by the built-in rules), return it, a changed
+   * or new activity, or undefined to skip the span.
+   */
+  map?: (span: ReadableSpan, mapped: ActivityInputType | undefined) => ActivityInputType | undefined
+}
+
+const KIND: Record<SpanKind, SpanKindName> = {
+  [SpanKind.INTERNAL]: 'internal',
+  [SpanKind.SERVER]: 'server',
+  [SpanKind.CLIENT]: 'client',
+  [SpanKind.PRODUCER]: 'producer',
+  [SpanKind.CONSUMER]: 'consumer',
+}
+const STATUS = ['unset', 'ok', 'error'] as const
+
+export class ActivitySpanProcessor implements SpanProcessor {
+  private readonly options: ActivitySpanProcessorOptions
+
+  constructor(options: ActivitySpanProcessorOptions = {}) {
+    this.options = options
+  }
+
+  private get client(): ActivityClient {
+    return this.options.client ?? getActivityClient()
+  }
+
+  onStart(span: Span, _parentContext: Context): void {
+    const ctx = currentActivityContext()
+    if (!ctx) return
+    if (ctx.actorId) span.setAttribute('activity.actor_id', ctx.actorId)
+    if (ctx.tenantId) span.setAttribute('activity.tenant_id', ctx.tenantId)
+    if (ctx.correlationId) span.setAttribute('activity.correlation_id', ctx.correlationId)
+  }
+
+  onEnd(span: ReadableSpan): void {
+    try {
+      if (this.options.filter && !this.options.filter(span)) return
+      const mapped = spanToActivity(toSpanRecord(span))
+      const activity = this.options.map ? this.options.map(span, mapped) : mapped
+      if (activity) this.client.log(activity)
+    } catch (err) {
+      // A throwing user hook must not break the app's tracing.
+      diag.error('actline ActivitySpanProcessor: could not map a span', err)
+    }
+  }
+
+  forceFlush(): Promise<void> {
+    return this.client.forceFlush()
+  }
+
+  shutdown(): Promise<void> {
+    return this.client.shutdown()
+  }
+}
+
+export function toSpanRecord(span: ReadableSpan): SpanRecord {
+  const ctx = span.spanContext()
+  return {
+    name: span.name,
+    kind: KIND[span.kind] ?? 'unspecified',
+    traceId: ctx.traceId,
+    spanId: ctx.spanId,
+    startTimeMs: span.startTime[0] * 1000 + span.startTime[1] / 1e6,
+    durationMs: span.duration[0] * 1000 + span.duration[1] / 1e6,
+    attributes: span.attributes as SpanRecord['attributes'],
+    status: STATUS[span.status.code] ?? 'unset',
+    ...(span.status.message && { statusMessage: span.status.message }),
+    resource: span.resource.attributes as SpanRecord['resource'],
+  }
+}

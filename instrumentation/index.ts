@@ -1,0 +1,14 @@
+/**
+ * What apps import: `import { logUserAction } from 'actline/instrumentation'`.
+ * instrumentation/README.md shows each use.
+ */
+export {
+  configureActivityLogging, getActivityClient, logActivity, logUserAction, logSystemEvent, logIntegrationEvent,
+  withActivity, withDatabaseLogging, withApiLogging, withBatchLogging, type ActivityOptions,
+} from './logging-api.ts'
+export { withActivityContext, currentActivityContext, type ActivityContext } from './activity-context.ts'
+export {
+  ActivityClient, ActivityClientConfig, ActivityExportError, type ActivityClientOptions, type ActivityClientStats,
+} from './activity-client.ts'
+export { ActivitySpanProcessor, toSpanRecord, type ActivitySpanProcessorOptions } from './activity-span-processor.ts'
+export { spanToActivity, type SpanRecord } from '../schemas/span-activity.ts'

@@ -1,0 +1,37 @@
+/**
+ * `node --import actline/instrumentation/register app.js`: starts the
+ * OpenTelemetry Node SDK with auto-instrumentation for http, pg and fastify
+ * and the ActivitySpanProcessor, before the app's first module loads.
+ * Configured by the environment (instrumentation/README.md lists it):
+ * ACTLINE_ENDPOINT, ACTLINE_API_KEY, OTEL_SERVICE_NAME, OTEL_SDK_DISABLED,
+ * OTEL_RESOURCE_ATTRIBUTES and the rest of the SDK's own variables.
+ *
+ * It only ships activities. An app that also exports its traces builds its
+ * own NodeSDK and adds `new ActivitySpanProcessor()` to its spanProcessors.
+ */
+import { register } from 'node:module'
+import { FastifyOtelInstrumentation } from '@fastify/otel'
+import { NodeSDK } from '@opentelemetry/sdk-node'
+import { HttpInstrumentation } from '@opentelemetry/instrumentation-http'
+import { PgInstrumentation } from '@opentelemetry/instrumentation-pg'
+import { ActivitySpanProcessor } from './activity-span-processor.ts'
+import { configureActivityLogging } from './logging-api.ts'
+
+// ESM apps load pg and fastify through the ES module loader, which
+// require-time patching never sees: the import-in-the-middle hook does.
+if (process.env['ACTLINE_ESM_HOOK'] !== 'false') register('@opentelemetry/instrumentation/hook.mjs', import.meta.url)
+
+const client = configureActivityLogging()
+const sdk = new NodeSDK({
+  instrumentations: [
+    new HttpInstrumentation(),
+    new PgInstrumentation(),
+    new FastifyOtelInstrumentation({ registerOnInitialization: true }),
+  ],
+  spanProcessors: [new ActivitySpanProcessor({ client })],
+})
+sdk.start()
+
+// Timers are unref'd so the SDK never keeps an app alive; what is still
+// queued when the app runs out of work is sent before it exits.
+process.once('beforeExit', () => void sdk.shutdown())

@@ -1,0 +1,214 @@
+/**
+ * Span to activity: the one mapping shared by the app-side ActivitySpanProcessor
+ * and the collector's OTLP receiver, so a span becomes the same activity
+ * whichever way it travels. It reads a neutral SpanRecord (both sides convert
+ * into it) and returns an unvalidated activity: the collector validates it
+ * like any other, so a bad mapped value is a rejected item, never a crash.
+ *
+ * Three kinds of span become activities; every other span is not one:
+ * 1. a span carrying `activity.action` (set by the app: an explicit activity);
+ * 2. an HTTP server span: an `api` activity (method, route, status code);
+ * 3. a database client span running INSERT, UPDATE or DELETE: a `database`
+ *    activity on the table. This is what replaces row-level audit triggers.
+ */
+import type { ActivityInputType } from './activity.ts'
+import { LIMITS } from './activity.ts'
+
+export type SpanKindName = 'unspecified' | 'internal' | 'server' | 'client' | 'producer' | 'consumer'
+
+/** OTel attribute values, after either side's decoding. */
+export type SpanAttributeValue = string | number | boolean | bigint | null | undefined | readonly unknown[]
+
+export interface SpanRecord {
+  name: string
+  kind: SpanKindName
+  /** 32 lowercase hex characters. */
+  traceId: string
+  /** 16 lowercase hex characters. */
+  spanId: string
+  /** Epoch milliseconds. */
+  startTimeMs: number
+  durationMs: number
+  attributes: Readonly<Record<string, SpanAttributeValue>>
+  status: 'unset' | 'ok' | 'error'
+  statusMessage?: string
+  /** Resource attributes: service.name and the like. */
+  resource: Readonly<Record<string, SpanAttributeValue>>
+}
+
+/** Attribute keys `activity.<field>` set the activity's field of that name. */
+export const ACTIVITY_ATTRIBUTE_PREFIX = 'activity.'
+
+const ACTIVITY_ATTRIBUTE_FIELDS = [
+  'source', 'category', 'severity', 'status', 'entity_type', 'entity_id', 'actor_id', 'tenant_id',
+  'correlation_id', 'details', 'ip', 'user_agent',
+] as const
+
+/** Data-modifying statements: the ones audit triggers fired on. */
+const MODIFYING = new Set(['insert', 'update', 'delete'])
+
+export function spanToActivity(span: SpanRecord): ActivityInputType | undefined {
+  const a = span.attributes
+  if (typeof a['activity.action'] === 'string') return explicitActivity(span)
+  if (span.kind === 'server') {
+    const method = str(a['http.request.method']) ?? str(a['http.method'])
+    if (method) return httpServerActivity(span, method)
+  }
+  if (span.kind === 'client' && (a['db.system.name'] !== undefined || a['db.system'] !== undefined)) {
+    return databaseActivity(span)
+  }
+  return undefined
+}
+
+function explicitActivity(span: SpanRecord): ActivityInputType {
+  const a = span.attributes
+  const activity: Record<string, unknown> = {
+    ...common(span),
+    action: a['activity.action'],
+    source: actorOf(span) ? 'user' : 'system',
+    ...(span.status === 'error' && { status: 'failure', severity: 'warning' }),
+  }
+  for (const field of ACTIVITY_ATTRIBUTE_FIELDS) {
+    const value = a[ACTIVITY_ATTRIBUTE_PREFIX + field]
+    if (value !== undefined && value !== null) activity[field] = value
+  }
+  const attributes: Record<string, string> = {}
+  for (const key in a) {
+    if (key.startsWith(ACTIVITY_ATTRIBUTE_PREFIX) || key === 'enduser.id') continue
+    const value = attributeString(a[key])
+    if (value !== undefined) attributes[key] = value
+  }
+  activity.attributes = attributes
+  return activity as ActivityInputType
+}
+
+function httpServerActivity(span: SpanRecord, rawMethod: string): ActivityInputType {
+  const a = span.attributes
+  const method = /^[A-Za-z]{1,16}$/.test(rawMethod) ? rawMethod.toLowerCase() : 'other'
+  const code = num(a['http.response.status_code']) ?? num(a['http.status_code'])
+  const route = str(a['http.route'])
+  const failed = span.status === 'error' || (code !== undefined && code >= 400)
+  return {
+    ...common(span),
+    action: `api.${method}`,
+    source: actorOf(span) ? 'user' : 'system',
+    category: 'api',
+    status: failed ? 'failure' : 'success',
+    severity: httpSeverity(code, span.status),
+    ...(route && { entity_type: 'http_route', entity_id: route }),
+    attributes: defined({
+      'http.request.method': rawMethod,
+      'http.route': route,
+      'http.response.status_code': code,
+      'url.path': str(a['url.path']) ?? pathOf(str(a['http.target'])),
+    }),
+  }
+}
+
+/** 5xx is the service's fault: worth a look. 401/403 are who-may-do-what: an auditor's question. */
+function httpSeverity(code: number | undefined, status: SpanRecord['status']): 'info' | 'notice' | 'warning' {
+  if ((code !== undefined && code >= 500) || (code === undefined && status === 'error')) return 'warning'
+  if (code === 401 || code === 403) return 'notice'
+  return 'info'
+}
+
+function databaseActivity(span: SpanRecord): ActivityInputType | undefined {
+  const a = span.attributes
+  const statement = str(a['db.query.text']) ?? str(a['db.statement'])
+  const parsed = statement ? parseStatement(statement) : undefined
+  const operation = (str(a['db.operation.name']) ?? str(a['db.operation']) ?? parsed?.operation)?.toLowerCase()
+  if (!operation || !MODIFYING.has(operation)) return undefined
+  const table = str(a['db.collection.name']) ?? str(a['db.sql.table']) ?? parsed?.table
+  const failed = span.status === 'error'
+  return {
+    ...common(span),
+    action: `db.${operation}`,
+    source: 'database',
+    category: 'data_modification',
+    status: failed ? 'failure' : 'success',
+    severity: failed ? 'warning' : 'info',
+    ...(table && { entity_type: table }),
+    ...(str(a['activity.entity_id']) && { entity_id: str(a['activity.entity_id']) }),
+    ...(str(a['activity.entity_type']) && { entity_type: str(a['activity.entity_type']) }),
+    ...(failed && span.statusMessage && { details: { error: span.statusMessage } }),
+    attributes: defined({
+      'db.system': str(a['db.system.name']) ?? str(a['db.system']),
+      'db.namespace': str(a['db.namespace']) ?? str(a['db.name']),
+      'db.query.text': statement?.slice(0, LIMITS.attributeValue),
+      'db.schema': parsed?.schema,
+    }),
+  }
+}
+
+const IDENT = String.raw`(?:"(?:[^"]|"")+"|[A-Za-z_][\w$]*)`
+const STATEMENT = new RegExp(
+  String.raw`^(?:\s|--[^\n]*\n|/\*[\s\S]*?\*/)*` + // leading blanks and comments
+    String.raw`(?:WITH\b[\s\S]*?\)\s*)?` + // a CTE prefix, lazily up to the main statement
+    String.raw`(INSERT\s+INTO|UPDATE(?:\s+ONLY)?|DELETE\s+FROM(?:\s+ONLY)?|SELECT|MERGE\s+INTO)\s+` +
+    `(${IDENT}(?:\\s*\\.\\s*${IDENT})?)`,
+  'i',
+)
+
+/** The operation and table of a SQL statement, when it names one plainly. */
+export function parseStatement(sql: string): { operation: string; table?: string; schema?: string } | undefined {
+  const m = STATEMENT.exec(sql)
+  if (!m) {
+    const first = /^\s*([A-Za-z]+)/.exec(sql)
+    return first ? { operation: first[1]!.toLowerCase() } : undefined
+  }
+  const operation = m[1]!.split(/\s+/)[0]!.toLowerCase()
+  const parts = m[2]!.split(/\s*\.\s*(?=(?:[^"]*"[^"]*")*[^"]*$)/).map(unquote)
+  const table = parts.at(-1)
+  return parts.length > 1 ? { operation, table, schema: parts[0] } : { operation, table }
+}
+
+function unquote(ident: string): string {
+  return ident.startsWith('"') ? ident.slice(1, -1).replaceAll('""', '"') : ident.toLowerCase()
+}
+
+function common(span: SpanRecord): Record<string, unknown> {
+  const actor = actorOf(span)
+  const tenant = str(span.attributes['activity.tenant_id']) ?? str(span.attributes['tenant.id'])
+  const correlation = str(span.attributes['activity.correlation_id'])
+  return {
+    timestamp: Math.floor(span.startTimeMs),
+    duration_ms: Math.max(0, span.durationMs),
+    trace_id: span.traceId,
+    span_id: span.spanId,
+    ...(str(span.resource['service.name']) && { service: str(span.resource['service.name']) }),
+    ...(actor && { actor_id: actor }),
+    ...(tenant && { tenant_id: tenant }),
+    ...(correlation && { correlation_id: correlation }),
+  }
+}
+
+function actorOf(span: SpanRecord): string | undefined {
+  return str(span.attributes['activity.actor_id']) ?? str(span.attributes['enduser.id'])
+}
+
+function defined(values: Record<string, string | number | undefined>): Record<string, string> {
+  const out: Record<string, string> = {}
+  for (const key in values) if (values[key] !== undefined) out[key] = String(values[key])
+  return out
+}
+
+function attributeString(value: SpanAttributeValue): string | undefined {
+  if (value === undefined || value === null) return undefined
+  const text = typeof value === 'string' ? value : typeof value === 'bigint' ? value.toString() : JSON.stringify(value)
+  return text.slice(0, LIMITS.attributeValue)
+}
+
+function str(value: SpanAttributeValue): string | undefined {
+  return typeof value === 'string' && value !== '' ? value : undefined
+}
+
+function num(value: SpanAttributeValue): number | undefined {
+  if (typeof value === 'number') return value
+  if (typeof value === 'bigint') return Number(value)
+  if (typeof value === 'string' && /^\d+$/.test(value)) return Number(value)
+  return undefined
+}
+
+function pathOf(target: string | undefined): string | undefined {
+  return target?.split('?')[0]
+}

@@ -1,0 +1,133 @@
+/**
+ * The trigger replacement, end to end with real parts: the example orders
+ * service runs as its own process under `node --import
+ * actline/instrumentation/register`, against a real PostgreSQL (PGlite over
+ * pglite-socket, and the server at PG_URL when set), exporting to a real
+ * collector with embedded stores. What it did must be in ClickHouse and in
+ * the audit trail.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { startEmbeddedPostgres, type EmbeddedPostgres } from '../../exporters/embedded-postgres.ts'
+import { startNodeProcess } from '../helpers/process.ts'
+import {
+  PG_URL, createScratchDatabase, eventually, startCollector, storesOf, tempDir, testConfig, type PgMode, type RunningCollector,
+} from '../helpers/stores.ts'
+
+const modes: PgMode[] = PG_URL ? ['embedded', 'server'] : ['embedded']
+
+interface Row {
+  action: string
+  source: string
+  category: string
+  status: string
+  severity: string
+  entity_type: string
+  entity_id: string
+  actor_id: string
+  trace_id: string
+  service: string
+  attributes: Record<string, string>
+}
+
+describe.each(modes)('an app instrumented by the register hook, on %s PostgreSQL', (mode) => {
+  const dir = tempDir()
+  let collector: RunningCollector
+  let appDb: EmbeddedPostgres | undefined
+  let scratch: Awaited<ReturnType<typeof createScratchDatabase>> | undefined
+  let app: Awaited<ReturnType<typeof startNodeProcess>>
+  const service = `orders-${mode}-${Date.now().toString(36)}`
+
+  beforeAll(async () => {
+    collector = await startCollector(testConfig(`${dir.path}/collector`))
+    let databaseUrl: string
+    if (mode === 'server') {
+      scratch = await createScratchDatabase()
+      databaseUrl = scratch.url
+    } else {
+      appDb = await startEmbeddedPostgres(`${dir.path}/app-db`, { sharedBuffers: '16MB', nice: 0 })
+      databaseUrl = `postgres://postgres@${appDb.host}:${appDb.port}/postgres`
+    }
+    app = await startNodeProcess(['--import', 'actline/instrumentation/register', 'examples/orders/app.js'], {
+      DATABASE_URL: databaseUrl,
+      PORT: '0',
+      ACTLINE_ENDPOINT: collector.url,
+      OTEL_SERVICE_NAME: service,
+    }, 'orders example')
+  }, 180_000)
+
+  afterAll(async () => {
+    app?.child.kill('SIGTERM')
+    await app?.exited
+    await collector?.collector.shutdown()
+    await appDb?.stop()
+    await scratch?.drop()
+    dir.remove()
+  })
+
+  async function activities(count: number): Promise<Row[]> {
+    const { clickhouse } = storesOf(collector.collector)
+    const query = async () =>
+      (await (
+        await clickhouse.query({
+          query: `SELECT action, source, category, status, severity, entity_type, entity_id, actor_id, trace_id, service, attributes
+                  FROM actline.activities WHERE service = {service:String} ORDER BY timestamp, action`,
+          query_params: { service },
+          format: 'JSONEachRow',
+        })
+      ).json()) as Row[]
+    await eventually(`${count} activities from ${service}`, async () => (await query()).length >= count, 30_000)
+    return query()
+  }
+
+  it('records INSERT, UPDATE and DELETE as database activities on the table, and each request as an api activity in the same trace', async () => {
+    const headers = { 'content-type': 'application/json', 'x-user-id': 'u-42' }
+    const created = await fetch(`${app.url}/orders`, { method: 'POST', headers, body: JSON.stringify({ customer: 'ada', total: 12.5 }) })
+    expect(created.status).toBe(201)
+    const { id } = (await created.json()) as { id: number }
+    expect((await fetch(`${app.url}/orders/${id}`, { method: 'PATCH', headers, body: JSON.stringify({ status: 'paid' }) })).status).toBe(200)
+    expect((await fetch(`${app.url}/orders/${id}`)).status).toBe(200)
+    expect((await fetch(`${app.url}/orders/${id}`, { method: 'DELETE', headers: { 'x-user-id': 'u-42' } })).status).toBe(204)
+
+    // 4 requests, 3 writes, 1 explicit logUserAction; the SELECT is no activity.
+    const rows = await activities(8)
+    const by = (action: string) => rows.filter((r) => r.action === action)
+    expect(rows.map((r) => r.action).sort()).toEqual(
+      ['api.delete', 'api.get', 'api.patch', 'api.post', 'db.delete', 'db.insert', 'db.update', 'order.created'].sort(),
+    )
+
+    for (const op of ['insert', 'update', 'delete']) {
+      expect(by(`db.${op}`)[0]).toMatchObject({
+        source: 'database', category: 'data_modification', status: 'success', entity_type: 'orders', actor_id: 'u-42',
+      })
+      expect(by(`db.${op}`)[0]!.attributes['db.system']).toBe('postgresql')
+    }
+    const post = by('api.post')[0]!
+    expect(post).toMatchObject({ category: 'api', status: 'success', entity_type: 'http_route', entity_id: '/orders' })
+    expect(post.attributes['http.response.status_code']).toBe('201')
+    expect(by('api.patch')[0]!.entity_id).toBe('/orders/:id')
+
+    // The correlation triggers never had: the write, the request and the business event share one trace.
+    expect(post.trace_id).toMatch(/^[0-9a-f]{32}$/)
+    expect(by('db.insert')[0]!.trace_id).toBe(post.trace_id)
+    expect(by('order.created')[0]).toMatchObject({ trace_id: post.trace_id, source: 'user', actor_id: 'u-42', entity_id: String(id) })
+    expect(by('db.update')[0]!.trace_id).toBe(by('api.patch')[0]!.trace_id)
+    expect(by('db.update')[0]!.trace_id).not.toBe(post.trace_id)
+  })
+
+  it('puts the data changes in the audit trail, which is what the triggers wrote', async () => {
+    const { postgres } = storesOf(collector.collector)
+    await eventually('the three writes in audit_log', async () => {
+      const { rows } = await postgres.query(`SELECT count(*)::int AS n FROM audit_log WHERE service = $1 AND source = 'database'`, [service])
+      return rows[0].n >= 3
+    })
+    const { rows } = await postgres.query(
+      `SELECT action, entity_type, actor_id FROM audit_log WHERE service = $1 AND source = 'database' ORDER BY occurred_at`,
+      [service],
+    )
+    expect(rows).toEqual([
+      { action: 'db.insert', entity_type: 'orders', actor_id: 'u-42' },
+      { action: 'db.update', entity_type: 'orders', actor_id: 'u-42' },
+      { action: 'db.delete', entity_type: 'orders', actor_id: 'u-42' },
+    ])
+  })
+})

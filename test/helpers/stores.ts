@@ -130,14 +130,20 @@ export async function eventually(what: string, check: () => Promise<boolean>, ti
   }
 }
 
-export async function post(url: string, body: string | Buffer, headers: Record<string, string> = { 'content-type': 'application/json' }) {
-  const res = await fetch(`${url}/v1/activities`, { method: 'POST', headers, body: body as BodyInit })
-  const text = await res.text()
+export async function post(
+  url: string,
+  body: string | Buffer,
+  headers: Record<string, string> = { 'content-type': 'application/json' },
+  path = '/v1/activities',
+) {
+  const res = await fetch(`${url}${path}`, { method: 'POST', headers, body: body as BodyInit })
+  const raw = Buffer.from(await res.arrayBuffer())
+  const text = raw.toString()
   let json: any
   try {
     json = JSON.parse(text)
   } catch {
     json = undefined
   }
-  return { status: res.status, headers: res.headers, json, text }
+  return { status: res.status, headers: res.headers, json, text, raw }
 }

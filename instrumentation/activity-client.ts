@@ -85,6 +85,8 @@ export class ActivityClient {
   private stopping = false
   /** Set when shutdown's time is up: an in-flight retry loop gives up instead of outliving it. */
   private abandoned = false
+  /** Activities in the batch being delivered (taken off the ring, not yet answered). */
+  private inflight = 0
 
   constructor(options: ActivityClientOptions = {}) {
     const { onError, ...config } = options
@@ -151,9 +153,10 @@ export class ActivityClient {
     this.wake?.()
     clearTimeout(this.timer)
     this.timer = undefined
-    if (this.size > 0) {
-      this.counters.dropped += this.size
-      this.onError(new ActivityExportError(`shutdown: ${this.size} activities could not be sent in ${timeoutMs} ms and were dropped`))
+    const unsent = this.size + this.inflight
+    if (unsent > 0) {
+      this.counters.dropped += unsent
+      this.onError(new ActivityExportError(`shutdown: ${unsent} activities could not be sent in ${timeoutMs} ms and were dropped`))
       this.ring.fill(undefined)
       this.size = 0
     }
@@ -178,7 +181,12 @@ export class ActivityClient {
   private async drain(): Promise<void> {
     while (this.size > 0) {
       const batch = this.take(this.config.maxBatchSize)
-      await this.deliver(batch)
+      this.inflight = batch.length
+      try {
+        await this.deliver(batch)
+      } finally {
+        this.inflight = 0
+      }
       // Below a full batch, wait for the timer: it batches the trickle.
       if (this.size < this.config.maxBatchSize && !this.stopping) return
     }
@@ -215,10 +223,8 @@ export class ActivityClient {
         this.onError(new ActivityExportError(`dropped ${batch.length} activities: ${outcome.message}`, outcome.status))
         return
       }
-      if (this.abandoned) {
-        this.counters.dropped += batch.length
-        return
-      }
+      // Shutdown has counted this batch as dropped already.
+      if (this.abandoned) return
       this.counters.retries++
       const backoff = Math.random() * Math.min(this.config.retryMaxDelayMs, this.config.retryInitialDelayMs * 2 ** attempt)
       const wait = Math.min(this.config.retryMaxDelayMs, Math.max(backoff, outcome.retryAfterMs ?? 0))

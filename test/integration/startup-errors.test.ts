@@ -4,20 +4,12 @@
  * the password from the URL.
  */
 import { spawn } from 'node:child_process'
-import { createServer } from 'node:net'
+import { closedPort } from '../helpers/ports.ts'
 import { afterAll, describe, expect, it } from 'vitest'
 import { tempDir } from '../helpers/stores.ts'
 
 const dir = tempDir()
 afterAll(() => dir.remove())
-
-async function closedPort(): Promise<number> {
-  const server = createServer()
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  const { port } = server.address() as { port: number }
-  await new Promise((resolve) => server.close(resolve))
-  return port
-}
 
 function run(env: Record<string, string>): Promise<{ code: number | null; output: string; ms: number }> {
   const started = Date.now()

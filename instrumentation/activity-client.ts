@@ -102,11 +102,14 @@ export class ActivityClient {
   }
 
   /**
-   * Queue one activity; returns its id. The id is minted here, once, so a
-   * retried request carries the same ids and the collector stores it once.
+   * Queue one activity; returns its id. The id is minted here (set on the
+   * object given, which the client now owns: copying it would double the
+   * call's cost), once, so a retried request carries the same ids and the
+   * collector stores each activity once.
    */
   log(activity: ActivityInputType): string {
-    const queued = (activity.id ? activity : { ...activity, id: uuidv7() }) as QueuedActivity
+    activity.id ??= uuidv7()
+    const queued = activity as QueuedActivity
     if (this.closed) {
       this.counters.dropped++
       return queued.id
@@ -207,7 +210,8 @@ export class ActivityClient {
   private async deliver(batch: QueuedActivity[]): Promise<void> {
     let ndjson = ''
     for (const a of batch) ndjson += JSON.stringify(a) + '\n'
-    const body = (this.config.gzip ? await gzip(ndjson) : Buffer.from(ndjson)) as Uint8Array<ArrayBuffer>
+    // Level 1: NDJSON of similar records still shrinks ~10x, for a third of level 6's CPU.
+    const body = (this.config.gzip ? await gzip(ndjson, { level: 1 }) : Buffer.from(ndjson)) as Uint8Array<ArrayBuffer>
     for (let attempt = 0; ; attempt++) {
       const outcome = await this.post(body)
       if (outcome.kind === 'done') {

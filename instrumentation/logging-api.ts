@@ -6,9 +6,12 @@
  *
  * Each activity carries the active trace and span ids when an OpenTelemetry
  * SDK is recording, and the actor, tenant and correlation id of the current
- * activity context (withActivityContext). The with* wrappers give what runs
- * inside them a correlation id (the outer one, else the trace id, else a new
- * one) so everything one operation logs can be found together.
+ * activity context (withActivityContext). Each with* activity records the
+ * current correlation id: the outer one, else the trace id, else its own id.
+ * withActivity and withBatchLogging, which wrap whole operations, also make
+ * it current for what runs inside them, so everything one operation logs can
+ * be found together; the leaf wrappers (one statement, one call) do not, as
+ * entering a context would cost more than the rest of the wrapper.
  */
 import type { ActivityInputType, Category, Severity, Source, Status } from '../schemas/activity.ts'
 import { uuidv7 } from '../schemas/activity.ts'
@@ -85,7 +88,7 @@ export function logIntegrationEvent(action: string, options?: ActivityOptions & 
 /** Runs fn and records it as one activity: its duration, and failure with the error's message if it throws. */
 export function withActivity<T>(action: string, fn: () => T, options: ActivityOptions & { source?: Source } = {}): T {
   const { source, ...rest } = options
-  return timed(source ?? (rest.actorId || currentActivityContext()?.actorId ? 'user' : 'system'), action, rest, fn)
+  return timed(source ?? (rest.actorId || currentActivityContext()?.actorId ? 'user' : 'system'), action, rest, fn, { scope: true })
 }
 
 /** A database write (or read) done by the app: the activity an audit trigger used to record. */
@@ -98,13 +101,11 @@ export function withDatabaseLogging<T>(
 ): T {
   const op = operation.toLowerCase()
   const modifies = op === 'insert' || op === 'update' || op === 'delete' || op === 'upsert'
-  return timed('database', `db.${slug(op)}`, {
-    category: modifies ? 'data_modification' : 'data_access',
-    entityType: table,
-    ...(entityId !== undefined && { entityId }),
-    ...(actorId !== undefined && { actorId }),
-    attributes: { 'db.operation.name': operation, 'db.collection.name': table },
-  }, fn)
+  // Built field by field: this runs for every write an app makes.
+  const options: ActivityOptions = { category: modifies ? 'data_modification' : 'data_access', entityType: table }
+  if (entityId !== undefined) options.entityId = entityId
+  if (actorId !== undefined) options.actorId = actorId
+  return timed('database', `db.${slug(op)}`, options, fn, { scope: false })
 }
 
 /** An outbound API call. A Response-like result's status decides success (< 400) or failure. */
@@ -112,14 +113,17 @@ export function withApiLogging<T>(url: string, method: string, fn: () => T): T {
   return timed('integration', `api.${slug(method.toLowerCase())}`, {
     category: 'api',
     attributes: { 'http.request.method': method.toUpperCase(), 'url.full': safeUrl(url) },
-  }, fn, (result, activity) => {
-    const status = (result as { status?: unknown } | undefined)?.status
-    if (typeof status !== 'number') return
-    activity.attributes = { ...activity.attributes, 'http.response.status_code': status }
-    if (status >= 400) {
-      activity.status = 'failure'
-      activity.severity = status >= 500 ? 'warning' : 'notice'
-    }
+  }, fn, {
+    scope: false,
+    onResult(result, activity) {
+      const status = (result as { status?: unknown } | undefined)?.status
+      if (typeof status !== 'number') return
+      activity.attributes = { ...activity.attributes, 'http.response.status_code': status }
+      if (status >= 400) {
+        activity.status = 'failure'
+        activity.severity = status >= 500 ? 'warning' : 'notice'
+      }
+    },
   })
 }
 
@@ -130,7 +134,7 @@ export function withBatchLogging<T>(name: string, count: number, fn: () => T): T
     entityType: 'batch',
     entityId: name,
     attributes: { 'batch.name': name, 'batch.size': count },
-  }, fn)
+  }, fn, { scope: true })
 }
 
 function timed<T>(
@@ -138,14 +142,19 @@ function timed<T>(
   action: string,
   options: ActivityOptions,
   fn: () => T,
-  onResult?: (result: T, activity: ActivityInputType) => void,
+  { scope, onResult }: { scope: boolean; onResult?: (result: T, activity: ActivityInputType) => void },
 ): T {
+  const id = uuidv7()
   const outer = currentActivityContext()
-  const correlationId = options.correlationId ?? outer?.correlationId ?? activeTraceIds()?.traceId ?? uuidv7()
+  // With nothing outside to correlate with, this activity's own id is what
+  // everything logged inside it points to.
+  const correlationId = options.correlationId ?? outer?.correlationId ?? activeTraceIds()?.traceId ?? id
   const started = performance.now()
   const record = (error: unknown, result?: T) =>
     safely(() => {
-      const activity = build(source, action, { correlationId, ...options, durationMs: performance.now() - started })
+      const activity = build(source, action, options, id)
+      activity.correlation_id = correlationId
+      activity.duration_ms = Math.round((performance.now() - started) * 1000) / 1000
       if (error !== undefined) {
         const e = error instanceof Error ? error : new Error(String(error))
         activity.status = 'failure'
@@ -154,7 +163,7 @@ function timed<T>(
       } else if (onResult) onResult(result as T, activity)
       return getActivityClient().log(activity)
     })
-  return withActivityContext({ correlationId }, () => {
+  const run = () => {
     let result: T
     try {
       result = fn()
@@ -173,11 +182,15 @@ function timed<T>(
     }
     record(undefined, result)
     return result
-  })
+  }
+  // A leaf (one statement, one call) has nothing inside to correlate, and
+  // entering a context costs more than the rest of the wrapper.
+  return !scope || outer?.correlationId === correlationId ? run() : withActivityContext({ correlationId }, run)
 }
 
-function build(source: Source, action: string, o: ActivityOptions = {}): ActivityInputType {
-  const a: ActivityInputType = { source, action }
+function build(source: Source, action: string, o: ActivityOptions = {}, id = uuidv7()): ActivityInputType {
+  // id first and always: every activity then shares one object shape.
+  const a: ActivityInputType = { id, source, action }
   if (o.category) a.category = o.category
   if (o.severity) a.severity = o.severity
   if (o.status) a.status = o.status

@@ -4,7 +4,9 @@
  * truth; the JSON Schema in activity.schema.json is generated from it.
  */
 import { z } from 'zod'
-import { V7Generator } from 'uuidv7'
+import { uuidv7 } from './uuidv7.ts'
+
+export { uuidv7 }
 
 export const SOURCES = ['user', 'system', 'integration', 'database', 'scheduled'] as const
 
@@ -234,25 +236,6 @@ function describe(v: unknown): string {
   if (v === null) return 'null'
   if (Array.isArray(v)) return 'an array'
   return typeof v
-}
-
-// uuidv7's default source refills a few bytes at a time; ids are minted for
-// every event that arrives without one, so draw from a 16 KiB pool instead.
-const pool = new Uint32Array(4096)
-let drawn = pool.length
-const ids = new V7Generator({
-  nextUint32() {
-    if (drawn === pool.length) {
-      crypto.getRandomValues(pool)
-      drawn = 0
-    }
-    return pool[drawn++]!
-  },
-})
-
-/** A new UUIDv7: time-ordered, so ids sort by creation and carry their timestamp. */
-export function uuidv7(): string {
-  return ids.generate().toString()
 }
 
 /** Index of a severity, for "at least notice" style comparisons. */

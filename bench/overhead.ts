@@ -24,7 +24,7 @@
  *
  * Options (env): PG_URL (default postgres://postgres@127.0.0.1:5432/test),
  * BENCH_ROUNDS (default 5), BENCH_SECONDS (per setup per round, default 5),
- * BENCH_CLIENTS (default 8).
+ * BENCH_CLIENTS (default 8), BENCH_SETUPS (a subset, e.g. b,c; default all four).
  */
 import { spawn } from 'node:child_process'
 import { cpus, totalmem } from 'node:os'
@@ -42,7 +42,7 @@ const CLIENTS = Number(process.env.BENCH_CLIENTS ?? 8)
 const DB = 'actline_bench_overhead'
 
 type Setup = 'a1' | 'a4' | 'b' | 'c'
-const SETUPS: Setup[] = ['a1', 'a4', 'b', 'c']
+const SETUPS = (process.env.BENCH_SETUPS ?? 'a1,a4,b,c').split(',') as Setup[]
 
 function log(msg: string) {
   process.stderr.write(`${new Date().toISOString().slice(11, 19)} ${msg}\n`)
@@ -140,7 +140,11 @@ async function startSink(): Promise<{ url: string; stop(): void }> {
       req.on('data', () => {}).on('end', () => { n++; res.writeHead(200, { 'content-type': 'application/json' }); res.end('{"accepted":0,"rejected":0,"errors":[]}') })
     })
     s.listen(0, '127.0.0.1', () => console.log(JSON.stringify({ url: 'http://127.0.0.1:' + s.address().port })))
-    process.on('SIGTERM', () => { console.error('sink: ' + n + ' requests'); process.exit(0) })`
+    process.on('SIGTERM', () => {
+      const cpu = process.cpuUsage()
+      console.error('sink: ' + n + ' requests, ' + ((cpu.user + cpu.system) / 1000).toFixed(0) + ' ms of CPU')
+      process.exit(0)
+    })`
   const child = spawn(process.execPath, ['-e', code], { stdio: ['ignore', 'pipe', 'inherit'] })
   const url = await new Promise<string>((resolve) =>
     createInterface({ input: child.stdout! }).once('line', (line) => resolve(JSON.parse(line).url)),
@@ -163,7 +167,22 @@ async function transaction(c: pg.PoolClient, setup: Setup, n: number): Promise<v
   await c.query('COMMIT')
 }
 
-async function run(pool: pg.Pool, setup: Setup, seconds: number): Promise<number> {
+/**
+ * Each run starts from the same state: the triggers' extra WAL and dead rows
+ * from one setup must not be flushed or vacuumed during the next one's
+ * measurement (they are, without this, and land on whichever setup follows
+ * a4). A setup's own checkpoints and vacuums during its run are its cost.
+ */
+async function settle(pool: pg.Pool): Promise<void> {
+  await pool.query('VACUUM ANALYZE orders_a1, orders_a4, orders_b, orders_c, audit_logs, activity_rows')
+  await pool.query('CHECKPOINT')
+}
+
+/** Transactions per second, and this process's CPU meanwhile (% of one core): the app's side of the setup. */
+async function run(pool: pg.Pool, setup: Setup, seconds: number): Promise<{ tps: number; appCpu: number }> {
+  await settle(pool)
+  await getActivityClient().forceFlush()
+  const cpu0 = process.cpuUsage()
   const deadline = performance.now() + seconds * 1000
   let done = 0
   await Promise.all(
@@ -176,7 +195,8 @@ async function run(pool: pg.Pool, setup: Setup, seconds: number): Promise<number
       }
     }),
   )
-  return done / seconds
+  const cpu = process.cpuUsage(cpu0)
+  return { tps: done / seconds, appCpu: (cpu.user + cpu.system) / seconds / 1e4 }
 }
 
 async function triggerVsSdk(): Promise<Record<Setup, number[]>> {
@@ -193,12 +213,9 @@ async function triggerVsSdk(): Promise<Record<Setup, number[]>> {
       const order = SETUPS.map((_, i) => SETUPS[(i + round) % SETUPS.length]!)
       const line: string[] = []
       for (const s of order) {
-        const cpu0 = process.cpuUsage()
-        const opsPerSec = await run(pool, s, SECONDS)
-        const cpu = process.cpuUsage(cpu0)
-        results[s].push(opsPerSec)
-        // This process's CPU: the app side of each setup (PostgreSQL's is in its own processes).
-        line.push(`${s} ${opsPerSec.toFixed(0)} (app cpu ${((cpu.user + cpu.system) / SECONDS / 1e4).toFixed(0)}%)`)
+        const { tps, appCpu } = await run(pool, s, SECONDS)
+        results[s].push(tps)
+        line.push(`${s} ${tps.toFixed(0)} (app cpu ${appCpu.toFixed(0)}%)`)
       }
       log(`round ${round}/${ROUNDS}: ${line.join(', ')} tx/s`)
     }
@@ -299,7 +316,7 @@ async function main() {
   log(`trigger vs SDK: ${ROUNDS} rounds x ${SECONDS} s per setup, ${CLIENTS} clients, each tx = INSERT + UPDATE of one row`)
   const r = await triggerVsSdk()
   const m = Object.fromEntries(SETUPS.map((s) => [s, median(r[s])])) as Record<Setup, number>
-  const paired = (x: Setup, y: Setup) => median(r[x].map((v, i) => v / r[y][i]!))
+  const paired = (x: Setup, y: Setup) => (r[x].length && r[y].length ? median(r[x].map((v, i) => v / r[y][i]!)) : NaN)
   console.log('\nmedian tx/s (each = INSERT + UPDATE):')
   console.log(`  a1 one audit trigger:   ${m.a1.toFixed(0)}`)
   console.log(`  a4 four triggers:       ${m.a4.toFixed(0)}`)

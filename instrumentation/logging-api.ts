@@ -7,7 +7,8 @@
  * Each activity carries the active trace and span ids when an OpenTelemetry
  * SDK is recording, and the actor, tenant and correlation id of the current
  * activity context (withActivityContext). Each with* activity records the
- * current correlation id: the outer one, else the trace id, else its own id.
+ * current correlation id: the outer one, else the trace id; else its own id
+ * is what everything logged inside it correlates to.
  * withActivity and withBatchLogging, which wrap whole operations, also make
  * it current for what runs inside them, so everything one operation logs can
  * be found together; the leaf wrappers (one statement, one call) do not, as
@@ -153,7 +154,9 @@ function timed<T>(
   const record = (error: unknown, result?: T) =>
     safely(() => {
       const activity = build(source, action, options, id)
-      activity.correlation_id = correlationId
+      // Its own id as correlation says nothing the id does not (enrich finds it in the context it opened).
+      if (correlationId !== id) activity.correlation_id = correlationId
+      else if (activity.correlation_id === id) delete activity.correlation_id
       activity.duration_ms = Math.round((performance.now() - started) * 1000) / 1000
       if (error !== undefined) {
         const e = error instanceof Error ? error : new Error(String(error))

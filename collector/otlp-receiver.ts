@@ -83,6 +83,9 @@ export const otlpReceiver: FastifyPluginAsync<OtlpReceiverOptions> = async (app,
       if (accepted.length > 0) await store(ingest, accepted, request.log)
       stats.accepted += accepted.length
       stats.rejected += invalid.length
+      stats.spans.mapped += accepted.length
+      stats.spans.unmapped += unmapped
+      stats.spans.invalid += invalid.length
       const rejected = invalid.length + (config.report_unmapped ? unmapped : 0)
       const message = partialSuccessMessage(invalid, config.report_unmapped ? unmapped : 0)
       reply.code(200)

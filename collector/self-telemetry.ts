@@ -37,7 +37,12 @@ export const selfTelemetry: FastifyPluginAsync<SelfTelemetryOptions> = async (ap
       [{ outcome: 'accepted' }, receiver.accepted],
       [{ outcome: 'rejected' }, receiver.rejected],
     ])
-    metric('actline_receiver_refused_requests_total', 'counter', 'Requests answered 429: write-ahead log full or memory limit.', [[{}, receiver.refusedRequests]])
+    metric('actline_receiver_refused_requests_total', 'counter', 'Requests refused before reading (429, or 503 on OTLP): write-ahead log full or memory limit.', [[{}, receiver.refusedRequests]])
+    metric('actline_otlp_spans_total', 'counter', 'Spans received on /v1/traces, by what became of them.', [
+      [{ outcome: 'mapped' }, receiver.spans.mapped],
+      [{ outcome: 'unmapped' }, receiver.spans.unmapped],
+      [{ outcome: 'invalid' }, receiver.spans.invalid],
+    ])
     metric('actline_exporter_queue_activities', 'gauge', 'Activities in the write-ahead log this exporter has not passed yet.', each((q) => q.pending))
     metric('actline_wal_retained_bytes', 'gauge', 'Write-ahead log bytes some exporter still needs.', [[{}, wal.retainedBytes()]])
     metric('actline_exporter_activities_total', 'counter', 'Activities per exporter, by outcome.', [...queues].flatMap(([exporter, q]) => [

@@ -141,6 +141,9 @@ describe('POST /v1/traces', () => {
     expect(reply.partialSuccess?.errorMessage).toMatch(/1 span\(s\) invalid \(first, span 1: action: action must be dot-separated/)
     expect(reply.partialSuccess?.errorMessage).toMatch(/1 span\(s\) carry no activity/)
     expect((await landed('partial-proto', 1)).map((r) => r.action)).toEqual(['report.run'])
+    const metrics = await (await fetch(`${run.url}/metrics`)).text()
+    expect(metrics).toMatch(/actline_otlp_spans_total\{outcome="unmapped"\} [1-9]/)
+    expect(metrics).toMatch(/actline_otlp_spans_total\{outcome="invalid"\} [1-9]/)
   })
 
   it('answers an empty response when every span was taken, and accepts gzip', async () => {

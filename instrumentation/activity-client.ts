@@ -246,7 +246,10 @@ export class ActivityClient {
       const backoff = Math.random() * Math.min(this.config.retryMaxDelayMs, this.config.retryInitialDelayMs * 2 ** attempt)
       const wait = Math.min(this.config.retryMaxDelayMs, Math.max(backoff, outcome.retryAfterMs ?? 0))
       await new Promise<void>((resolve) => {
-        const t = setTimeout(resolve, wait).unref()
+        const t = setTimeout(resolve, wait)
+        // While flushing (at exit, say) a retry keeps the process alive, up to the flush's deadline;
+        // otherwise the client never holds the app open.
+        if (!this.stopping) t.unref()
         this.wake = () => {
           // A flush does not skip a server's Retry-After, only our own backoff.
           if (outcome.retryAfterMs === undefined) {

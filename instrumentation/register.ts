@@ -21,6 +21,12 @@ import { configureActivityLogging } from './logging-api.ts'
 // require-time patching never sees: the import-in-the-middle hook does.
 if (process.env['ACTLINE_ESM_HOOK'] !== 'false') register('@opentelemetry/instrumentation/hook.mjs', import.meta.url)
 
+// NodeSDK starts OTLP metric and log exporters to localhost:4318 unless told
+// otherwise, and waits on them at exit: this hook ships activities only.
+// Setting either variable yourself still turns them on.
+process.env['OTEL_METRICS_EXPORTER'] ??= 'none'
+process.env['OTEL_LOGS_EXPORTER'] ??= 'none'
+
 const client = configureActivityLogging()
 const sdk = new NodeSDK({
   instrumentations: [

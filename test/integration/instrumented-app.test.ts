@@ -6,6 +6,7 @@
  * collector with embedded stores. What it did must be in ClickHouse and in
  * the audit trail.
  */
+import { spawn } from 'node:child_process'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startEmbeddedPostgres, type EmbeddedPostgres } from '../../exporters/embedded-postgres.ts'
 import { startNodeProcess } from '../helpers/process.ts'
@@ -35,11 +36,11 @@ describe.each(modes)('an app instrumented by the register hook, on %s PostgreSQL
   let appDb: EmbeddedPostgres | undefined
   let scratch: Awaited<ReturnType<typeof createScratchDatabase>> | undefined
   let app: Awaited<ReturnType<typeof startNodeProcess>>
+  let databaseUrl: string
   const service = `orders-${mode}-${Date.now().toString(36)}`
 
   beforeAll(async () => {
     collector = await startCollector(testConfig(`${dir.path}/collector`))
-    let databaseUrl: string
     if (mode === 'server') {
       scratch = await createScratchDatabase()
       databaseUrl = scratch.url
@@ -56,7 +57,7 @@ describe.each(modes)('an app instrumented by the register hook, on %s PostgreSQL
   }, 180_000)
 
   afterAll(async () => {
-    app?.child.kill('SIGTERM')
+    if (app?.child.exitCode === null) app.child.kill('SIGTERM')
     await app?.exited
     await collector?.collector.shutdown()
     await appDb?.stop()
@@ -64,18 +65,18 @@ describe.each(modes)('an app instrumented by the register hook, on %s PostgreSQL
     dir.remove()
   })
 
-  async function activities(count: number): Promise<Row[]> {
+  async function activities(count: number, from = service): Promise<Row[]> {
     const { clickhouse } = storesOf(collector.collector)
     const query = async () =>
       (await (
         await clickhouse.query({
           query: `SELECT action, source, category, status, severity, entity_type, entity_id, actor_id, trace_id, service, attributes
                   FROM actline.activities WHERE service = {service:String} ORDER BY timestamp, action`,
-          query_params: { service },
+          query_params: { service: from },
           format: 'JSONEachRow',
         })
       ).json()) as Row[]
-    await eventually(`${count} activities from ${service}`, async () => (await query()).length >= count, 30_000)
+    await eventually(`${count} activities from ${from}`, async () => (await query()).length >= count, 30_000)
     return query()
   }
 
@@ -129,5 +130,26 @@ describe.each(modes)('an app instrumented by the register hook, on %s PostgreSQL
       { action: 'db.update', entity_type: 'orders', actor_id: 'u-42' },
       { action: 'db.delete', entity_type: 'orders', actor_id: 'u-42' },
     ])
+  })
+
+  it('instruments a CommonJS job the same way, and sends what is queued when it exits on its own', async () => {
+    const res = await fetch(`${app.url}/orders`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ customer: 'bob', total: 3 }) })
+    expect(res.status).toBe(201)
+    // The service stops first: PGlite over pglite-socket serves one connection at a time.
+    app.child.kill('SIGTERM')
+    expect(await app.exited).toBe(0)
+    const job = `${service}-job`
+    const child = spawn(process.execPath, ['--import', 'actline/instrumentation/register', 'examples/orders/cancel-stale.cjs'], {
+      env: { ...process.env, DATABASE_URL: databaseUrl, ACTLINE_ENDPOINT: collector.url, OTEL_SERVICE_NAME: job, STALE_AFTER: '0 seconds' },
+      stdio: ['ignore', 'pipe', 'inherit'],
+    })
+    let out = ''
+    child.stdout.on('data', (c) => (out += c))
+    const code = await new Promise((resolve) => child.once('exit', resolve))
+    expect(code).toBe(0)
+    expect(JSON.parse(out).canceled).toBeGreaterThanOrEqual(1)
+    // Exited before any flush interval passed: only the beforeExit flush can have sent it.
+    const [update] = await activities(1, job)
+    expect(update).toMatchObject({ action: 'db.update', source: 'database', entity_type: 'orders', status: 'success' })
   })
 })

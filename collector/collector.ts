@@ -12,6 +12,7 @@ import type { Exporter } from '../schemas/component.ts'
 import { createClickHouseExporter } from '../exporters/clickhouse-exporter.ts'
 import { createPostgresExporter } from '../exporters/postgres-exporter.ts'
 import { createReceiverStats } from './activity-receiver.ts'
+import { createRecentIds } from './recent-ids.ts'
 import { buildApp } from './app.ts'
 import { auditPredicate } from './audit-router.ts'
 import { createBatchProcessor, type BatchProcessor } from './batch-processor.ts'
@@ -69,6 +70,8 @@ export async function createCollector(config: Config, options: { logger?: Fastif
   if (config.exporters.clickhouse.enabled) add(createClickHouseExporter(config.exporters.clickhouse, logger))
   if (config.exporters.postgres.enabled) add(createPostgresExporter(config.exporters.postgres, logger), auditPredicate(config.pipeline.audit_route))
 
+  const recentIds = createRecentIds(config.pipeline.dedup)
+  const receiverStats = createReceiverStats()
   let accepting = false
   const app = await buildApp({
     logger,
@@ -80,13 +83,16 @@ export async function createCollector(config: Config, options: { logger?: Fastif
         return undefined
       },
       write: async (activities) => {
-        await wal.append(activities)
+        const fresh = recentIds.fresh(activities)
+        receiverStats.duplicates += activities.length - fresh.length
+        if (fresh.length > 0) await wal.append(fresh)
+        recentIds.remember(fresh)
       },
     },
     exporters,
     queues,
     wal,
-    receiverStats: createReceiverStats(),
+    receiverStats,
     isAccepting: () => accepting,
   })
 

@@ -12,6 +12,7 @@ import { z } from 'zod'
 import { ActivityReceiverConfig } from './activity-receiver.ts'
 import { AuditRouteConfig } from './audit-router.ts'
 import { OtlpReceiverConfig } from './otlp-receiver.ts'
+import { RecentIdsConfig } from './recent-ids.ts'
 import { BatchProcessorConfig } from './batch-processor.ts'
 import { MemoryLimiterConfig } from './memory-limiter.ts'
 import { RetryConfig } from './retrying-exporter.ts'
@@ -51,6 +52,7 @@ export const ConfigSchema = z
         batch: BatchProcessorConfig.prefault({}),
         retry: RetryConfig.prefault({}),
         audit_route: AuditRouteConfig.prefault({}),
+        dedup: RecentIdsConfig.prefault({}),
       })
       .strict()
       .prefault({}),

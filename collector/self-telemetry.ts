@@ -38,6 +38,7 @@ export const selfTelemetry: FastifyPluginAsync<SelfTelemetryOptions> = async (ap
       [{ outcome: 'rejected' }, receiver.rejected],
     ])
     metric('actline_receiver_refused_requests_total', 'counter', 'Requests refused before reading (429, or 503 on OTLP): write-ahead log full or memory limit.', [[{}, receiver.refusedRequests]])
+    metric('actline_receiver_duplicates_total', 'counter', 'Accepted activities not written again: their id was accepted moments before (a retry).', [[{}, receiver.duplicates]])
     metric('actline_otlp_spans_total', 'counter', 'Spans received on /v1/traces, by what became of them.', [
       [{ outcome: 'mapped' }, receiver.spans.mapped],
       [{ outcome: 'unmapped' }, receiver.spans.unmapped],

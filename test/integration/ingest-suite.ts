@@ -137,15 +137,22 @@ export function ingestSuite(mode: PgMode): void {
       await landed(ids, { ch: 2, pg: 2 })
     })
 
-    it('stores a re-sent activity once in PostgreSQL', async () => {
+    it('stores a re-sent activity once in both stores (a client retrying after a lost reply)', async () => {
       const id = uuidv7()
       const body = JSON.stringify({ id, action: 'dup.check', source: 'user' })
       await post(run.url, body)
       await landed([id], { ch: 1, pg: 1 })
-      expect((await post(run.url, body)).json.accepted).toBe(1)
-      // pending counts rows in flight: zero means the second copy's export finished.
-      await eventually('second copy exported', async () => Object.values(run.collector.pending()).every((n) => n === 0))
-      expect(await pgRows(stores.postgres, [id])).toHaveLength(1)
+      const again = await post(run.url, body)
+      // Idempotent: the retry succeeds with the same id, as the first request did.
+      expect(again.json).toMatchObject({ accepted: 1, ids: [id] })
+      // The same id twice in one request is one activity too.
+      const twin = uuidv7()
+      expect((await post(run.url, JSON.stringify([{ id: twin, action: 'dup.twin', source: 'user' }, { id: twin, action: 'dup.twin', source: 'user' }]))).json.accepted).toBe(2)
+      await landed([twin], { ch: 1, pg: 1 })
+      // pending counts rows in flight: zero means any second copy's export finished.
+      await eventually('every copy exported', async () => Object.values(run.collector.pending()).every((n) => n === 0))
+      expect(await pgRows(stores.postgres, [id, twin])).toHaveLength(2)
+      expect(await chRows(stores.clickhouse, [id, twin])).toHaveLength(2)
     })
 
     it('keeps unknown fields as string attributes, explicit attributes winning', async () => {

@@ -91,13 +91,16 @@ export class ActivityClient {
   private abandoned = false
   /** Activities in the batch being delivered (taken off the ring, not yet answered). */
   private inflight = 0
+  private scheduled = false
 
   constructor(options: ActivityClientOptions = {}) {
     const { onError, ...config } = options
     this.config = ActivityClientConfig.parse(config)
     this.onError = onError ?? ((err) => process.emitWarning(err.message, 'ActlineActivityClient'))
     this.ring = new Array(this.config.maxQueueSize)
-    const url = new URL('/v1/activities', this.config.endpoint)
+    // Appended to the endpoint's path, as OTLP exporters do: a collector behind a path prefix works.
+    const base = this.config.endpoint.endsWith('/') ? this.config.endpoint : `${this.config.endpoint}/`
+    const url = new URL('v1/activities', base)
     this.url = url.toString()
     this.transport = url.protocol === 'https:' ? https : http
     // One socket: one request is ever in flight, and it stays open between batches.
@@ -178,7 +181,13 @@ export class ActivityClient {
     clearTimeout(this.timer)
     this.timer = undefined
     // Off the caller's stack: log() returns before any serialization happens.
-    if (!this.sending) setImmediate(() => void this.send())
+    // Once: a burst of log() calls past a full batch must not schedule one send each.
+    if (this.sending || this.scheduled) return
+    this.scheduled = true
+    setImmediate(() => {
+      this.scheduled = false
+      void this.send()
+    })
   }
 
   /** Sends batches until the queue is empty; one loop at a time. */

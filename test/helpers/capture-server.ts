@@ -19,7 +19,7 @@ export interface CaptureServer {
   /** Every activity received in a request that was answered 2xx, in order. */
   accepted: Record<string, any>[]
   /** Every request, whatever its reply. */
-  requests: { headers: IncomingMessage['headers']; items: Record<string, any>[] }[]
+  requests: { url: string; headers: IncomingMessage['headers']; items: Record<string, any>[] }[]
   /** Replies to use next, in order (push onto it); 200 once they run out. */
   script: Reply[]
   close(): Promise<void>
@@ -34,7 +34,7 @@ export async function startCaptureServer(port = 0): Promise<CaptureServer> {
       let body = Buffer.concat(chunks)
       if (req.headers['content-encoding'] === 'gzip') body = gunzipSync(body)
       const items = body.toString().split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, any>)
-      capture.requests.push({ headers: req.headers, items })
+      capture.requests.push({ url: req.url ?? '', headers: req.headers, items })
       const reply = capture.script.shift() ?? { status: 200 }
       if (reply.status < 300) capture.accepted.push(...items)
       res.writeHead(reply.status, { 'content-type': 'application/json', ...reply.headers })

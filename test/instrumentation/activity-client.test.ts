@@ -32,10 +32,12 @@ const activity = (n: number) => ({ source: 'user' as const, action: 'test.event'
 describe('ActivityClient', () => {
   it('sends full batches at once as gzip NDJSON, and the rest when the interval passes', async () => {
     const s = await server()
-    const { c } = client(s.url, { maxBatchSize: 3, flushIntervalMs: 200, apiKey: 'k-123' })
+    // Behind a path prefix, as a collector behind a gateway is: the path is appended, not replaced.
+    const { c } = client(`${s.url}/actline`, { maxBatchSize: 3, flushIntervalMs: 200, apiKey: 'k-123' })
     const ids = Array.from({ length: 7 }, (_, i) => c.log(activity(i)))
     await eventually('two full batches', async () => s.requests.length >= 2)
     expect(s.requests.slice(0, 2).map((r) => r.items.length)).toEqual([3, 3])
+    expect(s.requests[0]!.url).toBe('/actline/v1/activities')
     expect(s.requests[0]!.headers).toMatchObject({
       'content-type': 'application/x-ndjson', 'content-encoding': 'gzip', authorization: 'Bearer k-123',
     })

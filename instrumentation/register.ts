@@ -15,7 +15,6 @@ import { NodeSDK } from '@opentelemetry/sdk-node'
 import { HttpInstrumentation } from '@opentelemetry/instrumentation-http'
 import { PgInstrumentation } from '@opentelemetry/instrumentation-pg'
 import { ActivitySpanProcessor } from './activity-span-processor.ts'
-import { configureActivityLogging } from './logging-api.ts'
 
 // ESM apps load pg and fastify through the ES module loader, which
 // require-time patching never sees: the import-in-the-middle hook does.
@@ -27,14 +26,15 @@ if (process.env['ACTLINE_ESM_HOOK'] !== 'false') register('@opentelemetry/instru
 process.env['OTEL_METRICS_EXPORTER'] ??= 'none'
 process.env['OTEL_LOGS_EXPORTER'] ??= 'none'
 
-const client = configureActivityLogging()
 const sdk = new NodeSDK({
   instrumentations: [
     new HttpInstrumentation(),
     new PgInstrumentation(),
     new FastifyOtelInstrumentation({ registerOnInitialization: true }),
   ],
-  spanProcessors: [new ActivitySpanProcessor({ client })],
+  // No client given: it follows the logging API's, so an app that calls
+  // configureActivityLogging() later moves spans and calls together.
+  spanProcessors: [new ActivitySpanProcessor()],
 })
 sdk.start()
 

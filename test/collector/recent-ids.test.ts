@@ -1,9 +1,13 @@
 import { describe, expect, it } from 'vitest'
 import type { Activity } from '../../schemas/activity.ts'
+import { uuidv7 } from '../../schemas/uuidv7.ts'
 import { createRecentIds, RecentIdsConfig } from '../../collector/recent-ids.ts'
 
-const act = (id: string) => ({ id }) as Activity
-const ids = (as: Activity[]) => as.map((a) => a.id)
+// Readable names for real ids: the table keeps an id's 128 bits.
+const named = new Map<string, string>()
+const idOf = (name: string) => named.get(name) ?? (named.set(name, uuidv7()), named.get(name)!)
+const act = (name: string) => ({ id: idOf(name) }) as Activity
+const ids = (as: Activity[]) => as.map((a) => [...named].find(([, id]) => id === a.id)![0])
 
 describe('recent ids', () => {
   it('drops an id stored moments ago, and a second copy inside one request', () => {
@@ -32,6 +36,22 @@ describe('recent ids', () => {
     // max_ids 4: two generations of 2
     recent.remember([act('p'), act('q'), act('r'), act('s'), act('t')])
     expect(ids(recent.fresh([act('p'), act('q'), act('r'), act('s'), act('t')]))).toEqual(['p', 'q'])
+  })
+
+  it('tells apart ids that differ in any of their 128 bits, and remembers many', () => {
+    const recent = createRecentIds(RecentIdsConfig.parse({ max_ids: 100_000 }))
+    const base = '0190a0b0-c0d0-7e0f-8a1b-2c3d4e5f6071'
+    // The same id with one hex digit changed, at each of its 32 digits.
+    const digits = [...base].flatMap((ch, i) => (ch === '-' ? [] : [i]))
+    const variants = digits.map((i) => base.slice(0, i) + (base[i] === 'f' ? '0' : 'f') + base.slice(i + 1))
+    recent.remember([{ id: base } as Activity])
+    expect(variants).toHaveLength(32)
+    expect(recent.fresh(variants.map((id) => ({ id }) as Activity))).toHaveLength(32)
+    expect(recent.fresh([{ id: base } as Activity])).toEqual([])
+    const many = Array.from({ length: 40_000 }, () => ({ id: uuidv7() }) as Activity)
+    recent.remember(many)
+    expect(recent.fresh(many)).toEqual([])
+    expect(recent.fresh([{ id: uuidv7() } as Activity])).toHaveLength(1)
   })
 
   it('is off with max_ids 0', () => {

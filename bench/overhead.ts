@@ -4,8 +4,8 @@
  *
  * Each transaction is what an app does to a row: BEGIN; INSERT ... RETURNING
  * id; UPDATE that row; COMMIT, from BENCH_CLIENTS concurrent connections.
- * Four setups (the trigger ones on their own tables, b and c on one plain
- * table), interleaved round by round so that
+ * Five setups (the trigger ones on their own tables, b, c and c2 on one
+ * plain table), interleaved round by round so that
  * the machine's noise falls on all of them alike:
  *   a1  one classic audit trigger: plpgsql AFTER INSERT/UPDATE/DELETE FOR
  *       EACH ROW writing to_jsonb(OLD/NEW) into a wide, indexed audit_logs;
@@ -13,7 +13,9 @@
  *       audit trigger, an activity-row trigger, a pg_notify trigger;
  *   b   no trigger; the app logs each write with withDatabaseLogging, and
  *       the client ships them (gzip NDJSON) to a sink process;
- *   c   no trigger, no logging.
+ *   c   no trigger, no logging;
+ *   c2  c again, an A/A check: how far two identical setups land apart is
+ *       the noise floor of every ratio.
  * The sink stands in for a collector on another machine: it reads each
  * request and answers 200. It runs on these same 2 cores, so (b) pays for
  * the receiving side too; a real deployment would not.
@@ -25,7 +27,7 @@
  *
  * Options (env): PG_URL (default postgres://postgres@127.0.0.1:5432/test),
  * BENCH_ROUNDS (default 5), BENCH_SECONDS (per setup per round, default 5),
- * BENCH_CLIENTS (default 8), BENCH_SETUPS (a subset, e.g. b,c; default all four).
+ * BENCH_CLIENTS (default 8), BENCH_SETUPS (a subset, e.g. b,c; default all five).
  */
 import { spawn } from 'node:child_process'
 import { cpus, totalmem } from 'node:os'
@@ -42,8 +44,8 @@ const SECONDS = Number(process.env.BENCH_SECONDS ?? 5)
 const CLIENTS = Number(process.env.BENCH_CLIENTS ?? 8)
 const DB = 'actline_bench_overhead'
 
-type Setup = 'a1' | 'a4' | 'b' | 'c'
-const SETUPS = (process.env.BENCH_SETUPS ?? 'a1,a4,b,c').split(',') as Setup[]
+type Setup = 'a1' | 'a4' | 'b' | 'c' | 'c2'
+const SETUPS = (process.env.BENCH_SETUPS ?? 'a1,a4,b,c,c2').split(',') as Setup[]
 
 function log(msg: string) {
   process.stderr.write(`${new Date().toISOString().slice(11, 19)} ${msg}\n`)
@@ -206,7 +208,7 @@ async function triggerVsSdk(): Promise<Record<Setup, number[]>> {
   const sink = await startSink()
   const client = configureActivityLogging({ endpoint: sink.url })
   const pool = new pg.Pool({ connectionString: url, max: CLIENTS })
-  const results: Record<Setup, number[]> = { a1: [], a4: [], b: [], c: [] }
+  const results: Record<Setup, number[]> = { a1: [], a4: [], b: [], c: [], c2: [] }
   try {
     log(`warm-up: 2 s per setup, ${CLIENTS} clients`)
     for (const s of SETUPS) await run(pool, s, 2)
@@ -317,7 +319,7 @@ async function main() {
   log(`machine: ${cpus().length} x ${cpus()[0]?.model}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}`)
   log(`trigger vs SDK: ${ROUNDS} rounds x ${SECONDS} s per setup, ${CLIENTS} clients, each tx = INSERT + UPDATE of one row`)
   const r = await triggerVsSdk()
-  const m = Object.fromEntries((['a1', 'a4', 'b', 'c'] as Setup[]).map((s) => [s, r[s].length ? median(r[s]) : NaN])) as Record<Setup, number>
+  const m = Object.fromEntries((['a1', 'a4', 'b', 'c', 'c2'] as Setup[]).map((s) => [s, r[s].length ? median(r[s]) : NaN])) as Record<Setup, number>
   const paired = (x: Setup, y: Setup) => (r[x].length && r[y].length ? median(r[x].map((v, i) => v / r[y][i]!)) : NaN)
   console.log('\nmedian tx/s (each = INSERT + UPDATE):')
   console.log(`  a1 one audit trigger:   ${m.a1.toFixed(0)}`)
@@ -325,9 +327,12 @@ async function main() {
   console.log(`  b  SDK, no trigger:     ${m.b.toFixed(0)}`)
   console.log(`  c  nothing:             ${m.c.toFixed(0)}`)
   console.log('ratios (median of per-round ratios):')
-  console.log(`  b / c  = ${paired('b', 'c').toFixed(3)}  (target >= 0.95)`)
+  console.log(`  b / c  = ${paired('b', 'c').toFixed(3)}  (target >= 0.95; per round ${r.b.map((v, i) => (v / r.c[i]!).toFixed(2)).join(', ')})`)
   console.log(`  b / a1 = ${paired('b', 'a1').toFixed(3)}  (target >= 1.2)`)
   console.log(`  b / a4 = ${paired('b', 'a4').toFixed(3)}  (target >= 1.6)`)
+  // c2 is c again: how far apart two identical setups land is the noise floor of every ratio above.
+  const aa = r.c.map((v, i) => r.c2[i]! / v)
+  console.log(`  c2 / c = ${paired('c2', 'c').toFixed(3)}  (A/A: the same setup twice; per round ${aa.map((x) => x.toFixed(2)).join(', ')})`)
   console.log('')
   await sdkCosts()
 }

@@ -7,7 +7,7 @@ import type { FastifyPluginAsync } from 'fastify'
 import { z } from 'zod'
 import { parseActivity, type Activity } from '../schemas/activity.ts'
 import type { Ingest } from '../schemas/component.ts'
-import { decodeContentEncoding } from './content-encoding.ts'
+import { decodeContentEncoding, parseJsonBody } from './request-body.ts'
 import { ActlineError } from './errors.ts'
 import { refuseWhenFull, store } from './admission.ts'
 
@@ -79,13 +79,9 @@ export interface ActivityReceiverOptions {
 
 export const activityReceiver: FastifyPluginAsync<ActivityReceiverOptions> = async (app, { config, ingest, stats }) => {
   app.removeAllContentTypeParsers()
-  app.addContentTypeParser('application/json', { parseAs: 'string', bodyLimit: config.max_body_bytes }, (_req, text, done) => {
-    try {
-      const value: unknown = JSON.parse(text as string)
-      done(null, { items: Array.isArray(value) ? value : [value], unparsable: new Map() } satisfies ParsedBody)
-    } catch (err) {
-      done(new ActlineError('ACT_ERR_MALFORMED_BODY', `body is not valid JSON: ${(err as Error).message}`), undefined)
-    }
+  app.addContentTypeParser('application/json', { parseAs: 'string', bodyLimit: config.max_body_bytes }, async (_req: unknown, text: string) => {
+    const value = parseJsonBody(text)
+    return { items: Array.isArray(value) ? value : [value], unparsable: new Map() } satisfies ParsedBody
   })
   app.addContentTypeParser(NDJSON_TYPES, { parseAs: 'string', bodyLimit: config.max_body_bytes }, (_req, text, done) => {
     done(null, parseNdjson(text as string))
@@ -98,6 +94,7 @@ export const activityReceiver: FastifyPluginAsync<ActivityReceiverOptions> = asy
     {
       bodyLimit: config.max_body_bytes,
       schema: { response: { 200: replySchema } },
+      config: { receiver: { section: 'receivers.activity', contentTypes: ['application/json', ...NDJSON_TYPES] } },
       onRequest: refuseWhenFull(ingest, stats, 'ACT_ERR_BACKPRESSURE'),
     },
     async (request, reply) => {

@@ -7,6 +7,8 @@ import { encodeRpcStatus } from './otlp-protobuf.ts'
 
 declare module 'fastify' {
   interface FastifyContextConfig {
+    /** The receiver serving the route, so Fastify's body errors can name its config section and content types. */
+    receiver?: { section: string; contentTypes: readonly string[] }
     /** An OTLP route: errors to protobuf requests are google.rpc.Status, as OTLP/HTTP specifies. */
     otlp?: boolean
   }
@@ -59,20 +61,17 @@ export interface ErrorBody {
 
 /** Fastify's own errors, mapped into the catalogue. */
 function fromFastify(err: FastifyError, request: FastifyRequest): ActlineError | undefined {
-  const otlp = request.routeOptions.config?.otlp === true
-  const contentType = request.headers['content-type']
+  const receiver = request.routeOptions.config?.receiver
   switch (err.code) {
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
     case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
       return err.statusCode === 413
-        ? new ActlineError('ACT_ERR_BODY_TOO_LARGE', `request body is larger than receivers.${otlp ? 'otlp' : 'activity'}.max_body_bytes allows`, {})
+        ? new ActlineError('ACT_ERR_BODY_TOO_LARGE', `request body is larger than ${receiver ? `${receiver.section}.max_body_bytes` : 'this route'} allows`, {})
         : new ActlineError('ACT_ERR_MALFORMED_BODY', err.message)
     case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
     case 'FST_ERR_CTP_INVALID_TYPE':
-      return new ActlineError('ACT_ERR_UNSUPPORTED_MEDIA_TYPE', `content-type '${contentType ?? '(none)'}' is not supported`, {
-        supported: otlp
-          ? [PROTOBUF, 'application/json']
-          : ['application/json', 'application/x-ndjson', 'application/ndjson', 'application/jsonl'],
+      return new ActlineError('ACT_ERR_UNSUPPORTED_MEDIA_TYPE', `content-type '${request.headers['content-type'] ?? '(none)'}' is not supported`, {
+        supported: receiver?.contentTypes ?? ['application/json'],
       })
     case 'FST_ERR_CTP_EMPTY_JSON_BODY':
       return new ActlineError('ACT_ERR_EMPTY_BODY', 'request body is empty')
@@ -89,21 +88,14 @@ function fromFastify(err: FastifyError, request: FastifyRequest): ActlineError |
 export function installErrorHandler(app: FastifyInstance): void {
   app.setErrorHandler((err: FastifyError, request: FastifyRequest, reply: FastifyReply) => {
     const known = err instanceof ActlineError ? err : fromFastify(err, request)
-    if (known) {
-      if (known.statusCode >= 500) request.log.error({ err }, known.message)
-      reply.code(known.statusCode).headers(known.headers)
-      if (request.routeOptions.config?.otlp && isProtobuf(request)) {
-        return reply.type(PROTOBUF).send(encodeRpcStatus(RPC_CODE[known.statusCode] ?? 2, known.message))
-      }
-      return reply.send(body(known))
-    }
+    if (!known || known.statusCode >= 500) request.log.error({ err }, known ? known.message : 'unhandled error')
     // Unknown: the client gets the request id to quote, the log gets the rest.
-    request.log.error({ err }, 'unhandled error')
-    return reply.code(500).send({
-      error: 'ACT_ERR_INTERNAL',
-      message: 'internal error',
-      details: { request_id: request.id },
-    } satisfies ErrorBody)
+    const error = known ?? new ActlineError('ACT_ERR_INTERNAL', 'internal error', { request_id: request.id })
+    reply.code(error.statusCode).headers(error.headers)
+    if (request.routeOptions.config?.otlp && isProtobuf(request)) {
+      return reply.type(PROTOBUF).send(encodeRpcStatus(RPC_CODE[error.statusCode] ?? 2, error.message))
+    }
+    return reply.send(body(error))
   })
 
   app.setNotFoundHandler((request, reply) => {

@@ -15,7 +15,7 @@ import type { Ingest } from '../schemas/component.ts'
 import { spanToActivity } from '../schemas/span-activity.ts'
 import type { ReceiverStats } from './activity-receiver.ts'
 import { refuseWhenFull, store } from './admission.ts'
-import { decodeContentEncoding } from './content-encoding.ts'
+import { decodeContentEncoding, parseJsonBody } from './request-body.ts'
 import { ActlineError, PROTOBUF, isProtobuf } from './errors.ts'
 import { decodeTraceRequestJson } from './otlp-json.ts'
 import { OtlpDecodeError, decodeTraceRequest, encodeTraceResponse, type DecodedSpans } from './otlp-protobuf.ts'
@@ -46,25 +46,19 @@ export interface OtlpReceiverOptions {
 
 export const otlpReceiver: FastifyPluginAsync<OtlpReceiverOptions> = async (app, { config, ingest, stats }) => {
   app.removeAllContentTypeParsers()
-  app.addContentTypeParser(PROTOBUF, { parseAs: 'buffer', bodyLimit: config.max_body_bytes }, (_req, body, done) => {
-    decodeInto(done, () => decodeTraceRequest(body as Buffer))
-  })
-  app.addContentTypeParser('application/json', { parseAs: 'string', bodyLimit: config.max_body_bytes }, (_req, text, done) => {
-    let value: unknown
-    try {
-      value = JSON.parse(text as string)
-    } catch (err) {
-      return done(new ActlineError('ACT_ERR_MALFORMED_BODY', `body is not valid JSON: ${(err as Error).message}`), undefined)
-    }
-    decodeInto(done, () => decodeTraceRequestJson(value))
-  })
+  app.addContentTypeParser(PROTOBUF, { parseAs: 'buffer', bodyLimit: config.max_body_bytes }, async (_req: unknown, body: Buffer) =>
+    decodeOtlp(() => decodeTraceRequest(body)),
+  )
+  app.addContentTypeParser('application/json', { parseAs: 'string', bodyLimit: config.max_body_bytes }, async (_req: unknown, text: string) =>
+    decodeOtlp(() => decodeTraceRequestJson(parseJsonBody(text))),
+  )
   app.addHook('preParsing', decodeContentEncoding)
 
   app.post<{ Body: DecodedSpans }>(
     '/v1/traces',
     {
       bodyLimit: config.max_body_bytes,
-      config: { otlp: true },
+      config: { otlp: true, receiver: { section: 'receivers.otlp', contentTypes: [PROTOBUF, 'application/json'] } },
       onRequest: refuseWhenFull(ingest, stats, 'ACT_ERR_OVERLOADED'),
     },
     async (request, reply) => {
@@ -95,19 +89,14 @@ export const otlpReceiver: FastifyPluginAsync<OtlpReceiverOptions> = async (app,
   )
 }
 
-function decodeInto(done: (err: Error | null, body?: DecodedSpans) => void, decode: () => DecodedSpans): void {
-  let decoded: DecodedSpans
+/** A message that is not well-formed OTLP is a 400 for the whole request; anything else is our bug. */
+function decodeOtlp(decode: () => DecodedSpans): DecodedSpans {
   try {
-    decoded = decode()
+    return decode()
   } catch (err) {
-    const malformed = err instanceof OtlpDecodeError || err instanceof RangeError
-    return done(
-      malformed
-        ? new ActlineError('ACT_ERR_MALFORMED_BODY', `body is not a valid OTLP ExportTraceServiceRequest: ${(err as Error).message}`)
-        : (err as Error),
-    )
+    if (!(err instanceof OtlpDecodeError || err instanceof RangeError)) throw err
+    throw new ActlineError('ACT_ERR_MALFORMED_BODY', `body is not a valid OTLP ExportTraceServiceRequest: ${err.message}`)
   }
-  done(null, decoded)
 }
 
 function partialSuccessMessage(invalid: { index: number; message: string }[], unmapped: number): string {

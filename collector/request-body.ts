@@ -1,7 +1,8 @@
 /**
- * A preParsing hook that undoes Content-Encoding, shared by the receivers.
- * Fastify's body limit then applies to the decoded bytes, which is the point:
- * a small gzip body can expand a thousandfold.
+ * Request-body handling shared by the receivers: a preParsing hook that
+ * undoes Content-Encoding (Fastify's body limit then applies to the decoded
+ * bytes, which is the point: a small gzip body can expand a thousandfold),
+ * and JSON parsing with the catalogue's error.
  */
 import { createGunzip, createInflate } from 'node:zlib'
 import type { Transform } from 'node:stream'
@@ -26,4 +27,13 @@ export const decodeContentEncoding: preParsingAsyncHookHandler = async (request,
   payload.on('data', (chunk: Buffer) => (counted.receivedEncodedLength += chunk.length))
   payload.on('error', (err) => decoder.destroy(err))
   return payload.pipe(decoder)
+}
+
+/** JSON.parse, failing as a 400 that says where the JSON broke. */
+export function parseJsonBody(text: string): unknown {
+  try {
+    return JSON.parse(text)
+  } catch (err) {
+    throw new ActlineError('ACT_ERR_MALFORMED_BODY', `body is not valid JSON: ${(err as Error).message}`)
+  }
 }

@@ -83,10 +83,10 @@ export async function createCollector(config: Config, options: { logger?: Fastif
         return undefined
       },
       write: async (activities) => {
-        const fresh = recentIds.fresh(activities)
+        const { fresh, commit } = recentIds.admit(activities)
         receiverStats.duplicates += activities.length - fresh.length
         if (fresh.length > 0) await wal.append(fresh)
-        recentIds.remember(fresh)
+        commit()
       },
     },
     exporters,

@@ -30,10 +30,12 @@ export const RecentIdsConfig = z
 export type RecentIdsConfig = z.output<typeof RecentIdsConfig>
 
 export interface RecentIds {
-  /** The activities not seen within the window, each id once. */
-  fresh(activities: readonly Activity[]): Activity[]
-  /** Remember ids once they are durably stored (a failed write must not hide its retry). */
-  remember(activities: readonly Activity[]): void
+  /**
+   * The activities not seen within the window, each id once; `commit()` once
+   * they are durably stored remembers them (a failed write must not hide its
+   * retry). Each id is parsed once, here.
+   */
+  admit(activities: readonly Activity[]): { fresh: Activity[]; commit(): void }
 }
 
 /** A set of 128-bit ids with linear probing; the all-zero id marks an empty slot (the nil UUID is never remembered). */
@@ -62,30 +64,25 @@ class IdTable {
     }
   }
 
-  has(id: Uint32Array): boolean {
-    return this.find(id[0]!, id[1]!, id[2]!, id[3]!) >= 0
+  has(ids: Uint32Array, at: number): boolean {
+    return this.find(ids[at]!, ids[at + 1]!, ids[at + 2]!, ids[at + 3]!) >= 0
   }
 
-  add(id: Uint32Array): void {
-    const i = this.find(id[0]!, id[1]!, id[2]!, id[3]!)
+  add(ids: Uint32Array, at: number): void {
+    const i = this.find(ids[at]!, ids[at + 1]!, ids[at + 2]!, ids[at + 3]!)
     if (i >= 0) return
-    this.slots.set(id, (-1 - i) * 4)
+    this.slots.set(ids.subarray(at, at + 4), (-1 - i) * 4)
     this.size++
   }
 }
 
-const words = new Uint32Array(4)
-
-/** The id's 128 bits in `words`; false for text that is not a UUID or is the nil UUID. */
-function parse(id: string): boolean {
-  if (id.length !== 36) return false
-  const hex = id.slice(0, 8) + id.slice(9, 13) + id.slice(14, 18) + id.slice(19, 23) + id.slice(24)
-  for (let w = 0; w < 4; w++) {
-    const v = Number.parseInt(hex.slice(w * 8, w * 8 + 8), 16)
-    if (Number.isNaN(v)) return false
-    words[w] = v
-  }
-  return (words[0]! | words[1]! | words[2]! | words[3]!) !== 0
+/** The id's 128 bits into `into` at `at`; false for the nil UUID (the empty-slot mark). Ids are validated UUIDs by now. */
+function parse(id: string, into: Uint32Array, at: number): boolean {
+  into[at] = Number.parseInt(id.slice(0, 8), 16)
+  into[at + 1] = Number.parseInt(id.slice(9, 13) + id.slice(14, 18), 16)
+  into[at + 2] = Number.parseInt(id.slice(19, 23) + id.slice(24, 28), 16)
+  into[at + 3] = Number.parseInt(id.slice(28, 36), 16)
+  return (into[at]! | into[at + 1]! | into[at + 2]! | into[at + 3]!) !== 0
 }
 
 export function createRecentIds(config: RecentIdsConfig, now: () => number = Date.now): RecentIds {
@@ -101,26 +98,35 @@ export function createRecentIds(config: RecentIdsConfig, now: () => number = Dat
     rotatedAt = now()
   }
 
+  const none = () => {}
   return {
-    fresh(activities) {
-      if (config.max_ids === 0) return activities as Activity[]
+    admit(activities) {
+      if (config.max_ids === 0) return { fresh: activities as Activity[], commit: none }
       rotate()
+      const ids = new Uint32Array(activities.length * 4)
       const seen = new Set<string>()
-      const out: Activity[] = []
+      const fresh: Activity[] = []
+      let n = 0
       for (const a of activities) {
         if (seen.has(a.id)) continue
         seen.add(a.id)
-        if (parse(a.id) && (current.has(words) || previous.has(words))) continue
-        out.push(a)
+        const at = n * 4
+        if (!parse(a.id, ids, at)) {
+          fresh.push(a)
+          continue
+        }
+        if (current.has(ids, at) || previous.has(ids, at)) continue
+        fresh.push(a)
+        n++
       }
-      return out
-    },
-    remember(activities) {
-      if (config.max_ids === 0) return
-      for (const a of activities) {
-        if (!parse(a.id)) continue
-        current.add(words)
-        if (current.size >= half) rotate()
+      return {
+        fresh,
+        commit() {
+          for (let at = 0; at < n * 4; at += 4) {
+            current.add(ids, at)
+            if (current.size >= half) rotate()
+          }
+        },
       }
     },
   }

@@ -8,34 +8,39 @@ const named = new Map<string, string>()
 const idOf = (name: string) => named.get(name) ?? (named.set(name, uuidv7()), named.get(name)!)
 const act = (name: string) => ({ id: idOf(name) }) as Activity
 const ids = (as: Activity[]) => as.map((a) => [...named].find(([, id]) => id === a.id)![0])
+type Recent = ReturnType<typeof createRecentIds>
+/** What a request would write: admitted, not yet committed. */
+const fresh = (recent: Recent, as: Activity[]) => recent.admit(as).fresh
+/** A request written to the log: admitted and committed. */
+const store = (recent: Recent, as: Activity[]) => recent.admit(as).commit()
 
 describe('recent ids', () => {
   it('drops an id stored moments ago, and a second copy inside one request', () => {
     const recent = createRecentIds(RecentIdsConfig.parse({}))
-    const first = recent.fresh([act('a'), act('b'), act('a')])
+    const first = fresh(recent, [act('a'), act('b'), act('a')])
     expect(ids(first)).toEqual(['a', 'b'])
-    recent.remember(first)
-    expect(ids(recent.fresh([act('b'), act('c')]))).toEqual(['c'])
+    store(recent, first)
+    expect(ids(fresh(recent, [act('b'), act('c')]))).toEqual(['c'])
   })
 
   it('does not hide the retry of a write that failed: ids count once remembered', () => {
     const recent = createRecentIds(RecentIdsConfig.parse({}))
-    expect(ids(recent.fresh([act('a')]))).toEqual(['a'])
+    expect(ids(fresh(recent, [act('a')]))).toEqual(['a'])
     // the log append failed: nothing remembered, so the retry goes through
-    expect(ids(recent.fresh([act('a')]))).toEqual(['a'])
+    expect(ids(fresh(recent, [act('a')]))).toEqual(['a'])
   })
 
   it('forgets an id after the window, and keeps at most max_ids', () => {
     let now = 0
     const recent = createRecentIds(RecentIdsConfig.parse({ window_ms: 10_000, max_ids: 4 }), () => now)
-    recent.remember([act('a')])
+    store(recent, [act('a')])
     now = 5_000
-    expect(ids(recent.fresh([act('a')]))).toEqual([]) // rotated: 'a' is in the previous generation
+    expect(ids(fresh(recent, [act('a')]))).toEqual([]) // rotated: 'a' is in the previous generation
     now = 10_000
-    expect(ids(recent.fresh([act('a')]))).toEqual(['a']) // rotated again: gone
+    expect(ids(fresh(recent, [act('a')]))).toEqual(['a']) // rotated again: gone
     // max_ids 4: two generations of 2
-    recent.remember([act('p'), act('q'), act('r'), act('s'), act('t')])
-    expect(ids(recent.fresh([act('p'), act('q'), act('r'), act('s'), act('t')]))).toEqual(['p', 'q'])
+    store(recent, [act('p'), act('q'), act('r'), act('s'), act('t')])
+    expect(ids(fresh(recent, [act('p'), act('q'), act('r'), act('s'), act('t')]))).toEqual(['p', 'q'])
   })
 
   it('tells apart ids that differ in any of their 128 bits, and remembers many', () => {
@@ -44,19 +49,19 @@ describe('recent ids', () => {
     // The same id with one hex digit changed, at each of its 32 digits.
     const digits = [...base].flatMap((ch, i) => (ch === '-' ? [] : [i]))
     const variants = digits.map((i) => base.slice(0, i) + (base[i] === 'f' ? '0' : 'f') + base.slice(i + 1))
-    recent.remember([{ id: base } as Activity])
+    store(recent, [{ id: base } as Activity])
     expect(variants).toHaveLength(32)
-    expect(recent.fresh(variants.map((id) => ({ id }) as Activity))).toHaveLength(32)
-    expect(recent.fresh([{ id: base } as Activity])).toEqual([])
+    expect(fresh(recent, variants.map((id) => ({ id }) as Activity))).toHaveLength(32)
+    expect(fresh(recent, [{ id: base } as Activity])).toEqual([])
     const many = Array.from({ length: 40_000 }, () => ({ id: uuidv7() }) as Activity)
-    recent.remember(many)
-    expect(recent.fresh(many)).toEqual([])
-    expect(recent.fresh([{ id: uuidv7() } as Activity])).toHaveLength(1)
+    store(recent, many)
+    expect(fresh(recent, many)).toEqual([])
+    expect(fresh(recent, [{ id: uuidv7() } as Activity])).toHaveLength(1)
   })
 
   it('is off with max_ids 0', () => {
     const recent = createRecentIds(RecentIdsConfig.parse({ max_ids: 0 }))
-    recent.remember([act('a')])
-    expect(ids(recent.fresh([act('a'), act('a')]))).toEqual(['a', 'a'])
+    store(recent, [act('a')])
+    expect(ids(fresh(recent, [act('a'), act('a')]))).toEqual(['a', 'a'])
   })
 })

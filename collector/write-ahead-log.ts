@@ -22,7 +22,7 @@ import { crc32 } from 'node:zlib'
 import { z } from 'zod'
 import type { Activity } from '../schemas/activity.ts'
 import type { Logger } from '../schemas/component.ts'
-import { yieldToLoop } from '../exporters/cooperative.ts'
+import { yieldToLoop } from '../schemas/cooperative.ts'
 
 export const WriteAheadLogConfig = z
   .object({

@@ -15,7 +15,7 @@ import { logMigrations, migrate, type MigrationTarget } from '../schemas/migrati
 import { probe, reportOutcome } from './classify-error.ts'
 import { redactUrl } from './redact.ts'
 import { clickhouseTime } from './time-format.ts'
-import { joinCooperatively } from './cooperative.ts'
+import { joinCooperatively } from '../schemas/cooperative.ts'
 
 export const ClickHouseExporterConfig = z
   .object({
@@ -97,7 +97,7 @@ export function createClickHouseExporter(config: ClickHouseExporterConfig & { pa
     export(batch) {
       return reportOutcome(async () => {
         const c = started()
-        // The body is built here, a chunk at a time (see cooperative.ts),
+        // The body is built here, a chunk at a time (see schemas/cooperative.ts),
         // instead of by the client row by row through a stream transform.
         const body = await joinCooperatively(batch, (a) => JSON.stringify(toRow(a)), '\n')
         const { stream } = await c.exec({

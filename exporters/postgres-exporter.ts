@@ -12,7 +12,7 @@ import { probe, reportOutcome } from './classify-error.ts'
 import { startEmbeddedPostgres, type EmbeddedPostgres } from './embedded-postgres.ts'
 import { redactUrl } from './redact.ts'
 import { isoTime } from './time-format.ts'
-import { joinCooperatively } from './cooperative.ts'
+import { joinCooperatively } from '../schemas/cooperative.ts'
 
 export const PostgresExporterConfig = z
   .object({

@@ -16,6 +16,7 @@ import { context } from '@opentelemetry/api'
 import { suppressTracing } from '@opentelemetry/core'
 import { z } from 'zod'
 import { uuidv7, type ActivityInputType } from '../schemas/activity.ts'
+import { joinCooperatively } from '../schemas/cooperative.ts'
 
 const gzip = promisify(gzipCallback)
 
@@ -226,12 +227,8 @@ export class ActivityClient {
   }
 
   private async deliver(batch: QueuedActivity[]): Promise<void> {
-    let ndjson = ''
-    for (let i = 0; i < batch.length; i++) {
-      ndjson += JSON.stringify(batch[i]) + '\n'
-      // In slices: a whole batch at once would hold the app's event loop for a millisecond or more.
-      if (i % 64 === 63) await yieldToApp()
-    }
+    // In slices: a whole batch at once would hold the app's event loop for a millisecond or more.
+    const ndjson = (await joinCooperatively(batch, (a) => JSON.stringify(a), '\n', 64)) + '\n'
     // Level 1: NDJSON of similar records still shrinks ~10x, for a third of level 6's CPU.
     const body = this.config.gzip ? await gzip(ndjson, { level: 1 }) : Buffer.from(ndjson)
     for (let attempt = 0; ; attempt++) {
@@ -343,10 +340,6 @@ function errorSummary(text: string): string {
   } catch {
     return text.slice(0, 200)
   }
-}
-
-function yieldToApp(): Promise<void> {
-  return new Promise((resolve) => setImmediate(resolve))
 }
 
 function delay(ms: number): Promise<void> {

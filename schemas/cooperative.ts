@@ -2,7 +2,9 @@
  * Large batches serialized in one go hold the event loop for tens of
  * milliseconds (10,000 rows is ~50 ms of JSON), and every request arriving
  * meanwhile waits: at 10k events/s that alone made p99 150 ms. This builds
- * the text a chunk at a time, handing the loop back in between.
+ * the text a chunk at a time, handing the loop back in between. Shared by the
+ * collector's exporters and write-ahead log and by the app-side client, which
+ * must not hold the app's loop either.
  */
 /** A turn of the event loop: pending I/O callbacks (requests) run first. */
 export const yieldToLoop = () => new Promise<void>((resolve) => setImmediate(resolve))

@@ -9,9 +9,9 @@ import { mkdirSync } from 'node:fs'
 import { z } from 'zod'
 import type { ClickHouseClient } from '@clickhouse/client'
 import type { Activity } from '../schemas/activity.ts'
-import type { Exporter, Logger } from '../schemas/component.ts'
+import type { ClickHouseReader, Exporter, Logger } from '../schemas/component.ts'
 import { clickhouseMigrations, MIGRATIONS_TABLE, ttlClause, type ClickHouseSchemaOptions } from '../schemas/clickhouse-schema.ts'
-import { logMigrations, migrate, type MigrationTarget } from '../schemas/migrations.ts'
+import { logMigrations, migrate, sqlOf, type MigrationTarget } from '../schemas/migrations.ts'
 import { probe, reportOutcome } from './classify-error.ts'
 import { redactUrl } from './redact.ts'
 import { clickhouseTime } from './time-format.ts'
@@ -39,6 +39,13 @@ export const ClickHouseExporterConfig = z
      * @default 10
      */
     embedded_nice: z.number().int().min(0).max(19).default(10),
+    /**
+     * Threads the embedded engine may use for one insert (parsing, and the
+     * rollup views). One keeps its memory low and leaves a core to ingest;
+     * more shortens each insert. Ignored with `url`.
+     * @default 1
+     */
+    embedded_insert_threads: z.number().int().min(1).max(64).default(1),
     /** @default 30000 */
     request_timeout_ms: z.number().int().positive().default(30_000),
   })
@@ -46,7 +53,10 @@ export const ClickHouseExporterConfig = z
 
 export type ClickHouseExporterConfig = z.output<typeof ClickHouseExporterConfig>
 
-export function createClickHouseExporter(config: ClickHouseExporterConfig & { path: string }, logger: Logger): Exporter & { client(): ClickHouseClient } {
+export function createClickHouseExporter(
+  config: ClickHouseExporterConfig & { path: string },
+  logger: Logger,
+): Exporter & { client(): ClickHouseClient; reader(): ClickHouseReader } {
   let client: ClickHouseClient | undefined
   let closed = false
 
@@ -89,8 +99,8 @@ export function createClickHouseExporter(config: ClickHouseExporterConfig & { pa
         await bootstrap.close()
       }
       client = await open(config.database)
-      const options = { database: config.database, ttlDays: config.ttl_days }
-      const applied = await migrate(clickhouseTarget(client, config.database), clickhouseMigrations, options, logMigrations('clickhouse', logger))
+      const options = { database: config.database, ttlDays: config.ttl_days, partitions: await partitionsWithRows(client, config.database) }
+      const applied = await migrate(clickhouseTarget(client, config.database, logger), clickhouseMigrations, options, logMigrations('clickhouse', logger))
       if (applied.length === 0) await reconcileTtl(client, options, logger)
     },
 
@@ -107,13 +117,36 @@ export function createClickHouseExporter(config: ClickHouseExporterConfig & { pa
             // A retried batch carries the same token, so ClickHouse drops the
             // repeat instead of storing every row twice.
             insert_deduplication_token: dedupToken(batch),
-            // Embedded, the insert runs on the collector's own cores: let the
-            // ingest thread win (the queue absorbs the wait).
-            ...(config.url ? {} : { os_thread_priority: String(config.embedded_nice) }),
+            // Embedded, the insert runs on the collector's own cores and in its
+            // memory: let the ingest thread win (the queue absorbs the wait),
+            // and bound the threads (each parses and aggregates its own blocks).
+            ...(config.url
+              ? {}
+              : {
+                  os_thread_priority: String(config.embedded_nice),
+                  max_threads: config.embedded_insert_threads,
+                  max_insert_threads: String(config.embedded_insert_threads),
+                }),
           },
         })
         stream.destroy() // nothing to read; frees the HTTP socket
       })
+    },
+
+    reader() {
+      const c = started()
+      return {
+        database: config.database,
+        async rows<T>(query: string, params: Record<string, unknown> = {}, signal?: AbortSignal) {
+          return (await c.query({ query, query_params: params, format: 'JSONEachRow', ...(signal && { abort_signal: signal }) })).json<T>()
+        },
+      }
+    },
+
+    async reclaimMemory() {
+      // Only the embedded engine shares this process's memory.
+      if (config.url || !client) return
+      await client.command({ query: 'SYSTEM JEMALLOC PURGE' }).catch((err: Error) => logger.debug({ err: err.message }, 'clickhouse: could not purge allocator pages'))
     },
 
     ping() {
@@ -129,7 +162,19 @@ export function createClickHouseExporter(config: ClickHouseExporterConfig & { pa
   }
 }
 
-function clickhouseTarget(client: ClickHouseClient, database: string): MigrationTarget {
+/** Months holding raw rows, for a rollup's backfill (empty on a new store). */
+async function partitionsWithRows(client: ClickHouseClient, database: string): Promise<number[]> {
+  const rows = await (
+    await client.query({
+      query: `SELECT DISTINCT toUInt32(partition) AS month FROM system.parts WHERE database = {database:String} AND table = 'activities' AND active AND rows > 0 ORDER BY month`,
+      query_params: { database },
+      format: 'JSONEachRow',
+    })
+  ).json<{ month: number }>()
+  return rows.map((r) => Number(r.month))
+}
+
+function clickhouseTarget(client: ClickHouseClient, database: string, logger: Logger): MigrationTarget {
   const table = `${database}.${MIGRATIONS_TABLE}`
   return {
     async appliedVersions() {
@@ -140,7 +185,10 @@ function clickhouseTarget(client: ClickHouseClient, database: string): Migration
       return new Set(rows.map((r) => Number(r.version)))
     },
     async apply(m, statements) {
-      for (const query of statements) await client.command({ query })
+      for (const statement of statements) {
+        if (typeof statement !== 'string') logger.info({ version: m.version }, `clickhouse: ${statement.progress}`)
+        await client.command({ query: sqlOf(statement) })
+      }
       await client.insert({ table, values: [{ version: m.version, name: m.name }], format: 'JSONEachRow' })
     },
   }

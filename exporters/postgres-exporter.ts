@@ -5,9 +5,9 @@
 import { z } from 'zod'
 import pg from 'pg'
 import type { Activity } from '../schemas/activity.ts'
-import type { Exporter, Logger } from '../schemas/component.ts'
+import type { Exporter, Logger, PostgresReader } from '../schemas/component.ts'
 import { MIGRATIONS_TABLE, monthStart, partitionDdl, postgresMigrations } from '../schemas/postgres-schema.ts'
-import { logMigrations, migrate, type MigrationTarget } from '../schemas/migrations.ts'
+import { logMigrations, migrate, sqlOf, type MigrationTarget } from '../schemas/migrations.ts'
 import { probe, reportOutcome } from './classify-error.ts'
 import { startEmbeddedPostgres, type EmbeddedPostgres } from './embedded-postgres.ts'
 import { redactUrl } from './redact.ts'
@@ -63,7 +63,10 @@ ON CONFLICT (id, occurred_at) DO NOTHING`
 
 const PARTITION_CHECK_MS = 6 * 60 * 60 * 1000
 
-export function createPostgresExporter(config: PostgresExporterConfig & { path: string }, logger: Logger): Exporter & { pool(): pg.Pool } {
+export function createPostgresExporter(
+  config: PostgresExporterConfig & { path: string },
+  logger: Logger,
+): Exporter & { pool(): pg.Pool; reader(): PostgresReader } {
   let pool: pg.Pool | undefined
   let embedded: EmbeddedPostgres | undefined
   let timer: NodeJS.Timeout | undefined
@@ -103,6 +106,13 @@ export function createPostgresExporter(config: PostgresExporterConfig & { path: 
     name: 'postgres',
 
     pool: started,
+
+    reader() {
+      const p = started()
+      // Through the same pool: the embedded server takes one connection at a
+      // time, so reads queue behind (and between) export batches.
+      return { rows: async <T>(sql: string, params: readonly unknown[] = []) => (await p.query(sql, params as unknown[])).rows as T[] }
+    },
 
     async start() {
       if (pool) return
@@ -172,7 +182,7 @@ function postgresTarget(pool: pg.Pool): MigrationTarget {
       await withMigrationLock(pool, async (client) => {
         const done = await client.query(`SELECT 1 FROM ${MIGRATIONS_TABLE} WHERE version = $1`, [m.version])
         if (done.rowCount !== 0) return
-        for (const sql of statements) await client.query(sql)
+        for (const statement of statements) await client.query(sqlOf(statement))
         await client.query(`INSERT INTO ${MIGRATIONS_TABLE} (version, name) VALUES ($1, $2)`, [m.version, m.name])
       })
     },

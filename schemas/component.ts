@@ -24,6 +24,8 @@ export interface Exporter extends Component {
   export(batch: readonly Activity[]): Promise<ExportResult>
   /** Cheap reachability probe for /readyz. */
   ping(): Promise<{ ok: true } | { ok: false; error: string }>
+  /** Give back memory held but not in use (an embedded engine's freed pages); called when the process is over its memory limit. Never throws. */
+  reclaimMemory?(): Promise<void>
 }
 
 /** Where a receiver hands accepted activities: the write-ahead log, behind the admission checks. */
@@ -40,4 +42,25 @@ export interface Logger {
   warn(obj: object | string, msg?: string): void
   error(obj: object | string, msg?: string): void
   debug(obj: object | string, msg?: string): void
+}
+
+/**
+ * Read access to ClickHouse for the query API. Exporters implement it over
+ * the connection they already hold, so the API needs no store client of its
+ * own and works the same on the embedded engine and a server.
+ */
+export interface ClickHouseReader {
+  /** Every name in SQL is qualified with it (the embedded engine ignores a default database). */
+  readonly database: string
+  /**
+   * Rows of a result, parsed; `{name:Type}` placeholders bind `params`. The
+   * embedded engine materializes a whole result, so large reads are paged by
+   * the caller (keyset), never one unbounded query.
+   */
+  rows<T>(sql: string, params?: Record<string, unknown>, signal?: AbortSignal): Promise<T[]>
+}
+
+/** Read access to PostgreSQL (`$1` placeholders). */
+export interface PostgresReader {
+  rows<T>(sql: string, params?: readonly unknown[]): Promise<T[]>
 }

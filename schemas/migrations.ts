@@ -7,16 +7,26 @@
  */
 import type { Logger } from './component.ts'
 
+/**
+ * One statement of a migration. A long one (a backfill) carries a progress
+ * label, which the runner logs before it starts.
+ */
+export type Statement = string | { sql: string; progress: string }
+
+export function sqlOf(s: Statement): string {
+  return typeof s === 'string' ? s : s.sql
+}
+
 export interface Migration<Options> {
   version: number
   name: string
-  statements(options: Options): string[]
+  statements(options: Options): Statement[]
 }
 
 /** What a store must offer the runner: recording is store-specific, ordering is not. */
 export interface MigrationTarget {
   appliedVersions(): Promise<Set<number>>
-  apply(migration: { version: number; name: string }, statements: string[]): Promise<void>
+  apply(migration: { version: number; name: string }, statements: Statement[]): Promise<void>
 }
 
 export interface MigrationProgress {

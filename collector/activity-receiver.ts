@@ -94,7 +94,7 @@ export const activityReceiver: FastifyPluginAsync<ActivityReceiverOptions> = asy
     {
       bodyLimit: config.max_body_bytes,
       schema: { response: { 200: replySchema } },
-      config: { receiver: { section: 'receivers.activity', contentTypes: ['application/json', ...NDJSON_TYPES] } },
+      config: { scope: 'ingest', receiver: { section: 'receivers.activity', contentTypes: ['application/json', ...NDJSON_TYPES] } },
       onRequest: refuseWhenFull(ingest, stats, 'ACT_ERR_BACKPRESSURE'),
     },
     async (request, reply) => {

@@ -11,6 +11,8 @@ import { otlpReceiver, type OtlpReceiverConfig } from './otlp-receiver.ts'
 import { health } from './health.ts'
 import { selfTelemetry } from './self-telemetry.ts'
 import type { WriteAheadLog } from './write-ahead-log.ts'
+import { auth, type AuthConfig } from '../api/auth.ts'
+import { API_PREFIX, queryApi, type QueryApiOptions } from '../api/query-api.ts'
 
 export interface AppOptions {
   logger: FastifyBaseLogger
@@ -21,11 +23,18 @@ export interface AppOptions {
   wal: Pick<WriteAheadLog, 'retainedBytes'>
   receiverStats: ReceiverStats
   isAccepting(): boolean
+  auth: AuthConfig
+  /** The query API, when served by this process. */
+  api?: QueryApiOptions
 }
 
-export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
+/**
+ * The server every actline process runs (the collector, `actline api`): its
+ * logging and closing policy, the one error handler, and API keys.
+ */
+export async function createServer(logger: FastifyBaseLogger, authConfig: AuthConfig): Promise<FastifyInstance> {
   const app = Fastify({
-    loggerInstance: options.logger,
+    loggerInstance: logger,
     // Per-request lines at 50k events/s would drown the log; errors are
     // still logged by the error handler with the request id.
     logController: new LogController({ disableRequestLogging: true }),
@@ -35,11 +44,26 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     forceCloseConnections: 'idle',
   })
   installErrorHandler(app)
+  // First, so every route after it is gated by the scope it declares.
+  await app.register(auth, { config: authConfig })
+  return app
+}
+
+/** Where a listening server can be reached: the configured host, the port bound (0 picks one). */
+export function listeningUrl(app: FastifyInstance, host: string, configuredPort: number): { port: number; url: string } {
+  const address = app.server.address()
+  const port = typeof address === 'object' && address ? address.port : configuredPort
+  return { port, url: `http://${host.includes(':') ? `[${host}]` : host}:${port}` }
+}
+
+export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
+  const app = await createServer(options.logger, options.auth)
   await app.register(health, { exporters: options.exporters, isAccepting: options.isAccepting })
   await app.register(selfTelemetry, { receiver: options.receiverStats, queues: options.queues, wal: options.wal })
   await app.register(activityReceiver, { config: options.receivers.activity, ingest: options.ingest, stats: options.receiverStats })
   if (options.receivers.otlp.enabled) {
     await app.register(otlpReceiver, { config: options.receivers.otlp, ingest: options.ingest, stats: options.receiverStats })
   }
+  if (options.api) await app.register(queryApi, { ...options.api, prefix: API_PREFIX })
   return app
 }

@@ -1,14 +1,17 @@
 /**
  * The `actline` command.
  *   actline start [--config FILE]     run the collector (ACTLINE_CONFIG also names the file)
+ *   actline api [--config FILE]       serve only the query API (/api/v1) from the configured stores
  *   actline validate-config FILE      check a config file; exit 1 with the errors
  */
 import { parseArgs } from 'node:util'
 import { ConfigError, loadConfig, type Config } from './config.ts'
 import { createCollector, createLogger } from './collector.ts'
+import { createApiServer } from './api-server.ts'
 
 const USAGE = `usage:
   actline start [--config FILE]     run the collector (or set ACTLINE_CONFIG)
+  actline api [--config FILE]       serve only the query API (/api/v1) from the configured stores
   actline validate-config FILE      check a config file and exit
   actline --help`
 
@@ -37,6 +40,8 @@ export async function main(argv: string[]): Promise<number> {
     }
     case 'start':
       return start(values.config ?? process.env.ACTLINE_CONFIG)
+    case 'api':
+      return start(values.config ?? process.env.ACTLINE_CONFIG, 'api')
     default:
       console.error(`unknown command '${command}'\n${USAGE}`)
       return 2
@@ -53,11 +58,11 @@ function tryLoad(file: string | undefined): Config | undefined {
   }
 }
 
-async function start(file: string | undefined): Promise<number> {
+async function start(file: string | undefined, mode: 'collector' | 'api' = 'collector'): Promise<number> {
   const config = tryLoad(file)
   if (!config) return 1
   const logger = createLogger(config.server.log_level)
-  const collector = await createCollector(config, { logger })
+  const collector = mode === 'api' ? await createApiServer(config, logger) : await createCollector(config, { logger })
   let signals = 0
   const onSignal = (signal: NodeJS.Signals) => {
     // A second signal means the operator will not wait: leave now.
@@ -78,7 +83,7 @@ async function start(file: string | undefined): Promise<number> {
   try {
     await collector.start()
   } catch (err) {
-    logger.fatal({ err }, `collector failed to start: ${(err as Error).message}`)
+    logger.fatal({ err }, `${mode === 'api' ? 'query API' : 'collector'} failed to start: ${(err as Error).message}`)
     return 1
   }
   return new Promise<number>(() => {}) // runs until a signal

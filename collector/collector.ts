@@ -8,12 +8,12 @@ import { join } from 'node:path'
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
 import { pino } from 'pino'
 import type { Activity } from '../schemas/activity.ts'
-import type { Exporter } from '../schemas/component.ts'
+import type { ClickHouseReader, Exporter, Ingest, PostgresReader } from '../schemas/component.ts'
 import { createClickHouseExporter } from '../exporters/clickhouse-exporter.ts'
 import { createPostgresExporter } from '../exporters/postgres-exporter.ts'
 import { createReceiverStats } from './activity-receiver.ts'
 import { createRecentIds } from './recent-ids.ts'
-import { buildApp } from './app.ts'
+import { buildApp, listeningUrl } from './app.ts'
 import { auditPredicate } from './audit-router.ts'
 import { createBatchProcessor, type BatchProcessor } from './batch-processor.ts'
 import type { Config } from './config.ts'
@@ -21,6 +21,7 @@ import { createDeadLetter } from './dead-letter.ts'
 import { createMemoryLimiter } from './memory-limiter.ts'
 import { withRetry } from './retrying-exporter.ts'
 import { createWriteAheadLog } from './write-ahead-log.ts'
+import { VERSION } from './version.ts'
 
 export interface Collector {
   readonly app: FastifyInstance
@@ -47,13 +48,39 @@ export function createLogger(level: string): FastifyBaseLogger {
   return pino({ level, redact: { paths: REDACT_PATHS, censor: '***' } }) as unknown as FastifyBaseLogger
 }
 
+/**
+ * The query API's view of the stores. Resolved per call: the exporters open
+ * their connections in start(), after the routes are registered.
+ */
+export function storeReaders(
+  config: Config,
+  clickhouse: ReturnType<typeof createClickHouseExporter>,
+  postgres: ReturnType<typeof createPostgresExporter> | undefined,
+): { clickhouse: ClickHouseReader; postgres?: PostgresReader } {
+  return {
+    clickhouse: { database: config.exporters.clickhouse.database, rows: (sql, params, signal) => clickhouse.reader().rows(sql, params, signal) },
+    ...(postgres && { postgres: { rows: (sql, params) => postgres.reader().rows(sql, params) } }),
+  }
+}
+
+/** Say at start who may call: with no keys, anything on this machine, and nothing else. */
+export function announceAccess(logger: FastifyBaseLogger, config: Config, url: string): void {
+  if (config.auth.keys.length === 0) {
+    logger.warn({ url }, `no API keys configured: every route is open, so the collector listens on loopback only (${config.server.host}); add auth.keys to serve other hosts`)
+  } else {
+    logger.info({ keys: config.auth.keys.map((k) => ({ name: k.name, scopes: k.scopes })) }, `API keys required: ${config.auth.keys.length} configured`)
+  }
+}
+
 export async function createCollector(config: Config, options: { logger?: FastifyBaseLogger } = {}): Promise<Collector> {
   const logger = options.logger ?? createLogger(config.server.log_level)
   const exporters: Exporter[] = []
   /** Exporter name -> the batch processor reading the log for it. */
   const queues = new Map<string, BatchProcessor>()
   const wal = createWriteAheadLog(config.wal, logger)
-  const memory = createMemoryLimiter(config.pipeline.memory_limiter)
+  const memory = createMemoryLimiter(config.pipeline.memory_limiter, async () => {
+    await Promise.all(exporters.map((e) => e.reclaimMemory?.()))
+  })
 
   const add = (exporter: Exporter, accepts?: (a: Activity) => boolean) => {
     const processor = createBatchProcessor({
@@ -67,28 +94,43 @@ export async function createCollector(config: Config, options: { logger?: Fastif
     exporters.push(exporter)
     queues.set(exporter.name, processor)
   }
-  if (config.exporters.clickhouse.enabled) add(createClickHouseExporter(config.exporters.clickhouse, logger))
-  if (config.exporters.postgres.enabled) add(createPostgresExporter(config.exporters.postgres, logger), auditPredicate(config.pipeline.audit_route))
+  const clickhouse = config.exporters.clickhouse.enabled ? createClickHouseExporter(config.exporters.clickhouse, logger) : undefined
+  const postgres = config.exporters.postgres.enabled ? createPostgresExporter(config.exporters.postgres, logger) : undefined
+  if (clickhouse) add(clickhouse)
+  if (postgres) add(postgres, auditPredicate(config.pipeline.audit_route))
 
   const recentIds = createRecentIds(config.pipeline.dedup)
   const receiverStats = createReceiverStats()
   let accepting = false
+  const ingest: Ingest = {
+    refusal() {
+      if (wal.retainedBytes() > config.wal.max_bytes) return 'write-ahead log full'
+      if (memory.over()) return 'memory limit'
+      return undefined
+    },
+    write: async (activities) => {
+      const { fresh, commit } = recentIds.admit(activities)
+      receiverStats.duplicates += activities.length - fresh.length
+      if (fresh.length > 0) await wal.append(fresh)
+      commit()
+    },
+  }
+  if (config.api.enabled && !clickhouse) logger.warn('api: not served: the query API reads ClickHouse, and the clickhouse exporter is disabled')
   const app = await buildApp({
     logger,
     receivers: config.receivers,
-    ingest: {
-      refusal() {
-        if (wal.retainedBytes() > config.wal.max_bytes) return 'write-ahead log full'
-        if (memory.over()) return 'memory limit'
-        return undefined
-      },
-      write: async (activities) => {
-        const { fresh, commit } = recentIds.admit(activities)
-        receiverStats.duplicates += activities.length - fresh.length
-        if (fresh.length > 0) await wal.append(fresh)
-        commit()
-      },
-    },
+    ingest,
+    auth: config.auth,
+    ...(config.api.enabled &&
+      clickhouse && {
+        api: {
+          config: config.api,
+          version: VERSION,
+          ...storeReaders(config, clickhouse, postgres),
+          // An export's own audit activity takes the path every activity takes.
+          audit: (activity) => ingest.write([activity]),
+        },
+      }),
     exporters,
     queues,
     wal,
@@ -133,11 +175,10 @@ export async function createCollector(config: Config, options: { logger?: Fastif
         throw err
       }
       accepting = true
-      const address = app.server.address()
-      const port = typeof address === 'object' && address ? address.port : config.server.port
       const host = config.server.host
-      const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`
+      const { port, url } = listeningUrl(app, host, config.server.port)
       logger.info({ url, exporters: exporters.map((e) => e.name) }, `actline collector listening on ${url}`)
+      announceAccess(logger, config, url)
       return { host, port, url }
     },
 

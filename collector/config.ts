@@ -20,6 +20,8 @@ import { WriteAheadLogConfig } from './write-ahead-log.ts'
 import { ClickHouseExporterConfig } from '../exporters/clickhouse-exporter.ts'
 import { PostgresExporterConfig } from '../exporters/postgres-exporter.ts'
 import { redactUrl } from '../exporters/redact.ts'
+import { AuthConfig } from '../api/auth.ts'
+import { ApiConfig } from '../api/query-api.ts'
 
 export const ServerConfig = z
   .object({
@@ -63,12 +65,23 @@ export const ConfigSchema = z
       })
       .strict()
       .prefault({}),
+    auth: AuthConfig.prefault({}),
+    api: ApiConfig.prefault({}),
   })
   .strict()
   .refine((c) => c.exporters.clickhouse.enabled || c.exporters.postgres.enabled, {
     message: 'at least one exporter must be enabled',
     path: ['exporters'],
   })
+  // Without keys every route is open: only this machine may reach it.
+  .refine((c) => c.auth.keys.length > 0 || isLoopback(c.server.host), {
+    message: 'listening beyond loopback needs API keys: add auth.keys, or keep server.host on 127.0.0.1 / ::1',
+    path: ['server', 'host'],
+  })
+
+export function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127(\.\d{1,3}){3}$/.test(host)
+}
 
 /** The validated config, with every store path resolved to an absolute one. */
 export type Config = z.output<typeof ConfigSchema> & {
@@ -118,6 +131,7 @@ export function loadConfig(file?: string, env: NodeJS.ProcessEnv = process.env):
       throw new ConfigError(`config file ${file} is not valid YAML: ${(err as Error).message}`)
     }
     if (typeof raw !== 'object' || Array.isArray(raw)) throw new ConfigError(`config file ${file} must hold a mapping at the top level`)
+    raw = expandEnv(raw, env, file)
   }
   return parseConfig(raw, env, file)
 }
@@ -153,6 +167,24 @@ export function parseConfig(raw: unknown, env: NodeJS.ProcessEnv = {}, source = 
       postgres: { ...c.exporters.postgres, path: resolve(c.exporters.postgres.path ?? join(dataDir, 'postgres')) },
     },
   }
+}
+
+/**
+ * `${env:NAME}` in a string value is replaced by that variable, as in the
+ * OpenTelemetry Collector's config, so secrets (API keys, passwords) stay out
+ * of the file. An unset variable is an error, not an empty secret.
+ */
+function expandEnv(value: unknown, env: NodeJS.ProcessEnv, file: string, path: string[] = []): unknown {
+  if (typeof value === 'string') {
+    return value.replace(/\$\{env:([A-Za-z_][A-Za-z0-9_]*)\}/g, (_, name: string) => {
+      const v = env[name]
+      if (v === undefined) throw new ConfigError(`invalid ${file}:\n  - \`${path.join('.')}\`: environment variable ${name} is not set`, [{ path: path.join('.'), message: `environment variable ${name} is not set` }])
+      return v
+    })
+  }
+  if (Array.isArray(value)) return value.map((v, i) => expandEnv(v, env, file, [...path, String(i)]))
+  if (value && typeof value === 'object') return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, expandEnv(v, env, file, [...path, k])]))
+  return value
 }
 
 function getPath(target: unknown, path: readonly PropertyKey[]): unknown {

@@ -4,6 +4,7 @@
  */
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { encodeRpcStatus } from './otlp-protobuf.ts'
+import { ActlineError, type ErrorBody } from '../schemas/errors.ts'
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -21,43 +22,9 @@ export function isProtobuf(request: FastifyRequest): boolean {
 }
 
 /** The gRPC code an OTLP client expects beside each HTTP status. */
-const RPC_CODE: Record<number, number> = { 400: 3, 404: 5, 413: 3, 415: 3, 429: 8, 500: 13, 503: 14 }
+const RPC_CODE: Record<number, number> = { 400: 3, 401: 16, 403: 7, 404: 5, 413: 3, 415: 3, 429: 8, 500: 13, 503: 14 }
 
-export const ERROR_STATUS = {
-  ACT_ERR_MALFORMED_BODY: 400,
-  ACT_ERR_VALIDATION: 400,
-  ACT_ERR_EMPTY_BODY: 400,
-  ACT_ERR_NOT_FOUND: 404,
-  ACT_ERR_BODY_TOO_LARGE: 413,
-  ACT_ERR_UNSUPPORTED_MEDIA_TYPE: 415,
-  ACT_ERR_UNSUPPORTED_ENCODING: 415,
-  ACT_ERR_BACKPRESSURE: 429,
-  ACT_ERR_INTERNAL: 500,
-  ACT_ERR_NOT_READY: 503,
-  ACT_ERR_OVERLOADED: 503,
-  ACT_ERR_STORAGE_UNAVAILABLE: 503,
-} as const
-
-export type ErrorCode = keyof typeof ERROR_STATUS
-
-export class ActlineError extends Error {
-  readonly statusCode: number
-  constructor(
-    readonly code: ErrorCode,
-    message: string,
-    readonly details: Record<string, unknown> = {},
-    readonly headers: Record<string, string> = {},
-  ) {
-    super(message)
-    this.statusCode = ERROR_STATUS[code]
-  }
-}
-
-export interface ErrorBody {
-  error: ErrorCode
-  message: string
-  details: Record<string, unknown>
-}
+export { ActlineError, ERROR_STATUS, type ErrorBody, type ErrorCode } from '../schemas/errors.ts'
 
 /** Fastify's own errors, mapped into the catalogue. */
 function fromFastify(err: FastifyError, request: FastifyRequest): ActlineError | undefined {

@@ -58,7 +58,7 @@ export const otlpReceiver: FastifyPluginAsync<OtlpReceiverOptions> = async (app,
     '/v1/traces',
     {
       bodyLimit: config.max_body_bytes,
-      config: { otlp: true, receiver: { section: 'receivers.otlp', contentTypes: [PROTOBUF, 'application/json'] } },
+      config: { scope: 'ingest', otlp: true, receiver: { section: 'receivers.otlp', contentTypes: [PROTOBUF, 'application/json'] } },
       onRequest: refuseWhenFull(ingest, stats, 'ACT_ERR_OVERLOADED'),
     },
     async (request, reply) => {

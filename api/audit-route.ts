@@ -1,0 +1,63 @@
+/** GET /api/v1/audit: the PostgreSQL audit trail, newest first, with the /activities filters and a keyset cursor. */
+import type { FastifyPluginAsync } from 'fastify'
+import { z } from 'zod'
+import { ActlineError } from '../schemas/errors.ts'
+import { decodeCursor, encodeCursor, takePage } from './activity-pages.ts'
+import type { ApiContext } from './context.ts'
+import { DimensionFilters, RowFilters, TimeRange } from './query-params.ts'
+import { route } from './route.ts'
+import { postgresWhere } from './sql-filters.ts'
+
+export const AuditQuery = TimeRange.extend(DimensionFilters.shape)
+  .extend(RowFilters.shape)
+  .extend({
+    limit: z.coerce.number().int().min(1).max(1000).default(100),
+    cursor: z.string().max(200).optional(),
+  })
+  .strict()
+
+/** The cursor keeps PostgreSQL's full microsecond precision, so ties break exactly. */
+const PG_TIME = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$/
+
+interface AuditRow {
+  id: string
+  occurred_at: Date
+  received_at: Date
+  cursor_ts: string
+  [column: string]: unknown
+}
+
+export const auditRoute: FastifyPluginAsync<ApiContext> = async (app, ctx) => {
+  route(
+    app,
+    { url: '/audit', scope: 'read', query: AuditQuery, summary: 'The append-only audit trail in PostgreSQL, newest first' },
+    async ({ limit, cursor, ...filters }) => {
+      if (!ctx.postgres) {
+        throw new ActlineError('ACT_ERR_STORAGE_UNAVAILABLE', 'the audit trail is in PostgreSQL, and the postgres exporter is disabled', {})
+      }
+      const { where, params } = postgresWhere(filters)
+      let keyset = ''
+      if (cursor !== undefined) {
+        const after = decodeCursor(cursor, PG_TIME)
+        keyset = ` AND (occurred_at, id) < ($${params.push(after.timestamp)}::timestamptz, $${params.push(after.id)}::uuid)`
+      }
+      const rows = await ctx.postgres.rows<AuditRow>(
+        `SELECT id, occurred_at, received_at, source, action, category, severity, status, entity_type, entity_id, actor_id, tenant_id,
+   service, trace_id, span_id, correlation_id, duration_ms, details, host(ip) AS ip, user_agent, attributes,
+   to_char(occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS cursor_ts
+FROM audit_log WHERE ${where}${keyset}
+ORDER BY occurred_at DESC, id DESC LIMIT $${params.push(limit + 1)}`,
+        params,
+      )
+      const page = takePage(rows, limit, (r) => ({ timestamp: r.cursor_ts, id: r.id }))
+      return {
+        data: page.rows.map(({ cursor_ts: _c, occurred_at, received_at, ...row }) => ({
+          ...row,
+          occurred_at: occurred_at.toISOString(),
+          received_at: received_at.toISOString(),
+        })),
+        next_cursor: page.next ? encodeCursor(page.next) : null,
+      }
+    },
+  )
+}

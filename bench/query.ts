@@ -1,0 +1,218 @@
+/**
+ * npm run bench:query — the query API over a year of activity.
+ *
+ * Loads 10 million synthetic activities spread over 365 days into the
+ * embedded ClickHouse (generated inside the engine; the rollups' views fire
+ * as for ingested rows), lets the rollups merge, then serves them from
+ * `actline api` as a real process and times, from another process over
+ * keep-alive HTTP:
+ *   - /trends: 365 days by day (default metrics, and every metric), 30 days
+ *     by hour, 365 days by day grouped by action (top 10);
+ *     each uncached (the cache cleared before every request, untimed) and cached;
+ *   - the first page of /activities with filters.
+ * Reports p50/p95/p99 per scenario.
+ *
+ * First, what the rollups cost ingest: the embedded exporter's insert time
+ * per row with the three views, with the minute one only, and with none,
+ * 5,000-row batches, the variants interleaved so drift hits them alike.
+ *
+ * Options (env): BENCH_ROWS (default 10000000), BENCH_RUNS (per scenario,
+ * default 60), BENCH_DIR (reuse a loaded data directory).
+ */
+import { existsSync, mkdirSync } from 'node:fs'
+import { cpus, totalmem, tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { Agent, request } from 'node:http'
+import { ClickHouseExporterConfig, createClickHouseExporter } from '../exporters/clickhouse-exporter.ts'
+import { ROLLUPS } from '../schemas/clickhouse-schema.ts'
+import { parseActivity, type Activity } from '../schemas/activity.ts'
+import { tempDir } from '../test/helpers/stores.ts'
+import { startNodeProcess, writeConfig } from '../test/helpers/process.ts'
+import { syntheticInsertSql } from '../test/helpers/synthetic.ts'
+
+const ROWS = Number(process.env.BENCH_ROWS ?? 10_000_000)
+const RUNS = Number(process.env.BENCH_RUNS ?? 60)
+const DAY = 86_400_000
+const CHUNK = 1_000_000
+const quiet = { info: () => {}, warn: () => {}, error: () => {}, debug: () => {} }
+
+function log(msg: string) {
+  process.stderr.write(`${new Date().toISOString().slice(11, 19)} ${msg}\n`)
+}
+
+const dir = process.env.BENCH_DIR ?? join(tmpdir(), `actline-bench-query-${ROWS}`)
+// Whole days: the data ends at the last midnight, so the year is a closed range.
+const end = Math.floor(Date.now() / DAY) * DAY
+
+async function load(): Promise<void> {
+  const marker = join(dir, 'loaded')
+  if (existsSync(marker)) {
+    log(`reusing ${dir}`)
+    return
+  }
+  mkdirSync(dir, { recursive: true })
+  const ch = createClickHouseExporter({ ...ClickHouseExporterConfig.parse({}), path: join(dir, 'clickhouse') }, quiet)
+  await ch.start()
+  const client = ch.client()
+  const started = Date.now()
+  for (let offset = 0; offset < ROWS; offset += CHUNK) {
+    const rows = Math.min(CHUNK, ROWS - offset)
+    await client.command({ query: syntheticInsertSql({ database: 'actline', rows, offset, endMs: end, days: 365 }) })
+    log(`loaded ${(offset + rows).toLocaleString()} / ${ROWS.toLocaleString()} rows (${((Date.now() - started) / 1000).toFixed(0)} s)`)
+  }
+  // What a store settles to once background merges catch up; a bench over
+  // freshly written parts would time the merge backlog instead.
+  for (const table of ['activities', ...ROLLUPS.map((r) => r.table)]) {
+    log(`merging ${table}`)
+    await client.command({ query: `OPTIMIZE TABLE actline.${table} FINAL`, clickhouse_settings: { optimize_throw_if_noop: 0 } })
+  }
+  const sizes = await (
+    await client.query({
+      query: `SELECT table, sum(rows) AS rows, formatReadableSize(sum(bytes_on_disk)) AS size FROM system.parts WHERE database = 'actline' AND active GROUP BY table ORDER BY table`,
+      format: 'JSONEachRow',
+    })
+  ).json<{ table: string; rows: string; size: string }>()
+  for (const s of sizes) log(`  ${s.table}: ${Number(s.rows).toLocaleString()} rows, ${s.size}`)
+  await ch.shutdown()
+  const { writeFileSync } = await import('node:fs')
+  writeFileSync(marker, new Date().toISOString())
+}
+
+function batch(n: number, round: number): Activity[] {
+  return Array.from({ length: n }, (_, i) => {
+    const r = parseActivity({
+      source: 'user',
+      action: `action.${i % 30}`,
+      tenant_id: `t${i % 10}`,
+      service: `s${(i >> 3) % 5}`,
+      actor_id: `u${(i * 7 + round) % 5000}`,
+      duration_ms: (i * 13) % 1000,
+      status: i % 33 ? 'success' : 'failure',
+      details: { i, round },
+    })
+    if (!r.ok) throw new Error('bad fixture')
+    return r.activity
+  })
+}
+
+/** Median microseconds per inserted row with the first `views` rollup views kept. */
+async function insertCost(views: number, batches: number): Promise<number> {
+  const d = tempDir('actline-bench-insert-')
+  const ch = createClickHouseExporter({ ...ClickHouseExporterConfig.parse({}), path: d.path }, quiet)
+  await ch.start()
+  for (const r of ROLLUPS.slice(views)) await ch.client().command({ query: `DROP VIEW actline.${r.table}_mv` })
+  const times: number[] = []
+  for (let k = 0; k < batches; k++) {
+    const rows = batch(5_000, k)
+    const t = performance.now()
+    const result = await ch.export(rows)
+    if (result.status !== 'success') throw result.error
+    times.push(((performance.now() - t) * 1000) / rows.length)
+  }
+  await ch.shutdown()
+  d.remove()
+  times.sort((a, b) => a - b)
+  return times[times.length >> 1]!
+}
+
+async function insertCosts(): Promise<string> {
+  const variants = [
+    { name: 'no rollup views', views: 0 },
+    { name: 'minute view only', views: 1 },
+    { name: 'minute, hour and day views (cascaded)', views: ROLLUPS.length },
+  ]
+  const results = new Map<string, number[]>(variants.map((v) => [v.name, []]))
+  const rounds = Number(process.env.BENCH_INSERT_ROUNDS ?? 4)
+  for (let round = 1; round <= rounds; round++) {
+    for (const v of variants) results.get(v.name)!.push(await insertCost(v.views, 20))
+    log(`insert cost round ${round}/${rounds}: ${variants.map((v) => `${v.name} ${results.get(v.name)!.at(-1)!.toFixed(1)} us/row`).join(', ')}`)
+  }
+  const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1]!
+  const base = med(results.get(variants[0]!.name)!)
+  return [
+    `| insert, 5,000-row batches (median of ${rounds} runs x 20 batches) | us/row | vs no views |`,
+    '| --- | ---: | ---: |',
+    ...variants.map((v) => {
+      const m = med(results.get(v.name)!)
+      return `| ${v.name} | ${m.toFixed(1)} | ${(m / base).toFixed(2)}x |`
+    }),
+  ].join('\n')
+}
+
+const agent = new Agent({ keepAlive: true, maxSockets: 1 })
+
+function call(url: string, method = 'GET'): Promise<{ status: number; ms: number; cache: string | undefined; bytes: number }> {
+  return new Promise((resolve, reject) => {
+    const t0 = process.hrtime.bigint()
+    const req = request(url, { method, agent }, (res) => {
+      let bytes = 0
+      res.on('data', (c: Buffer) => (bytes += c.length))
+      res.on('end', () =>
+        resolve({ status: res.statusCode!, ms: Number(process.hrtime.bigint() - t0) / 1e6, cache: res.headers['x-cache'] as string | undefined, bytes }),
+      )
+    })
+    req.on('error', reject)
+    req.end()
+  })
+}
+
+function quantile(sorted: number[], q: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)]!
+}
+
+async function main(): Promise<void> {
+  log(`machine: ${cpus().length} x ${cpus()[0]?.model}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, node ${process.version}`)
+  const insertTable = process.env.BENCH_SKIP_INSERT ? '' : await insertCosts()
+  await load()
+  const config = writeConfig(
+    dir,
+    `data_dir: ${dir}\nserver: { port: 0, log_level: warn }\nexporters: { postgres: { enabled: false } }\napi: { rate_limit: { enabled: false } }\n`,
+  )
+  const api = await startNodeProcess([join(import.meta.dirname, '../bin/actline.js'), 'api', '--config', config], {}, 'actline api')
+  const base = `${api.url}/api/v1`
+  const year = `from=${new Date(end - 365 * DAY).toISOString()}&to=${new Date(end).toISOString()}`
+  const month = `from=${new Date(end - 30 * DAY).toISOString()}&to=${new Date(end).toISOString()}`
+  const week = `from=${new Date(end - 7 * DAY).toISOString()}`
+  const scenarios: { name: string; path: string; cached: boolean }[] = []
+  for (const [name, path] of [
+    ['trends 365 d by day (count, failures, error_rate)', `/trends?${year}&interval=day`],
+    ['trends 365 d by day, all 7 metrics', `/trends?${year}&interval=day&metrics=count,failures,error_rate,unique_actors,p50,p95,p99`],
+    ['trends 30 d by hour', `/trends?${month}&interval=hour`],
+    ['trends 365 d by day, group_by action top 10', `/trends?${year}&interval=day&group_by=action&top=10`],
+  ] as const) {
+    scenarios.push({ name: `${name}, uncached`, path, cached: false }, { name: `${name}, cached`, path, cached: true })
+  }
+  scenarios.push(
+    { name: 'activities first page: source=user, status=failure, 7 d, limit 100', path: `/activities?${week}&source=user&status=failure&limit=100`, cached: false },
+    { name: 'activities first page: tenant=t3, action=order.create, limit 100', path: `/activities?tenant=t3&action=order.create&limit=100`, cached: false },
+    { name: 'activities first page: actor=u42 (bloom filter), 30 d', path: `/activities?${month}&actor=u42&limit=100`, cached: false },
+  )
+  const results: { name: string; p50: number; p95: number; p99: number; bytes: number }[] = []
+  for (const s of scenarios) {
+    // Warm-up: the first run loads marks and parts into the engine's caches.
+    for (let i = 0; i < 3; i++) await call(`${base}${s.path}`)
+    const times: number[] = []
+    let bytes = 0
+    for (let i = 0; i < RUNS; i++) {
+      if (!s.cached) await call(`${base}/cache/clear`, 'POST')
+      const r = await call(`${base}${s.path}`)
+      if (r.status !== 200) throw new Error(`${s.path}: HTTP ${r.status}`)
+      if (s.cached && r.cache !== 'hit') throw new Error(`${s.path}: expected a cache hit, got ${r.cache}`)
+      if (!s.cached && r.cache === 'hit') throw new Error(`${s.path}: expected a miss`)
+      times.push(r.ms)
+      bytes = r.bytes
+    }
+    times.sort((a, b) => a - b)
+    const row = { name: s.name, p50: quantile(times, 0.5), p95: quantile(times, 0.95), p99: quantile(times, 0.99), bytes }
+    results.push(row)
+    log(`${s.name}: p50 ${row.p50.toFixed(2)} ms, p95 ${row.p95.toFixed(2)} ms, p99 ${row.p99.toFixed(2)} ms (${(bytes / 1024).toFixed(0)} KiB)`)
+  }
+  api.child.kill('SIGTERM')
+  await api.exited
+  if (insertTable) console.log(`\n${insertTable}`)
+  console.log(`\n| scenario (${RUNS} runs each) | p50 ms | p95 ms | p99 ms | response |\n| --- | ---: | ---: | ---: | ---: |`)
+  for (const r of results) console.log(`| ${r.name} | ${r.p50.toFixed(2)} | ${r.p95.toFixed(2)} | ${r.p99.toFixed(2)} | ${(r.bytes / 1024).toFixed(0)} KiB |`)
+}
+
+await main()
+process.exit(0)

@@ -7,7 +7,9 @@ import http from 'node:http'
 import { afterAll, describe, expect, it } from 'vitest'
 import { uuidv7 } from '../../schemas/activity.ts'
 import { eventually, missingFromClickHouse, openStores, tempDir, testConfig } from '../helpers/stores.ts'
-import { backlog, startCollectorProcess, writeConfig } from '../helpers/process.ts'
+import { backlog, startCollectorProcess, writeConfig, killChildren } from '../helpers/process.ts'
+
+afterAll(killChildren)
 
 const KILLS = Number(process.env.CRASH_KILLS ?? 20)
 const dir = tempDir('actline-crash-')

@@ -8,7 +8,9 @@ import http from 'node:http'
 import { afterAll, describe, expect, it } from 'vitest'
 import { uuidv7 } from '../../schemas/activity.ts'
 import { eventually, missingFromClickHouse, openStores, tempDir, testConfig } from '../helpers/stores.ts'
-import { backlog, startCollectorProcess, writeConfig } from '../helpers/process.ts'
+import { backlog, startCollectorProcess, writeConfig, killChildren } from '../helpers/process.ts'
+
+afterAll(killChildren)
 
 const LIMIT_MIB = 900
 const SPIKE_MIB = 250

@@ -27,6 +27,18 @@ export async function startCollectorProcess(configFile: string, env: Record<stri
   return { child, url, exited, rss }
 }
 
+const running = new Set<ChildProcess>()
+
+/**
+ * Kill the children still running: for afterAll in every file that starts
+ * them, so a test that failed before its own kill does not leave a collector
+ * behind, holding memory and CPU through the rest of the run (vitest ends
+ * its workers without an 'exit' event a hook could use).
+ */
+export function killChildren(): void {
+  for (const child of running) child.kill('SIGKILL')
+}
+
 /** A node process that prints a JSON log line with its `"url"` once it listens. */
 export async function startNodeProcess(
   args: string[],
@@ -34,6 +46,8 @@ export async function startNodeProcess(
   name: string,
 ): Promise<{ child: ChildProcess; url: string; exited: Promise<number | null>; output(): string }> {
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } })
+  running.add(child)
+  child.once('exit', () => running.delete(child))
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code, signal) => resolve(code ?? (signal ? -1 : null))))
   let log = ''
   child.stderr!.on('data', (c) => (log += c))

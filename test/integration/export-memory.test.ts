@@ -6,9 +6,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { readFileSync } from 'node:fs'
 import { ClickHouseExporterConfig, createClickHouseExporter } from '../../exporters/clickhouse-exporter.ts'
-import { startNodeProcess, writeConfig } from '../helpers/process.ts'
+import { startNodeProcess, writeConfig, killChildren } from '../helpers/process.ts'
 import { syntheticInsertSql } from '../helpers/synthetic.ts'
 import { tempDir } from '../helpers/stores.ts'
+
+afterAll(killChildren)
 
 const ROWS = 1_000_000
 const logger = { info: () => {}, warn: () => {}, error: () => {}, debug: () => {} }

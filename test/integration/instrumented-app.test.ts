@@ -9,10 +9,12 @@
 import { spawn } from 'node:child_process'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startEmbeddedPostgres, type EmbeddedPostgres } from '../../exporters/embedded-postgres.ts'
-import { startNodeProcess } from '../helpers/process.ts'
+import { startNodeProcess, killChildren } from '../helpers/process.ts'
 import {
   PG_URL, createScratchDatabase, eventually, startCollector, storesOf, tempDir, testConfig, type PgMode, type RunningCollector,
 } from '../helpers/stores.ts'
+
+afterAll(killChildren)
 
 const modes: PgMode[] = PG_URL ? ['embedded', 'server'] : ['embedded']
 

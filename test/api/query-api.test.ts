@@ -116,6 +116,21 @@ describe('query API (embedded stores)', () => {
     expect(r.json.change_percent.count).toBeNull()
   })
 
+  it('a filtered daily trend (read from the rollup keyed by every dimension) equals the raw rows too', async () => {
+    const service = SERVICES[1]!
+    const r = await get(`/trends?from=${new Date(start).toISOString()}&to=${new Date(end).toISOString()}&interval=day&service=${service}&metrics=count,failures,unique_actors,p50`)
+    for (let d = 0; d < 10; d++) {
+      const day = rows.filter((x) => dayOf(x) === d && x.service === service)
+      const bucket = r.json.buckets[d]
+      expect(bucket.count).toBe(day.length)
+      expect(bucket.failures).toBe(day.filter((x) => x.status === 'failure').length)
+      const actors = new Set(day.flatMap((x) => (x.actor_id ? [x.actor_id] : []))).size
+      expect(Math.abs(bucket.unique_actors - actors)).toBeLessThanOrEqual(Math.ceil(actors * 0.02))
+      const durations = day.flatMap((x) => (x.duration_ms === undefined ? [] : [x.duration_ms])).sort((a, b) => a - b)
+      expect(Math.abs(bucket.p50 - exactQuantile(durations, 0.5))).toBeLessThan(40)
+    }
+  })
+
   it('the analysis matches the series it is computed from', async () => {
     const r = await get(`/trends?from=${new Date(start).toISOString()}&to=${new Date(end).toISOString()}&interval=day&metrics=count&forecast=3`)
     const counts: number[] = r.json.buckets.map((b: any) => b.count)

@@ -1,7 +1,7 @@
 /** GET /api/v1/activities: filtered raw activities, newest first, one keyset page at a time. */
 import type { FastifyPluginAsync } from 'fastify'
 import { z } from 'zod'
-import { decodeCursor, encodeCursor, readPage } from './activity-pages.ts'
+import { ActivityRow, decodeCursor, encodeCursor, readPage } from './activity-pages.ts'
 import type { ApiContext } from './context.ts'
 import { DimensionFilters, RowFilters, TimeRange } from './query-params.ts'
 import { route } from './route.ts'
@@ -14,6 +14,13 @@ export const ActivitiesQuery = TimeRange.extend(DimensionFilters.shape)
   })
   .strict()
 
+export const ActivitiesResponse = z
+  .object({
+    data: z.array(ActivityRow),
+    next_cursor: z.string().nullable().meta({ description: 'pass as cursor for the next page; null on the last' }),
+  })
+  .strict()
+
 export const activitiesRoute: FastifyPluginAsync<ApiContext> = async (app, ctx) => {
   route(
     app,
@@ -21,6 +28,7 @@ export const activitiesRoute: FastifyPluginAsync<ApiContext> = async (app, ctx) 
       url: '/activities',
       scope: 'read',
       query: ActivitiesQuery,
+      response: ActivitiesResponse,
       summary: 'List activities, newest first',
       description:
         'Keyset pagination: pass `next_cursor` back as `cursor`. Pages stay stable while rows are inserted: no row is returned twice, none is skipped.',

@@ -4,35 +4,41 @@
  * meanwhile never shift a page (as OFFSET would) and no row is served twice.
  * /activities serves one page; /export walks them all.
  */
+import { z } from 'zod'
 import type { ClickHouseReader } from '../schemas/component.ts'
 import { ActlineError } from '../schemas/errors.ts'
 import type { Filters } from './query-params.ts'
 import { clickhouseWhere } from './sql-filters.ts'
 
-/** An activity as the API returns it: the event contract's field names, ISO times. */
-export interface ActivityRow {
-  id: string
-  timestamp: string
-  received_at: string
-  source: string
-  action: string
-  category: string
-  severity: string
-  status: string
-  entity_type: string | null
-  entity_id: string | null
-  actor_id: string | null
-  tenant_id: string | null
-  service: string | null
-  trace_id: string | null
-  span_id: string | null
-  correlation_id: string | null
-  duration_ms: number | null
-  details: unknown
-  ip: string | null
-  user_agent: string | null
-  attributes: Record<string, string>
-}
+const nullableText = z.string().nullable()
+
+/** A row as the API returns it (activities, export): times in ISO 8601 UTC, absent optional fields null. */
+export const ActivityRow = z
+  .object({
+    id: z.string(),
+    timestamp: z.string().meta({ description: 'ISO 8601, UTC, millisecond precision' }),
+    received_at: z.string(),
+    source: z.string(),
+    action: z.string(),
+    category: z.string(),
+    severity: z.string(),
+    status: z.string(),
+    entity_type: nullableText,
+    entity_id: nullableText,
+    actor_id: nullableText,
+    tenant_id: nullableText,
+    service: nullableText,
+    trace_id: nullableText,
+    span_id: nullableText,
+    correlation_id: nullableText,
+    duration_ms: z.number().nullable(),
+    details: z.unknown().meta({ description: 'the object or string sent, or null' }),
+    ip: nullableText,
+    user_agent: nullableText,
+    attributes: z.record(z.string(), z.string()),
+  })
+  .strict()
+export type ActivityRow = z.output<typeof ActivityRow>
 
 export interface Cursor {
   /** The last row's timestamp as ClickHouse prints it (millisecond precision, UTC). */

@@ -22,10 +22,26 @@ export const AnomaliesQuery = TimeRange.extend(DimensionFilters.shape)
   })
   .strict()
 
+export const AnomaliesResponse = z
+  .object({
+    metric: z.enum(METRICS),
+    interval: z.enum(INTERVALS),
+    from: z.string(),
+    to: z.string(),
+    threshold: z.number(),
+    buckets: z.number().int().meta({ description: 'closed buckets the median and MAD are computed over' }),
+    median: z.number().nullable(),
+    mad: z.number().nullable(),
+    anomalies: z.array(
+      z.object({ time: z.string(), value: z.number(), score: z.number().meta({ description: 'modified z-score' }), direction: z.enum(['above', 'below']) }).strict(),
+    ),
+  })
+  .strict()
+
 export const anomaliesRoute: FastifyPluginAsync<ApiContext> = async (app, ctx) => {
   route(
     app,
-    { url: '/anomalies', scope: 'read', query: AnomaliesQuery, summary: 'Buckets beyond a robust (median/MAD) threshold' },
+    { url: '/anomalies', scope: 'read', query: AnomaliesQuery, response: AnomaliesResponse, summary: 'Buckets beyond a robust (median/MAD) threshold' },
     async ({ metric, interval: i, threshold, from: f, to: t, ...filters }, request, reply) => {
       const range = resolveRange({ from: f, to: t }, 7 * DAY, 20 * 366 * DAY)
       const interval = i === 'auto' ? autoInterval(range.to - range.from) : i

@@ -5,7 +5,7 @@ import type { ApiContext } from './context.ts'
 import { DimensionFilters, TimeRange, resolveRange } from './query-params.ts'
 import { replyCached } from './query-cache.ts'
 import { route } from './route.ts'
-import { alignDown, DIMENSIONS, grainFor, queryBreakdown, queryTotals } from './rollup-query.ts'
+import { alignDown, DIMENSIONS, grainFor, MetricValuesBody, queryBreakdown, queryTotals } from './rollup-query.ts'
 import { metricList } from './trends-route.ts'
 
 const DAY = 86_400_000
@@ -18,6 +18,16 @@ export const BreakdownQuery = TimeRange.extend(DimensionFilters.shape)
   })
   .strict()
 
+export const BreakdownResponse = z
+  .object({
+    dimension: z.enum(DIMENSIONS),
+    from: z.string(),
+    to: z.string(),
+    totals: MetricValuesBody,
+    items: z.array(MetricValuesBody.extend({ key: z.string(), share: z.number().meta({ description: "this value's share of the range's count, 0-1" }) }).strict()),
+  })
+  .strict()
+
 export const breakdownRoute: FastifyPluginAsync<ApiContext> = async (app, ctx) => {
   route(
     app,
@@ -25,6 +35,7 @@ export const breakdownRoute: FastifyPluginAsync<ApiContext> = async (app, ctx) =
       url: '/breakdown',
       scope: 'read',
       query: BreakdownQuery,
+      response: BreakdownResponse,
       summary: 'Metrics per source, status, category, severity, action or service',
       description: '`from` is rounded down to the minute; a `from` on a whole hour or day reads the coarser rollup. The default range is the last 7 whole days up to now.',
     },

@@ -9,7 +9,7 @@ import { Readable } from 'node:stream'
 import type { FastifyPluginAsync } from 'fastify'
 import { z } from 'zod'
 import { parseActivity, type Activity } from '../schemas/activity.ts'
-import { readPage, type ActivityRow, type Cursor } from './activity-pages.ts'
+import { ActivityRow, readPage, type Cursor } from './activity-pages.ts'
 import type { ApiContext } from './context.ts'
 import { DimensionFilters, RowFilters, TimeRange, type Filters } from './query-params.ts'
 import { route } from './route.ts'
@@ -66,6 +66,7 @@ export const exportRoute: FastifyPluginAsync<ApiContext> = async (app, ctx) => {
       summary: 'Export activities',
       description: 'Streams every matching activity (same filters as /activities), newest first. Each export is recorded as an audit activity.',
       produces: Object.values(FORMATS).map((f) => f.type),
+      response: z.array(ActivityRow).meta({ description: 'format=json; ndjson is one such row per line, csv one per record' }),
     },
     async ({ format, ...filters }, request, reply) => {
       const abort = new AbortController()

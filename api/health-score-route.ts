@@ -31,6 +31,24 @@ export type HealthScoreConfig = z.output<typeof HealthScoreConfig>
 
 const HealthQuery = z.object({}).strict()
 
+const Part = z.object({ value: z.number().nullable(), points: z.number() }).strict()
+
+export const HealthScoreResponse = z
+  .object({
+    score: z.number().int().min(0).max(100),
+    status: z.enum(['healthy', 'degraded', 'unhealthy']),
+    window: z.object({ from: z.string(), to: z.string() }).strict(),
+    events: z.number().int(),
+    parts: z
+      .object({
+        errors: Part.meta({ description: 'error rate, up to 50 points' }),
+        latency: Part.meta({ description: 'p95 duration_ms, up to 30 points' }),
+        lag: Part.meta({ description: 'p95 of received_at - timestamp in ms, up to 20 points' }),
+      })
+      .strict(),
+  })
+  .strict()
+
 /** `weight` while `value <= good`, 0 at `bad`, linear between; full when there is no value. */
 export function points(weight: number, value: number | null, good: number, bad: number): number {
   if (value === null || value <= good) return weight
@@ -42,7 +60,7 @@ export function status(score: number): 'healthy' | 'degraded' | 'unhealthy' {
 }
 
 export const healthScoreRoute: FastifyPluginAsync<ApiContext & { config: HealthScoreConfig }> = async (app, { config, ...ctx }) => {
-  route(app, { url: '/health/score', scope: 'read', query: HealthQuery, summary: 'A 0-100 health score from error rate, latency and ingest lag' }, async (_q, request, reply) => {
+  route(app, { url: '/health/score', scope: 'read', query: HealthQuery, response: HealthScoreResponse, summary: 'A 0-100 health score from error rate, latency and ingest lag' }, async (_q, request, reply) => {
     const to = Date.now()
     const from = alignDown(to - config.window_minutes * 60_000, 'minute')
     return replyCached(ctx.cache, request, reply, to, async () => {

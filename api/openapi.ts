@@ -1,8 +1,8 @@
 /**
  * The OpenAPI 3.1 document, built from the routes as they register: each
  * /api/v1 route's zod query schema becomes its parameters (z.toJSONSchema),
- * its scope its security requirement. Written here rather than through
- * @fastify/swagger because zod, not Fastify's JSON Schema, validates these
+ * its response schema its 200 body, its scope its security requirement.
+ * Written here rather than through @fastify/swagger because zod, not Fastify's JSON Schema, validates these
  * routes; a shim translating one into the other would be the larger code.
  */
 import type { FastifyInstance, RouteOptions } from 'fastify'
@@ -30,6 +30,11 @@ function parameters(query: z.ZodType | undefined): object[] {
   }))
 }
 
+function body(schema: z.ZodType): object {
+  const { $schema: _s, ...json } = z.toJSONSchema(schema, { io: 'output', unrepresentable: 'any' }) as Record<string, unknown>
+  return json
+}
+
 function operation(route: Collected): object {
   const produces = route.doc.produces ?? ['application/json']
   return {
@@ -38,7 +43,10 @@ function operation(route: Collected): object {
     parameters: parameters(route.doc.query),
     ...(route.scope && { security: [{ apiKey: [route.scope] }, { bearer: [route.scope] }], 'x-required-scope': route.scope }),
     responses: {
-      200: { description: 'OK', content: Object.fromEntries(produces.map((type) => [type, {}])) },
+      200: {
+        description: 'OK',
+        content: Object.fromEntries(produces.map((type) => [type, type.startsWith('application/json') && route.doc.response ? { schema: body(route.doc.response) } : {}])),
+      },
       400: { description: 'Invalid query string', content: { 'application/json': { schema: ERROR } } },
       401: { description: 'No or unknown API key', content: { 'application/json': { schema: ERROR } } },
       403: { description: 'The key lacks the scope', content: { 'application/json': { schema: ERROR } } },

@@ -15,7 +15,7 @@ import type { ApiContext } from './context.ts'
 import { exportRoute } from './export-route.ts'
 import { HealthScoreConfig, healthScoreRoute } from './health-score-route.ts'
 import { openapi } from './openapi.ts'
-import { createQueryCache, QueryCacheConfig } from './query-cache.ts'
+import { CacheStatsResponse, createQueryCache, QueryCacheConfig } from './query-cache.ts'
 import { route } from './route.ts'
 import { trendsRoute } from './trends-route.ts'
 
@@ -71,8 +71,13 @@ export const queryApi: FastifyPluginAsync<QueryApiOptions> = async (app, { confi
   await app.register(anomaliesRoute, ctx)
   await app.register(healthScoreRoute, { ...ctx, config: config.health_score })
   await app.register(auditRoute, ctx)
-  route(app, { url: '/cache/stats', scope: 'read', query: z.object({}).strict(), summary: 'Query cache hits, misses, size and hit rate' }, async () => ctx.cache.stats())
-  route(app, { method: 'POST', url: '/cache/clear', scope: 'admin', query: z.object({}).strict(), summary: 'Drop every cached query result' }, async () => ({
+  route(
+    app,
+    { url: '/cache/stats', scope: 'read', query: z.object({}).strict(), response: CacheStatsResponse, summary: 'Query cache hits, misses, size and hit rate' },
+    async () => ctx.cache.stats(),
+  )
+  const cleared = z.object({ cleared: z.number().int().meta({ description: 'entries dropped' }) }).strict()
+  route(app, { method: 'POST', url: '/cache/clear', scope: 'admin', query: z.object({}).strict(), response: cleared, summary: 'Drop every cached query result' }, async () => ({
     cleared: ctx.cache.clear(),
   }))
 }

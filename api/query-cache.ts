@@ -27,13 +27,16 @@ export const QueryCacheConfig = z
 
 export type QueryCacheConfig = z.output<typeof QueryCacheConfig>
 
-export interface CacheStats {
-  hits: number
-  misses: number
-  size: number
-  bytes: number
-  hit_rate: number | null
-}
+export const CacheStatsResponse = z
+  .object({
+    hits: z.number().int(),
+    misses: z.number().int(),
+    size: z.number().int().meta({ description: 'entries cached' }),
+    bytes: z.number().int().meta({ description: 'bytes of cached bodies' }),
+    hit_rate: z.number().nullable().meta({ description: 'hits / (hits + misses); null before the first lookup' }),
+  })
+  .strict()
+export type CacheStats = z.output<typeof CacheStatsResponse>
 
 export interface QueryCache {
   /** The cached body for `key`, or `compute()`'s, cached until the TTL its range earns. */

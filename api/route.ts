@@ -17,6 +17,8 @@ export interface RouteDoc {
   query?: z.ZodType
   /** Content types of the 200 response; JSON when absent. */
   produces?: readonly string[]
+  /** The 200 body when JSON. Documentation only: the tests parse real responses with it, strictly, so it cannot drift. */
+  response?: z.ZodType
 }
 
 export interface Principal {

@@ -10,7 +10,7 @@ import type { ApiContext } from './context.ts'
 import { DimensionFilters, TimeRange, resolveRange } from './query-params.ts'
 import { replyCached } from './query-cache.ts'
 import { route } from './route.ts'
-import { alignDown, autoInterval, DIMENSIONS, nextBucket, INTERVALS, METRICS, querySeries, type Metric, type MetricValues } from './rollup-query.ts'
+import { alignDown, autoInterval, DIMENSIONS, nextBucket, INTERVALS, METRICS, MetricValuesBody, querySeries, type Metric, type MetricValues } from './rollup-query.ts'
 import { forecast, linearRegression, movingAverage, percentChange } from './trend-analysis.ts'
 
 const DAY = 86_400_000
@@ -28,6 +28,35 @@ export const TrendsQuery = TimeRange.extend(DimensionFilters.shape)
     group_by: z.enum(DIMENSIONS).optional(),
     top: z.coerce.number().int().min(1).max(100).default(10).meta({ description: 'groups kept by total count with group_by; the rest are summed as (other)' }),
     forecast: z.coerce.number().int().min(0).max(366).default(0).meta({ description: 'buckets to forecast past the range' }),
+  })
+  .strict()
+
+const time = z.string().meta({ description: 'ISO 8601, UTC' })
+const Bucket = MetricValuesBody.extend({ time: time.meta({ description: 'start of the bucket, ISO 8601 UTC' }) }).strict()
+const perMetric = <T extends z.ZodType>(value: T) => z.partialRecord(z.enum(METRICS), value).meta({ description: 'one entry per metric asked for' })
+
+export const TrendsResponse = z
+  .object({
+    interval: z.enum(INTERVALS),
+    from: time,
+    to: time,
+    metrics: z.array(z.enum(METRICS)),
+    buckets: z.array(Bucket).meta({ description: 'every bucket of the range, zero-filled' }),
+    group_by: z.enum(DIMENSIONS).optional(),
+    groups: z.array(z.object({ key: z.string(), buckets: z.array(Bucket) }).strict()).optional().meta({ description: 'with group_by: the top groups by count, then (other)' }),
+    totals: MetricValuesBody,
+    previous_period: z.object({ from: time, to: time, totals: MetricValuesBody }).strict(),
+    change_percent: perMetric(z.number().nullable()),
+    analysis: perMetric(
+      z
+        .object({
+          moving_average_7: z.array(z.number().nullable()),
+          moving_average_30: z.array(z.number().nullable()),
+          regression: z.object({ slope: z.number(), intercept: z.number(), r2: z.number().nullable() }).strict().nullable(),
+          forecast: z.array(z.object({ time, value: z.number(), lower: z.number(), upper: z.number() }).strict()).meta({ description: 'with a 95% prediction band' }),
+        })
+        .strict(),
+    ),
   })
   .strict()
 
@@ -57,6 +86,7 @@ export const trendsRoute: FastifyPluginAsync<ApiContext> = async (app, ctx) => {
       url: '/trends',
       scope: 'read',
       query: TrendsQuery,
+      response: TrendsResponse,
       summary: 'Metrics over time from the rollups, with moving averages, regression, forecast and period change',
     },
     async (q, request, reply) => {

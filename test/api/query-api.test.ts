@@ -4,6 +4,7 @@
  * and every figure /trends, /breakdown and /activities returns is checked
  * against an independent computation over the rows the test generated.
  */
+import { Ajv2020 } from 'ajv/dist/2020.js'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { eventually, post, startCollector, storesOf, tempDir, testConfig, type RunningCollector } from '../helpers/stores.ts'
 
@@ -278,6 +279,40 @@ describe('query API (embedded stores)', () => {
     expect(r.json.score).toBeLessThanOrEqual(100)
     // Nothing in the last 15 minutes: every part scores full.
     expect(r.json).toMatchObject({ score: 100, status: 'healthy', events: 0 })
+  })
+
+  it('every JSON response matches the 200 schema its OpenAPI entry publishes', async () => {
+    const doc = (await get('/openapi.json')).json
+    const ajv = new Ajv2020({ strict: false })
+    const range = `from=${new Date(start).toISOString()}&to=${new Date(end).toISOString()}`
+    const calls: [method: string, path: string, query?: string][] = [
+      ['get', '/activities', 'limit=5'],
+      ['get', '/trends', `${range}&interval=day&metrics=count,failures,error_rate,unique_actors,p50,p95,p99&group_by=action&top=2&forecast=2`],
+      ['get', '/trends', `${range}&interval=hour&status=failure`],
+      ['get', '/breakdown', `${range}&dimension=action`],
+      ['get', '/anomalies', `${range}&interval=day`],
+      ['get', '/health/score'],
+      ['get', '/cache/stats'],
+      ['get', '/export', `format=json&action=${ACTIONS[0]}`],
+      ['get', '/audit', 'limit=5'],
+      ['post', '/cache/clear'],
+    ]
+    for (const [method, path, query] of calls) {
+      const schema = doc.paths[`/api/v1${path}`][method].responses[200].content['application/json']?.schema
+      expect(schema, `${method} ${path} documents its 200 body`).toBeDefined()
+      const res = await fetch(`${c.url}/api/v1${path}${query ? `?${query}` : ''}`, { method: method.toUpperCase() })
+      expect(res.status, `${method} ${path}`).toBe(200)
+      const body = await res.json()
+      const validate = ajv.compile(schema)
+      expect(validate(body) ? [] : validate.errors, `${method} ${path}`).toEqual([])
+      if (path === '/anomalies') expect(body.anomalies.length).toBeGreaterThan(0)
+      if (path === '/audit' || path === '/export' || path === '/activities') expect((body.data ?? body).length).toBeGreaterThan(0)
+    }
+    // Every route that answers JSON was called above.
+    const json = Object.entries(doc.paths as Record<string, Record<string, any>>).flatMap(([path, ops]) =>
+      Object.entries(ops).flatMap(([method, op]) => (op.responses[200].content['application/json'] ? [`${method} ${path.slice('/api/v1'.length)}`] : [])),
+    )
+    expect([...new Set(calls.map(([m, p]) => `${m} ${p}`))].sort()).toEqual(json.sort())
   })
 
   it('publishes an OpenAPI document generated from the route schemas', async () => {

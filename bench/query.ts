@@ -13,7 +13,7 @@
  * Reports p50/p95/p99 per scenario.
  *
  * First, what the rollups cost ingest: the embedded exporter's insert time
- * per row with the three views, with the minute one only, and with none,
+ * per row with every view, the three grains' only, the minute one only, and none,
  * 5,000-row batches, the variants interleaved so drift hits them alike.
  *
  * Options (env): BENCH_ROWS (default 10000000), BENCH_RUNS (per scenario,
@@ -29,6 +29,7 @@ import { parseActivity, type Activity } from '../schemas/activity.ts'
 import { tempDir } from '../test/helpers/stores.ts'
 import { startNodeProcess, writeConfig } from '../test/helpers/process.ts'
 import { syntheticInsertSql } from '../test/helpers/synthetic.ts'
+import { queryScenarios } from './query-scenarios.ts'
 
 const ROWS = Number(process.env.BENCH_ROWS ?? 10_000_000)
 const RUNS = Number(process.env.BENCH_RUNS ?? 60)
@@ -119,7 +120,8 @@ async function insertCosts(): Promise<string> {
   const variants = [
     { name: 'no rollup views', views: 0 },
     { name: 'minute view only', views: 1 },
-    { name: 'minute, hour and day views (cascaded)', views: ROLLUPS.length },
+    { name: 'minute, hour and day views (cascaded)', views: 3 },
+    { name: 'those three and the day total (every rollup)', views: ROLLUPS.length },
   ]
   const results = new Map<string, number[]>(variants.map((v) => [v.name, []]))
   const rounds = Number(process.env.BENCH_INSERT_ROUNDS ?? 4)
@@ -170,22 +172,13 @@ async function main(): Promise<void> {
   )
   const api = await startNodeProcess([join(import.meta.dirname, '../bin/actline.js'), 'api', '--config', config], {}, 'actline api')
   const base = `${api.url}/api/v1`
-  const year = `from=${new Date(end - 365 * DAY).toISOString()}&to=${new Date(end).toISOString()}`
-  const month = `from=${new Date(end - 30 * DAY).toISOString()}&to=${new Date(end).toISOString()}`
-  const week = `from=${new Date(end - 7 * DAY).toISOString()}`
-  const scenarios: { name: string; path: string; cached: boolean }[] = []
-  for (const [name, path] of [
-    ['trends 365 d by day (count, failures, error_rate)', `/trends?${year}&interval=day`],
-    ['trends 365 d by day, all 7 metrics', `/trends?${year}&interval=day&metrics=count,failures,error_rate,unique_actors,p50,p95,p99`],
-    ['trends 30 d by hour', `/trends?${month}&interval=hour`],
-    ['trends 365 d by day, group_by action top 10', `/trends?${year}&interval=day&group_by=action&top=10`],
-  ] as const) {
-    scenarios.push({ name: `${name}, uncached`, path, cached: false }, { name: `${name}, cached`, path, cached: true })
-  }
-  scenarios.push(
-    { name: 'activities first page: source=user, status=failure, 7 d, limit 100', path: `/activities?${week}&source=user&status=failure&limit=100`, cached: false },
-    { name: 'activities first page: tenant=t3, action=order.create, limit 100', path: `/activities?tenant=t3&action=order.create&limit=100`, cached: false },
-    { name: 'activities first page: actor=u42 (bloom filter), 30 d', path: `/activities?${month}&actor=u42&limit=100`, cached: false },
+  const scenarios = queryScenarios(end).flatMap((s) =>
+    s.cacheable
+      ? [
+          { name: `${s.name}, uncached`, path: s.path, cached: false },
+          { name: `${s.name}, cached`, path: s.path, cached: true },
+        ]
+      : [{ name: s.name, path: s.path, cached: false }],
   )
   const results: { name: string; p50: number; p95: number; p99: number; bytes: number }[] = []
   for (const s of scenarios) {

@@ -7,7 +7,7 @@
 import { z } from 'zod'
 import type { ClickHouseReader } from '../schemas/component.ts'
 import { ActlineError } from '../schemas/errors.ts'
-import type { Filters } from './query-params.ts'
+import { DimensionFilters, RowFilters, TimeRange, type Filters } from './query-params.ts'
 import { clickhouseWhere } from './sql-filters.ts'
 
 const nullableText = z.string().nullable()
@@ -39,6 +39,25 @@ export const ActivityRow = z
   })
   .strict()
 export type ActivityRow = z.output<typeof ActivityRow>
+
+/** The query string of a paged listing (/activities, /audit): the filters, a page size and the cursor. */
+export const PageQuery = TimeRange.extend(DimensionFilters.shape)
+  .extend(RowFilters.shape)
+  .extend({
+    limit: z.coerce.number().int().min(1).max(1000).default(100).meta({ description: 'rows per page, at most 1000' }),
+    cursor: z.string().max(200).optional().meta({ description: 'next_cursor of the previous page' }),
+  })
+  .strict()
+
+/** A page's body: its rows and the cursor of the next page. */
+export function pageBody<Row extends z.ZodType>(row: Row) {
+  return z
+    .object({
+      data: z.array(row),
+      next_cursor: z.string().nullable().meta({ description: 'pass as cursor for the next page; null on the last' }),
+    })
+    .strict()
+}
 
 export interface Cursor {
   /** The last row's timestamp as ClickHouse prints it (millisecond precision, UTC). */

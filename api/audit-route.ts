@@ -2,30 +2,14 @@
 import type { FastifyPluginAsync } from 'fastify'
 import { z } from 'zod'
 import { ActlineError } from '../schemas/errors.ts'
-import { ActivityRow, decodeCursor, encodeCursor, takePage } from './activity-pages.ts'
+import { ActivityRow, decodeCursor, encodeCursor, PageQuery, pageBody, takePage } from './activity-pages.ts'
 import type { ApiContext } from './context.ts'
-import { DimensionFilters, RowFilters, TimeRange } from './query-params.ts'
 import { route } from './route.ts'
 import { postgresWhere } from './sql-filters.ts'
 
-export const AuditQuery = TimeRange.extend(DimensionFilters.shape)
-  .extend(RowFilters.shape)
-  .extend({
-    limit: z.coerce.number().int().min(1).max(1000).default(100),
-    cursor: z.string().max(200).optional(),
-  })
-  .strict()
-
 /** An audit_log row: the activity's fields, its time as occurred_at, microsecond precision. */
-export const AuditResponse = z
-  .object({
-    data: z.array(
-      ActivityRow.omit({ timestamp: true })
-        .extend({ occurred_at: z.string().meta({ description: 'ISO 8601, UTC' }) })
-        .strict(),
-    ),
-    next_cursor: z.string().nullable(),
-  })
+const AuditLogRow = ActivityRow.omit({ timestamp: true })
+  .extend({ occurred_at: z.string().meta({ description: 'ISO 8601, UTC' }) })
   .strict()
 
 /** The cursor keeps PostgreSQL's full microsecond precision, so ties break exactly. */
@@ -42,7 +26,7 @@ interface AuditRow {
 export const auditRoute: FastifyPluginAsync<ApiContext> = async (app, ctx) => {
   route(
     app,
-    { url: '/audit', scope: 'read', query: AuditQuery, response: AuditResponse, summary: 'The append-only audit trail in PostgreSQL, newest first' },
+    { url: '/audit', scope: 'read', query: PageQuery, response: pageBody(AuditLogRow), summary: 'The append-only audit trail in PostgreSQL, newest first' },
     async ({ limit, cursor, ...filters }) => {
       if (!ctx.postgres) {
         throw new ActlineError('ACT_ERR_STORAGE_UNAVAILABLE', 'the audit trail is in PostgreSQL, and the postgres exporter is disabled', {})

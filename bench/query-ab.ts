@@ -15,7 +15,7 @@
 import { Agent, request } from 'node:http'
 import { join } from 'node:path'
 import { startNodeProcess, writeConfig } from '../test/helpers/process.ts'
-import { queryScenarios } from './query-scenarios.ts'
+import { quantile, queryScenarios } from './query-scenarios.ts'
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 40)
 const DAY = 86_400_000
@@ -41,8 +41,6 @@ function call(url: string, method = 'GET'): Promise<number> {
   })
 }
 
-const quantile = (xs: number[], q: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.ceil(q * xs.length) - 1)]!
-
 const builds = [
   { name: 'before', root: before, dir: beforeDir },
   { name: 'after', root: join(import.meta.dirname, '..'), dir: afterDir },
@@ -64,7 +62,7 @@ for (const s of queryScenarios(end)) {
       times[k]!.push(await call(`${bases[k]}${s.path}`))
     }
   }
-  const [b, a] = times as [number[], number[]]
+  const [b, a] = times.map((t) => t.sort((x, y) => x - y)) as [number[], number[]]
   process.stderr.write(`${s.name}: done\n`)
   console.log(`| ${s.name} | ${quantile(b, 0.5).toFixed(1)} | ${quantile(b, 0.95).toFixed(1)} | ${quantile(a, 0.5).toFixed(1)} | ${quantile(a, 0.95).toFixed(1)} | ${(quantile(a, 0.5) / quantile(b, 0.5)).toFixed(2)} |`)
 }

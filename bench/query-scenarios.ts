@@ -1,5 +1,5 @@
 /**
- * What bench:query and bench:query-ab time: trends (each uncached, and in
+ * What bench:query and bench:query-ab time, and how they summarize it: trends (each uncached, and in
  * bench:query also cached) and first pages of /activities, over the year of
  * synthetic data that ends at `end` (a midnight).
  */
@@ -27,4 +27,9 @@ export function queryScenarios(end: number): Scenario[] {
     { name: 'activities first page: tenant=t3, action=order.create, limit 100', path: `/activities?tenant=t3&action=order.create&limit=100`, cacheable: false },
     { name: 'activities first page: actor=u42 (bloom filter), 30 d', path: `/activities?${month}&actor=u42&limit=100`, cacheable: false },
   ]
+}
+
+/** The q-quantile of sorted values (nearest rank). */
+export function quantile(sorted: readonly number[], q: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)]!
 }

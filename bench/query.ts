@@ -29,7 +29,7 @@ import { parseActivity, type Activity } from '../schemas/activity.ts'
 import { tempDir } from '../test/helpers/stores.ts'
 import { startNodeProcess, writeConfig } from '../test/helpers/process.ts'
 import { syntheticInsertSql } from '../test/helpers/synthetic.ts'
-import { queryScenarios } from './query-scenarios.ts'
+import { quantile, queryScenarios } from './query-scenarios.ts'
 
 const ROWS = Number(process.env.BENCH_ROWS ?? 10_000_000)
 const RUNS = Number(process.env.BENCH_RUNS ?? 60)
@@ -156,10 +156,6 @@ function call(url: string, method = 'GET'): Promise<{ status: number; ms: number
     req.on('error', reject)
     req.end()
   })
-}
-
-function quantile(sorted: number[], q: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)]!
 }
 
 async function main(): Promise<void> {

@@ -3,6 +3,7 @@
  * gzip- or deflate-compressed. Every item is validated on its own: the reply
  * counts accepted and rejected items, and a bad item never drops good ones.
  */
+import { isUtf8 } from 'node:buffer'
 import type { FastifyPluginAsync } from 'fastify'
 import { z } from 'zod'
 import { parseActivity, type Activity } from '../schemas/activity.ts'
@@ -79,12 +80,12 @@ export interface ActivityReceiverOptions {
 
 export const activityReceiver: FastifyPluginAsync<ActivityReceiverOptions> = async (app, { config, ingest, stats }) => {
   app.removeAllContentTypeParsers()
-  app.addContentTypeParser('application/json', { parseAs: 'string', bodyLimit: config.max_body_bytes }, async (_req: unknown, text: string) => {
-    const value = parseJsonBody(text)
+  app.addContentTypeParser('application/json', { parseAs: 'buffer', bodyLimit: config.max_body_bytes }, async (_req: unknown, body: Buffer) => {
+    const value = parseJsonBody(body)
     return { items: Array.isArray(value) ? value : [value], unparsable: new Map() } satisfies ParsedBody
   })
-  app.addContentTypeParser(NDJSON_TYPES, { parseAs: 'string', bodyLimit: config.max_body_bytes }, (_req, text, done) => {
-    done(null, parseNdjson(text as string))
+  app.addContentTypeParser(NDJSON_TYPES, { parseAs: 'buffer', bodyLimit: config.max_body_bytes }, (_req, body, done) => {
+    done(null, parseNdjson(body as Buffer))
   })
 
   app.addHook('preParsing', decodeContentEncoding)
@@ -146,18 +147,28 @@ export const activityReceiver: FastifyPluginAsync<ActivityReceiverOptions> = asy
   )
 }
 
-/** Blank lines are skipped; a line that is not JSON becomes that item's error. */
-function parseNdjson(text: string): ParsedBody {
+/**
+ * Blank lines are skipped; a line that is not JSON, or not UTF-8, becomes
+ * that item's error. Lines are cut on the newline byte, which UTF-8 never
+ * uses inside a character, so one bad line never spoils its neighbours.
+ */
+function parseNdjson(body: Buffer): ParsedBody {
   const items: unknown[] = []
   const unparsable = new Map<number, string>()
   let start = 0
   let line = 0
-  while (start <= text.length) {
-    let end = text.indexOf('\n', start)
-    if (end === -1) end = text.length
+  while (start <= body.length) {
+    let end = body.indexOf(0x0a, start)
+    if (end === -1) end = body.length
     line++
-    const raw = text.slice(start, end).trim()
+    const bytes = body.subarray(start, end)
     start = end + 1
+    if (!isUtf8(bytes)) {
+      unparsable.set(items.length, `line ${line} is not valid UTF-8`)
+      items.push(undefined)
+      continue
+    }
+    const raw = bytes.toString('utf8').trim()
     if (raw === '') continue
     try {
       items.push(JSON.parse(raw))

@@ -6,7 +6,8 @@
  * too, as protobuf JSON parsers do.
  */
 import type { SpanKindName, SpanRecord } from '../schemas/span-activity.ts'
-import { OtlpDecodeError, nanosToMs, spanProblem, type DecodedSpans } from './otlp-protobuf.ts'
+import { OtlpDecodeError, OtlpNestingError, nanosToMs, setAttribute, spanProblem, type DecodedSpans } from './otlp-protobuf.ts'
+import { MAX_DEPTH } from '../schemas/storable.ts'
 
 const KINDS: Record<string, SpanKindName> = {
   0: 'unspecified', 1: 'internal', 2: 'server', 3: 'client', 4: 'producer', 5: 'consumer',
@@ -63,25 +64,26 @@ function span(s: Json, resource: SpanRecord['resource']): SpanRecord {
   }
 }
 
-function attributes(value: unknown, where: string): Record<string, SpanRecord['attributes'][string]> {
+function attributes(value: unknown, where: string, depth = 1): Record<string, SpanRecord['attributes'][string]> {
   const out: Record<string, unknown> = {}
   if (value === undefined || value === null) return {}
   if (!Array.isArray(value)) throw new OtlpDecodeError(`${where} must be an array of {key, value}`)
   for (const kv of value) {
-    if (isObject(kv) && typeof kv['key'] === 'string' && kv['key'] !== '') out[kv['key']] = anyValue(kv['value'])
+    if (isObject(kv) && typeof kv['key'] === 'string' && kv['key'] !== '') setAttribute(out, kv['key'], anyValue(kv['value'], depth))
   }
   return out as Record<string, SpanRecord['attributes'][string]>
 }
 
-function anyValue(v: unknown): unknown {
+function anyValue(v: unknown, depth: number): unknown {
+  if (depth > MAX_DEPTH) throw new OtlpNestingError()
   if (!isObject(v)) return undefined
   if ('stringValue' in v) return v['stringValue']
   if ('boolValue' in v) return v['boolValue']
   if ('intValue' in v) return integer(v['intValue'])
   if ('doubleValue' in v) return Number(v['doubleValue'])
   if ('bytesValue' in v) return typeof v['bytesValue'] === 'string' ? Buffer.from(v['bytesValue'], 'base64').toString('hex') : undefined
-  if (isObject(v['arrayValue'])) return list(v['arrayValue'], 'values', 'values', true).map(anyValue)
-  if (isObject(v['kvlistValue'])) return attributes(v['kvlistValue']['values'], 'kvlistValue.values')
+  if (isObject(v['arrayValue'])) return list(v['arrayValue'], 'values', 'values', true).map((x) => anyValue(x, depth + 1))
+  if (isObject(v['kvlistValue'])) return attributes(v['kvlistValue']['values'], 'kvlistValue.values', depth + 1)
   return undefined
 }
 

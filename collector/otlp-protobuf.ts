@@ -7,9 +7,22 @@
  * opentelemetry/proto/trace/v1/trace.proto and common/v1/common.proto.
  */
 import type { SpanKindName, SpanRecord } from '../schemas/span-activity.ts'
+import { MAX_DEPTH } from '../schemas/storable.ts'
 
 /** A request that is not a well-formed OTLP message: the whole request is refused with 400. */
 export class OtlpDecodeError extends Error {}
+
+/** A span whose attribute values nest deeper than an activity may: that span is invalid, the rest of the request is not. */
+export class OtlpNestingError extends OtlpDecodeError {
+  constructor() {
+    super(`an attribute value is nested more than ${MAX_DEPTH} levels deep`)
+  }
+}
+
+/** `into[key] = value` as an own property, whatever the key: `__proto__` would otherwise set the prototype. */
+export function setAttribute(into: Record<string, unknown>, key: string, value: unknown): void {
+  Object.defineProperty(into, key, { value, enumerable: true, writable: true, configurable: true })
+}
 
 /** Spans decoded from one request; `invalid` are the ones that cannot be used (their index and why). */
 export interface DecodedSpans {
@@ -184,7 +197,15 @@ function span(r: Reader, resource: SpanRecord['resource'], out: DecodedSpans): v
       case 6: kind = r.varint(); break
       case 7: start = wire === 1 ? r.fixed64() : BigInt(r.varint()); break
       case 8: end = wire === 1 ? r.fixed64() : BigInt(r.varint()); break
-      case 9: keyValue(r.sub(), attributes); break
+      case 9:
+        try {
+          keyValue(r.sub(), attributes)
+        } catch (err) {
+          if (!(err instanceof OtlpNestingError)) throw err
+          out.invalid.push({ index, message: err.message })
+          return
+        }
+        break
       case 15: {
         const s = r.sub()
         while (!s.done) {
@@ -217,19 +238,21 @@ function span(r: Reader, resource: SpanRecord['resource'], out: DecodedSpans): v
   })
 }
 
-function keyValue(r: Reader, into: Record<string, unknown>): void {
+function keyValue(r: Reader, into: Record<string, unknown>, depth = 1): void {
   let key = ''
   let value: unknown
   while (!r.done) {
     const tag = r.varint()
     if (tag >>> 3 === 1 && (tag & 7) === 2) key = r.string()
-    else if (tag >>> 3 === 2 && (tag & 7) === 2) value = anyValue(r.sub())
+    else if (tag >>> 3 === 2 && (tag & 7) === 2) value = anyValue(r.sub(), depth)
     else r.skip(tag & 7)
   }
-  if (key !== '') into[key] = value
+  if (key !== '') setAttribute(into, key, value)
 }
 
-function anyValue(r: Reader): unknown {
+/** `depth` counts nesting so that no message can recurse without bound (each level is only a few bytes on the wire). */
+function anyValue(r: Reader, depth: number): unknown {
+  if (depth > MAX_DEPTH) throw new OtlpNestingError()
   let value: unknown
   while (!r.done) {
     const tag = r.varint()
@@ -238,10 +261,10 @@ function anyValue(r: Reader): unknown {
       case 2: value = r.varint() !== 0; break
       case 3: value = r.int64(); break
       case 4: value = r.double(); break
-      case 5: value = repeatedValues(r.sub(), (s) => anyValue(s.sub())); break
+      case 5: value = repeatedValues(r.sub(), (s) => anyValue(s.sub(), depth + 1)); break
       case 6: {
         const kv: Record<string, unknown> = {}
-        repeatedValues(r.sub(), (s) => keyValue(s.sub(), kv))
+        repeatedValues(r.sub(), (s) => keyValue(s.sub(), kv, depth + 1))
         value = kv
         break
       }

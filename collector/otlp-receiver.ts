@@ -49,8 +49,8 @@ export const otlpReceiver: FastifyPluginAsync<OtlpReceiverOptions> = async (app,
   app.addContentTypeParser(PROTOBUF, { parseAs: 'buffer', bodyLimit: config.max_body_bytes }, async (_req: unknown, body: Buffer) =>
     decodeOtlp(() => decodeTraceRequest(body)),
   )
-  app.addContentTypeParser('application/json', { parseAs: 'string', bodyLimit: config.max_body_bytes }, async (_req: unknown, text: string) =>
-    decodeOtlp(() => decodeTraceRequestJson(parseJsonBody(text))),
+  app.addContentTypeParser('application/json', { parseAs: 'buffer', bodyLimit: config.max_body_bytes }, async (_req: unknown, body: Buffer) =>
+    decodeOtlp(() => decodeTraceRequestJson(parseJsonBody(body))),
   )
   app.addHook('preParsing', decodeContentEncoding)
 

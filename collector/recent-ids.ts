@@ -38,10 +38,11 @@ export interface RecentIds {
   admit(activities: readonly Activity[]): { fresh: Activity[]; commit(): void }
 }
 
-/** A set of 128-bit ids with linear probing; the all-zero id marks an empty slot (the nil UUID is never remembered). */
+/** A set of 128-bit ids with linear probing; the all-zero id marks an empty slot, so the nil UUID has a flag of its own. */
 class IdTable {
   private readonly slots: Uint32Array
   private readonly mask: number
+  private nil = false
   size = 0
 
   constructor(capacity: number) {
@@ -65,10 +66,16 @@ class IdTable {
   }
 
   has(ids: Uint32Array, at: number): boolean {
+    if (isNil(ids, at)) return this.nil
     return this.find(ids[at]!, ids[at + 1]!, ids[at + 2]!, ids[at + 3]!) >= 0
   }
 
   add(ids: Uint32Array, at: number): void {
+    if (isNil(ids, at)) {
+      if (!this.nil) this.size++
+      this.nil = true
+      return
+    }
     const i = this.find(ids[at]!, ids[at + 1]!, ids[at + 2]!, ids[at + 3]!)
     if (i >= 0) return
     this.slots.set(ids.subarray(at, at + 4), (-1 - i) * 4)
@@ -76,13 +83,16 @@ class IdTable {
   }
 }
 
-/** The id's 128 bits into `into` at `at`; false for the nil UUID (the empty-slot mark). Ids are validated UUIDs by now. */
-function parse(id: string, into: Uint32Array, at: number): boolean {
+function isNil(ids: Uint32Array, at: number): boolean {
+  return (ids[at]! | ids[at + 1]! | ids[at + 2]! | ids[at + 3]!) === 0
+}
+
+/** The id's 128 bits into `into` at `at`. Ids are validated UUIDs by now. */
+function parse(id: string, into: Uint32Array, at: number): void {
   into[at] = Number.parseInt(id.slice(0, 8), 16)
   into[at + 1] = Number.parseInt(id.slice(9, 13) + id.slice(14, 18), 16)
   into[at + 2] = Number.parseInt(id.slice(19, 23) + id.slice(24, 28), 16)
   into[at + 3] = Number.parseInt(id.slice(28, 36), 16)
-  return (into[at]! | into[at + 1]! | into[at + 2]! | into[at + 3]!) !== 0
 }
 
 export function createRecentIds(config: RecentIdsConfig, now: () => number = Date.now): RecentIds {
@@ -111,10 +121,7 @@ export function createRecentIds(config: RecentIdsConfig, now: () => number = Dat
         if (seen.has(a.id)) continue
         seen.add(a.id)
         const at = n * 4
-        if (!parse(a.id, ids, at)) {
-          fresh.push(a)
-          continue
-        }
+        parse(a.id, ids, at)
         if (current.has(ids, at) || previous.has(ids, at)) continue
         fresh.push(a)
         n++

@@ -4,6 +4,7 @@
  * bytes, which is the point: a small gzip body can expand a thousandfold),
  * and JSON parsing with the catalogue's error.
  */
+import { isUtf8 } from 'node:buffer'
 import { createGunzip, createInflate } from 'node:zlib'
 import type { Transform } from 'node:stream'
 import type { preParsingAsyncHookHandler } from 'fastify'
@@ -29,10 +30,15 @@ export const decodeContentEncoding: preParsingAsyncHookHandler = async (request,
   return payload.pipe(decoder)
 }
 
-/** JSON.parse, failing as a 400 that says where the JSON broke. */
-export function parseJsonBody(text: string): unknown {
+/**
+ * JSON.parse of a body, failing as a 400 that says where the JSON broke.
+ * JSON text is UTF-8 (RFC 8259): invalid bytes are refused rather than
+ * decoded to U+FFFD, which would store something nobody sent.
+ */
+export function parseJsonBody(body: Buffer): unknown {
+  if (!isUtf8(body)) throw new ActlineError('ACT_ERR_MALFORMED_BODY', 'body is not valid UTF-8: JSON text must be UTF-8 (RFC 8259)')
   try {
-    return JSON.parse(text)
+    return JSON.parse(body.toString('utf8'))
   } catch (err) {
     throw new ActlineError('ACT_ERR_MALFORMED_BODY', `body is not valid JSON: ${(err as Error).message}`)
   }

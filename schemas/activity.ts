@@ -4,6 +4,7 @@
  * truth; the JSON Schema in activity.schema.json is generated from it.
  */
 import { z } from 'zod'
+import { inspectValue, MAX_DEPTH, printable } from './storable.ts'
 import { uuidv7 } from './uuidv7.ts'
 
 export { uuidv7 }
@@ -80,6 +81,14 @@ export const LIMITS = {
   futureSkewMs: 24 * 60 * 60 * 1000,
   /** Earliest accepted timestamp; older is almost surely a unit bug (seconds sent as ms). */
   earliest: Date.UTC(2000, 0, 1),
+  /**
+   * Characters of one activity's JSON text, every field and unknown field
+   * counted: what one event may cost each store and the log. Attributes
+   * alone could otherwise reach 128 x 4 KiB.
+   */
+  activity: 256 * 1024,
+  /** Nesting of objects and arrays inside one activity. */
+  depth: MAX_DEPTH,
 } as const
 
 const shortText = z.string().max(LIMITS.shortText)
@@ -169,11 +178,20 @@ const known = new Set<string>(ACTIVITY_FIELDS)
 /**
  * Validate and normalize one item. Unknown top-level fields are kept, not
  * rejected: they move into `attributes` (values stringified, explicit
- * attributes win on a clash), so a client on a newer contract never loses data.
+ * attributes win on a clash) under the same limits as attributes, so a
+ * client on a newer contract never loses data and no field escapes a limit.
+ * Any name is kept as sent, `__proto__` and `constructor` included.
  */
 export function parseActivity(input: unknown, receivedAt: number = Date.now()): ParseResult {
   if (typeof input !== 'object' || input === null || Array.isArray(input)) {
     return { ok: false, issues: [{ path: '', message: `expected an object, got ${describe(input)}` }] }
+  }
+  // First, before anything recurses into the item or a store sees it: one
+  // bounded walk finds what no store can hold (schemas/storable.ts).
+  const inspected = inspectValue(input)
+  if ('message' in inspected) return fail(inspected.path, `${inspected.path ? 'value ' : 'activity '}${inspected.message}`)
+  if (inspected.size > LIMITS.activity) {
+    return fail('', `activity is ${inspected.size} characters of JSON, at most ${LIMITS.activity}`)
   }
   const parsed = ActivityInput.safeParse(input)
   if (!parsed.success) {
@@ -182,38 +200,58 @@ export function parseActivity(input: unknown, receivedAt: number = Date.now()): 
       issues: parsed.error.issues.map((i) => ({ path: i.path.join('.'), message: i.message })),
     }
   }
+  const fields = input as Record<string, unknown>
   // zod's output is a fresh object: completed in place into an Activity
-  // rather than copied, as this runs for every event.
+  // rather than copied, as this runs for every event. Attributes and
+  // details are taken from the input, not from zod's copy: a key such as
+  // `__proto__` is an own property of what JSON.parse built, and assigning
+  // it to a fresh object would change that object's prototype instead.
   const v = parsed.data as Omit<typeof parsed.data, 'attributes'> & Partial<Activity>
   const attributes: Record<string, string> = {}
   let count = 0
-  if (v.attributes) {
-    for (const key in v.attributes) {
-      attributes[key] = String(v.attributes[key])
+  const sent = fields.attributes as Record<string, string | number | boolean> | undefined
+  if (sent) {
+    for (const key of Object.keys(sent)) {
+      setOwn(attributes, key, String(sent[key]))
       count++
     }
   }
-  for (const key in input) {
-    if (known.has(key) || key in attributes) continue
-    attributes[key] = stringify((input as Record<string, unknown>)[key])
+  for (const key of Object.keys(fields)) {
+    if (known.has(key) || Object.hasOwn(attributes, key)) continue
+    if (key.length === 0 || key.length > LIMITS.shortText) {
+      return fail(printable(key), `unknown field names become attribute keys, which are 1-${LIMITS.shortText} characters (got ${key.length})`)
+    }
+    const value = stringify(fields[key])
+    if (value.length > LIMITS.attributeValue) {
+      return fail(printable(key), `unknown field '${printable(key)}' is kept as an attribute, and attribute values are at most ${LIMITS.attributeValue} characters (got ${value.length})`)
+    }
+    setOwn(attributes, key, value)
     count++
   }
-  if (count > LIMITS.attributes) {
-    return { ok: false, issues: [{ path: 'attributes', message: `at most ${LIMITS.attributes} attributes, unknown fields included` }] }
+  if (count > LIMITS.attributes) return fail('attributes', `at most ${LIMITS.attributes} attributes, unknown fields included`)
+  if (fields.details !== undefined) {
+    v.details = fields.details as Activity['details']
+    const size = typeof v.details === 'string' ? v.details.length : JSON.stringify(v.details).length
+    if (size > LIMITS.details) return fail('details', `details is ${size} characters, at most ${LIMITS.details}`)
   }
-  if (v.details !== undefined && typeof v.details !== 'string') {
-    const size = JSON.stringify(v.details).length
-    if (size > LIMITS.details) {
-      return { ok: false, issues: [{ path: 'details', message: `details is ${size} characters, at most ${LIMITS.details}` }] }
-    }
-  } else if (v.details !== undefined && v.details.length > LIMITS.details) {
-    return { ok: false, issues: [{ path: 'details', message: `details is ${v.details.length} characters, at most ${LIMITS.details}` }] }
-  }
+  // One spelling per id: both stores read UUIDs case-insensitively, so
+  // `ABC...` and `abc...` are one row there and must be one id here (dedup).
+  if (v.id) v.id = v.id.toLowerCase()
   v.timestamp ??= (v.id ? uuidv7Time(v.id) : undefined) ?? receivedAt
   v.id ??= uuidv7()
   v.received_at = receivedAt
   v.attributes = attributes
   return { ok: true, activity: v as Activity }
+}
+
+function fail(path: string, message: string): ParseResult {
+  return { ok: false, issues: [{ path, message }] }
+}
+
+/** `target[key] = value` as an own property, whatever the key (`__proto__` would otherwise set the prototype). */
+function setOwn(target: Record<string, string>, key: string, value: string): void {
+  if (key === '__proto__') Object.defineProperty(target, key, { value, enumerable: true, writable: true, configurable: true })
+  else target[key] = value
 }
 
 /**

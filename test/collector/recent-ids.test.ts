@@ -15,6 +15,15 @@ const fresh = (recent: Recent, as: Activity[]) => recent.admit(as).fresh
 const store = (recent: Recent, as: Activity[]) => recent.admit(as).commit()
 
 describe('recent ids', () => {
+  it('remembers the nil UUID like any other id (the all-zero slot marks empty slots)', () => {
+    const recent = createRecentIds(RecentIdsConfig.parse({}))
+    const nil = { id: '00000000-0000-0000-0000-000000000000' } as Activity
+    const first = recent.admit([nil, nil])
+    expect(first.fresh).toHaveLength(1)
+    first.commit()
+    expect(recent.admit([nil]).fresh).toHaveLength(0)
+  })
+
   it('drops an id stored moments ago, and a second copy inside one request', () => {
     const recent = createRecentIds(RecentIdsConfig.parse({}))
     const first = fresh(recent, [act('a'), act('b'), act('a')])

@@ -88,4 +88,66 @@ describe('activity contract', () => {
     expect(ok({ action: 'a.b', source: 'user', ip: '2001:db8::1' }).ip).toBe('2001:db8::1')
     expect(ok({ action: 'a.b', source: 'user', ip: '10.0.0.1' }).ip).toBe('10.0.0.1')
   })
+
+  describe('values no store can hold are refused per item, naming the field', () => {
+    const base = { action: 'a.b', source: 'user' }
+
+    it('refuses a lone UTF-16 surrogate wherever it is: a field, a detail, an attribute key', () => {
+      expect(issues({ ...base, actor_id: 'x\ud800' })[0]).toMatchObject({ path: 'actor_id', message: expect.stringMatching(/lone UTF-16 surrogate at index 1/) })
+      expect(issues({ ...base, details: { a: ['ok', '\udc00'] } })[0]!.path).toBe('details.a.1')
+      expect(issues({ ...base, attributes: { ['k\ud83d']: 'v' } })[0]!.message).toMatch(/key .*lone UTF-16 surrogate/)
+      // A surrogate pair is a character like any other.
+      expect(ok({ ...base, actor_id: 'emoji \ud83d\ude00' }).actor_id).toBe('emoji 😀')
+    })
+
+    it('refuses NUL, which PostgreSQL cannot store, and keeps other control characters as sent', () => {
+      expect(issues({ ...base, entity_id: 'a\u0000b' })[0]).toMatchObject({ path: 'entity_id', message: expect.stringMatching(/NUL/) })
+      expect(issues({ ...base, region: 'x\u0000' })[0]!.path).toBe('region')
+      expect(ok({ ...base, actor_id: 'tab\tbell\u0007esc\u001bdel\u007f' }).actor_id).toBe('tab\tbell\u0007esc\u001bdel\u007f')
+    })
+
+    it('refuses a number JSON cannot carry (1e400 parses as Infinity)', () => {
+      expect(issues({ ...base, details: JSON.parse('{"n": 1e400}') })[0]).toMatchObject({ path: 'details.n', message: expect.stringMatching(/out of range/) })
+    })
+
+    it('refuses nesting thousands deep, in details or an unknown field, without overflowing the stack', () => {
+      const deep = JSON.parse(`${'['.repeat(5000)}1${']'.repeat(5000)}`)
+      expect(issues({ ...base, details: { deep } })[0]!.message).toMatch(/nested more than 32 levels/)
+      expect(issues({ ...base, extra: deep })[0]!.path).toMatch(/^extra/)
+      expect(ok({ ...base, details: { a: { b: { c: [1, [2, [3]]] } } } }).details).toEqual({ a: { b: { c: [1, [2, [3]]] } } })
+    })
+
+    it('holds unknown fields to the attribute limits, so no field escapes a limit', () => {
+      const big = issues({ ...base, blob: 'x'.repeat(10 * 1024 * 1024) })[0]!
+      expect(big.path).toBe('')
+      expect(big.message).toMatch(/at most 262144/)
+      expect(issues({ ...base, note: 'x'.repeat(LIMITS.attributeValue + 1) })[0]).toMatchObject({ path: 'note', message: expect.stringMatching(/at most 4096/) })
+      expect(issues({ ...base, ['k'.repeat(300)]: 1 })[0]!.message).toMatch(/1-256 characters \(got 300\)/)
+      expect(ok({ ...base, note: 'x'.repeat(LIMITS.attributeValue) }).attributes.note).toHaveLength(LIMITS.attributeValue)
+    })
+
+    it(`bounds a whole activity at ${LIMITS.activity} characters of JSON`, () => {
+      const attributes = Object.fromEntries(Array.from({ length: 100 }, (_, i) => [`k${i}`, 'v'.repeat(4000)]))
+      expect(issues({ ...base, attributes })[0]!.message).toMatch(/characters of JSON, at most 262144/)
+      expect(ok({ ...base, attributes: Object.fromEntries(Object.entries(attributes).slice(0, 50)) }).attributes.k49).toHaveLength(4000)
+    })
+
+    it('keeps unknown fields named __proto__, constructor and toString as attributes, as own properties', () => {
+      const input = JSON.parse('{"action":"a.b","source":"user","__proto__":{"polluted":1},"constructor":"c","toString":"t","attributes":{"__proto__":"p"}}')
+      const a = ok(input)
+      expect(Object.keys(a.attributes).sort()).toEqual(['__proto__', 'constructor', 'toString'])
+      expect(Object.getOwnPropertyDescriptor(a.attributes, '__proto__')!.value).toBe('p')
+      expect(a.attributes.constructor).toBe('c')
+      expect(Object.getPrototypeOf(a.attributes)).toBe(Object.prototype)
+      expect(({} as Record<string, unknown>).polluted).toBeUndefined()
+      expect(JSON.parse(JSON.stringify(a.attributes))).toEqual(JSON.parse('{"__proto__":"p","constructor":"c","toString":"t"}'))
+      const d = ok(JSON.parse('{"action":"a.b","source":"user","details":{"__proto__":{"x":1}}}'))
+      expect(JSON.stringify(d.details)).toBe('{"__proto__":{"x":1}}')
+    })
+
+    it('spells every id one way: upper case is lowered, the nil UUID is an id like any other', () => {
+      expect(ok({ ...base, id: '0190A1B2-C3D4-7E5F-8A6B-7C8D9E0F1A2B' }).id).toBe('0190a1b2-c3d4-7e5f-8a6b-7c8d9e0f1a2b')
+      expect(ok({ ...base, id: '00000000-0000-0000-0000-000000000000' }).id).toBe('00000000-0000-0000-0000-000000000000')
+    })
+  })
 })

@@ -7,7 +7,7 @@
 import { z } from 'zod'
 import type { ClickHouseReader } from '../schemas/component.ts'
 import { ActlineError } from '../schemas/errors.ts'
-import { DimensionFilters, RowFilters, TimeRange, type Filters } from './query-params.ts'
+import { DimensionFilters, RowFilters, storableTime, TimeRange, type Filters } from './query-params.ts'
 import { clickhouseWhere } from './sql-filters.ts'
 
 const nullableText = z.string().nullable()
@@ -71,20 +71,36 @@ export function encodeCursor(c: Cursor): string {
 
 /** ClickHouse's DateTime64(3) text. */
 const CLICKHOUSE_TIME = /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}$/
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/
 
-/** Undo encodeCursor; `time` is the timestamp format the store issued it in. */
+/**
+ * Undo encodeCursor; `time` is the timestamp format the store issued it in.
+ * A cursor is the client's to send, so it is checked like any input: its
+ * time must be a real instant the stores hold (2026-13-45 matches the
+ * pattern) and its id a UUID, or the store would be the one to refuse it.
+ */
 export function decodeCursor(text: string, time: RegExp = CLICKHOUSE_TIME): Cursor {
   try {
     const [timestamp, id] = JSON.parse(Buffer.from(text, 'base64url').toString('utf8')) as unknown[]
-    if (typeof timestamp === 'string' && time.test(timestamp) && typeof id === 'string' && /^[0-9a-f-]{36}$/.test(id)) {
+    if (typeof timestamp === 'string' && time.test(timestamp) && typeof id === 'string' && UUID.test(id) && realInstant(timestamp)) {
       return { timestamp, id }
     }
   } catch {
     // falls through to the error below
   }
   throw new ActlineError('ACT_ERR_VALIDATION', 'cursor is not one this API issued: pass next_cursor from the previous page unchanged', {
+    param: 'cursor',
     issues: [{ parameter: 'cursor', message: 'malformed' }],
   })
+}
+
+/** The text names a real UTC instant (no month 13, no February 30) within 1900-2299. */
+function realInstant(text: string): boolean {
+  const iso = `${text.replace(' ', 'T').replace(/Z$/, '')}Z`
+  const ms = Date.parse(iso)
+  if (!storableTime(ms)) return false
+  const back = new Date(ms).toISOString()
+  return back.slice(0, 19) === iso.slice(0, 19)
 }
 
 /** A row as selected: times as text under their own names (an alias named `timestamp` would shadow the column in ORDER BY). */

@@ -6,22 +6,41 @@
 import { z } from 'zod'
 import { CATEGORIES, SEVERITIES, SOURCES, STATUSES } from '../schemas/activity.ts'
 import { ActlineError } from '../schemas/errors.ts'
+import { stringProblem } from '../schemas/storable.ts'
 
 const UNIT_MS = { s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 } as const
 
 /**
+ * The instants both stores can hold: ClickHouse's DateTime64 covers
+ * 1900-01-01 to 2299-12-31. A time outside it is the caller's mistake, said
+ * as such, not a store error.
+ */
+export const EARLIEST_MS = Date.UTC(1900, 0, 1)
+export const LATEST_MS = Date.UTC(2300, 0, 1) - 1
+
+/** Is `ms` an instant both stores hold? */
+export function storableTime(ms: number): boolean {
+  return Number.isFinite(ms) && ms >= EARLIEST_MS && ms <= LATEST_MS
+}
+
+/**
  * An instant: ISO 8601, epoch milliseconds, or Grafana's relative `now`,
- * `now-7d` (units s, m, h, d, w). Parsed to epoch ms.
+ * `now-7d` (units s, m, h, d, w). Parsed to epoch ms, within 1900-2299.
  */
 export const Instant = z
   .string()
   .trim()
   .transform((text, ctx) => {
     const relative = /^now(?:-(\d+)([smhdw]))?$/.exec(text)
-    if (relative) return Date.now() - (relative[1] ? Number(relative[1]) * UNIT_MS[relative[2] as keyof typeof UNIT_MS] : 0)
-    const ms = /^\d{10,16}$/.test(text) ? Number(text) : Date.parse(text)
+    const ms = relative
+      ? Date.now() - (relative[1] ? Number(relative[1]) * UNIT_MS[relative[2] as keyof typeof UNIT_MS] : 0)
+      : /^\d{10,16}$/.test(text) ? Number(text) : Date.parse(text)
     if (Number.isNaN(ms)) {
-      ctx.addIssue({ code: 'custom', message: `'${text}' is not a time: use ISO 8601, epoch milliseconds or now-<n><s|m|h|d|w>` })
+      ctx.addIssue({ code: 'custom', message: `'${shorten(text)}' is not a time: use ISO 8601, epoch milliseconds or now-<n><s|m|h|d|w>` })
+      return z.NEVER
+    }
+    if (!storableTime(ms)) {
+      ctx.addIssue({ code: 'custom', message: `'${shorten(text)}' is outside the times the stores hold (1900-01-01 to 2299-12-31)` })
       return z.NEVER
     }
     return ms
@@ -80,25 +99,49 @@ export const DIMENSION_COLUMN: Record<keyof DimensionFilters, string> = {
 
 export const ROW_COLUMN = { actor: 'actor_id', entity_type: 'entity_type', entity_id: 'entity_id', trace_id: 'trace_id' } as const
 
-/** Validate a query string; a failure is a 400 naming every bad parameter. */
+function shorten(text: string): string {
+  return text.length > 64 ? `${text.slice(0, 61)}...` : text
+}
+
+/**
+ * Validate a query string; a failure is a 400 naming every bad parameter
+ * (`details.param` is the first, `details.issues` all of them). A value no
+ * store can take (NUL, a lone surrogate) is refused here, before any SQL.
+ */
 export function parseQuery<S extends z.ZodType>(schema: S, query: unknown): z.output<S> {
+  const unstorable = Object.entries((query ?? {}) as Record<string, unknown>).flatMap(([parameter, value]) => {
+    const message = [value].flat().map((v) => (typeof v === 'string' ? stringProblem(v) : undefined)).find(Boolean)
+    return message ? [{ parameter: parameter.toWellFormed(), message: `value ${message}` }] : []
+  })
+  if (unstorable.length > 0) throw invalid(unstorable)
   const result = schema.safeParse(query ?? {})
   if (result.success) return result.data
-  const issues = result.error.issues.flatMap((i) =>
-    i.code === 'unrecognized_keys'
-      ? i.keys.map((key) => ({ parameter: key, message: 'unknown parameter' }))
-      : [{ parameter: String(i.path[0] ?? '(query)'), message: i.message }],
+  throw invalid(
+    result.error.issues.flatMap((i) =>
+      i.code === 'unrecognized_keys'
+        ? i.keys.map((key) => ({ parameter: key.toWellFormed(), message: 'unknown parameter' }))
+        : [{ parameter: String(i.path[0] ?? '(query)'), message: i.message }],
+    ),
   )
-  throw new ActlineError('ACT_ERR_VALIDATION', `invalid query string: ${issues.map((i) => `${i.parameter}: ${i.message}`).join('; ')}`, { issues })
+}
+
+function invalid(issues: { parameter: string; message: string }[]): ActlineError {
+  return new ActlineError('ACT_ERR_VALIDATION', `invalid query string: ${issues.map((i) => `${i.parameter}: ${i.message}`).join('; ')}`, {
+    param: issues[0]!.parameter,
+    issues,
+  })
 }
 
 /** The range a route works on: `to` defaults to now, `from` to `to` minus the route's default span. */
 export function resolveRange(range: { from?: number; to?: number }, defaultSpanMs: number, maxSpanMs = Infinity): { from: number; to: number } {
   const to = range.to ?? Date.now()
-  const from = range.from ?? to - defaultSpanMs
-  if (from >= to) throw new ActlineError('ACT_ERR_VALIDATION', '`from` must be before `to`', { from: new Date(from).toISOString(), to: new Date(to).toISOString() })
+  // A default span reaching before what the stores hold starts where they do.
+  const from = range.from ?? Math.max(EARLIEST_MS, to - defaultSpanMs)
+  if (from >= to) {
+    throw new ActlineError('ACT_ERR_VALIDATION', '`from` must be before `to`', { param: 'from', from: new Date(from).toISOString(), to: new Date(to).toISOString() })
+  }
   if (to - from > maxSpanMs) {
-    throw new ActlineError('ACT_ERR_VALIDATION', `the range is longer than this query allows (${Math.round(maxSpanMs / 86_400_000)} days)`, {})
+    throw new ActlineError('ACT_ERR_VALIDATION', `the range is longer than this query allows (${Math.round(maxSpanMs / 86_400_000)} days)`, { param: 'from' })
   }
   return { from, to }
 }

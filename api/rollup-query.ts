@@ -95,6 +95,7 @@ export function bucketStarts(from: number, to: number, interval: Interval): numb
     starts.push(t)
     if (starts.length > MAX_BUCKETS) {
       throw new ActlineError('ACT_ERR_VALIDATION', `the range holds more than ${MAX_BUCKETS} ${interval} buckets: use a coarser interval or a shorter range`, {
+        param: 'interval',
         interval,
       })
     }

@@ -19,8 +19,9 @@
  */
 import { z } from 'zod'
 import type { Activity } from '../schemas/activity.ts'
-import type { Component, Exporter, Logger } from '../schemas/component.ts'
+import type { Component, Logger } from '../schemas/component.ts'
 import type { DeadLetter } from './dead-letter.ts'
+import type { ExporterHealth, RetryingExporter } from './retrying-exporter.ts'
 import type { Cursor, WriteAheadLog } from './write-ahead-log.ts'
 
 export const BatchProcessorConfig = z
@@ -39,6 +40,8 @@ export interface BatchStats {
   exported: number
   /** Rows the store rejected for good, written to the dead-letter file. */
   rejected: number
+  /** When a row was last dead-lettered, and why. */
+  last_dead_letter?: { at: number; reason: string }
   /** Export calls and their summed duration, for the mean export latency. */
   exports: number
   export_seconds: number
@@ -48,6 +51,10 @@ export interface BatchProcessor extends Component {
   /** Activities in the log this exporter has not passed yet. */
   readonly pending: number
   readonly stats: Readonly<BatchStats>
+  /** The exporter's retry state: failing since when, and why. */
+  readonly health: Readonly<ExporterHealth>
+  /** An export call is running (the memory limiter's idea of busy). */
+  readonly exporting: boolean
   /** Export what the log holds until caught up or `deadline`; what is left stays in the log for the next start. */
   shutdown(deadline?: number): Promise<void>
 }
@@ -55,7 +62,7 @@ export interface BatchProcessor extends Component {
 export interface BatchProcessorOptions {
   config: BatchProcessorConfig
   wal: WriteAheadLog
-  exporter: Exporter & { abort?(): void }
+  exporter: RetryingExporter
   /** Which activities this exporter takes; all when absent. */
   accepts?: (a: Activity) => boolean
   deadLetter: DeadLetter
@@ -67,6 +74,7 @@ export function createBatchProcessor({ config, wal, exporter, accepts, deadLette
   const stats: BatchStats = { exported: 0, rejected: 0, exports: 0, export_seconds: 0 }
   let cursor: Cursor = { committed: 0 }
   let running: Promise<void> | undefined
+  let exporting = false
   let stopping = false
   let deadline = Infinity
   /** When the oldest row not yet exported was first seen waiting. */
@@ -88,26 +96,32 @@ export function createBatchProcessor({ config, wal, exporter, accepts, deadLette
   }
 
   /** Send a batch; rows the store refuses for good go to the dead-letter file, alone. */
-  async function deliver(batch: readonly Activity[]): Promise<boolean> {
+  async function deliver(batch: readonly Activity[], half = false): Promise<boolean> {
     const started = performance.now()
-    const result = await exporter.export(batch)
+    exporting = true
+    // The halves of a batch that gave up get one try each for an unknown
+    // error (outages are still retried): a bound of max_elapsed_ms per half
+    // would take log2(rows) times as long to isolate the rows.
+    const result = await exporter.export(batch, half ? { unknownRetryMs: 0 } : {}).finally(() => (exporting = false))
     stats.exports++
     stats.export_seconds += (performance.now() - started) / 1000
     if (result.status === 'success') {
       stats.exported += batch.length
       return true
     }
-    if (result.status === 'retryable') return false
+    // Retrying was cut short by shutdown: the range stays in flight for the next start.
+    if (result.status !== 'permanent') return false
     if (batch.length === 1) {
       stats.rejected++
+      stats.last_dead_letter = { at: Date.now(), reason: result.error.message }
       await deadLetter.write(batch, result.error)
       logger.error({ exporter: name, id: batch[0]!.id, err: result.error.message }, `${name}: row rejected for good, written to the dead-letter file`)
       return true
     }
     // One bad row must not take 9,999 good ones with it: halve until the
     // rows the store refuses stand alone.
-    const half = batch.length >>> 1
-    return (await deliver(batch.slice(0, half))) && (await deliver(batch.slice(half)))
+    const middle = batch.length >>> 1
+    return (await deliver(batch.slice(0, middle), true)) && (await deliver(batch.slice(middle), true))
   }
 
   function due(): boolean {
@@ -163,6 +177,11 @@ export function createBatchProcessor({ config, wal, exporter, accepts, deadLette
 
   return {
     stats,
+    health: exporter.health,
+
+    get exporting() {
+      return exporting
+    },
 
     get pending() {
       return wal.countFrom(cursor.committed)
@@ -188,7 +207,7 @@ export function createBatchProcessor({ config, wal, exporter, accepts, deadLette
       stopping = true
       deadline = until
       wake.abort()
-      const timer = Number.isFinite(until) ? setTimeout(() => exporter.abort?.(), Math.max(0, until - Date.now())) : undefined
+      const timer = Number.isFinite(until) ? setTimeout(() => exporter.abort(), Math.max(0, until - Date.now())) : undefined
       await running
       clearTimeout(timer)
       const left = wal.countFrom(cursor.committed)

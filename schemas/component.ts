@@ -12,10 +12,19 @@ export interface Component {
   shutdown(): Promise<void>
 }
 
+/**
+ * What became of an export. `retryable`: the store is out (connection
+ * refused, timeouts, 5xx, its "unavailable" codes): retried without bound,
+ * the rows are fine. `permanent`: the store refuses these rows for good (a
+ * data error): split until the refused rows stand alone, then dead-lettered.
+ * `unknown`: neither is known: retried for `pipeline.retry.max_elapsed_ms`,
+ * then treated as permanent, so no error nobody foresaw can stall an exporter.
+ */
 export type ExportResult =
   | { status: 'success' }
   | { status: 'retryable'; error: Error; retryAfterMs?: number }
   | { status: 'permanent'; error: Error }
+  | { status: 'unknown'; error: Error }
 
 export interface Exporter extends Component {
   /** Name used in logs, metrics and config (`clickhouse`, `postgres`). */

@@ -69,4 +69,35 @@ describe('retrying exporter', () => {
     expect((await result).status).toBe('retryable')
     expect(inner.calls()).toBe(2)
   })
+
+  it('retries an unknown failure for max_elapsed_ms, then answers permanent so the rows can be isolated', async () => {
+    const unknown: ExportResult = { status: 'unknown', error: new Error('Code: 395. throwIf') }
+    const inner = scripted(Array.from({ length: 1000 }, () => unknown))
+    const r = withRetry(inner, RetryConfig.parse({ initial_interval_ms: 100, max_interval_ms: 1_000, max_elapsed_ms: 10_000 }), logger)
+    const result = r.export([])
+    await vi.advanceTimersByTimeAsync(9_000)
+    expect(r.health.failingSince).toBeDefined()
+    expect(r.health.lastError).toMatch(/395/)
+    await vi.advanceTimersByTimeAsync(3_000)
+    const final = await result
+    expect(final.status).toBe('permanent')
+    expect(inner.calls()).toBeGreaterThan(5)
+  })
+
+  it('gives an unknown failure one try when told unknownRetryMs 0 (the halves of a split batch)', async () => {
+    const inner = scripted([{ status: 'unknown', error: new Error('odd') }])
+    expect((await withRetry(inner, config, logger).export([], { unknownRetryMs: 0 })).status).toBe('permanent')
+    expect(inner.calls()).toBe(1)
+  })
+
+  it('retries an outage without bound, past max_elapsed_ms, and clears its failing state on success', async () => {
+    const inner = scripted([...Array.from({ length: 40 }, () => retryable()), { status: 'success' }])
+    const r = withRetry(inner, RetryConfig.parse({ initial_interval_ms: 100, max_interval_ms: 1_000, max_elapsed_ms: 1_000 }), logger)
+    const result = r.export([])
+    await vi.advanceTimersByTimeAsync(60_000)
+    expect(await result).toEqual({ status: 'success' })
+    expect(inner.calls()).toBe(41)
+    expect(r.health.failingSince).toBeUndefined()
+    expect(r.health.retries).toBe(40)
+  })
 })

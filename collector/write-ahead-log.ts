@@ -16,13 +16,16 @@
  */
 import { EventEmitter } from 'node:events'
 import { mkdirSync, readdirSync } from 'node:fs'
-import { open, rename, rm, stat, writeFile, readFile, type FileHandle } from 'node:fs/promises'
+import { open, readFile, rm, stat, type FileHandle } from 'node:fs/promises'
 import { join } from 'node:path'
 import { crc32 } from 'node:zlib'
 import { z } from 'zod'
 import type { Activity } from '../schemas/activity.ts'
 import type { Logger } from '../schemas/component.ts'
 import { yieldToLoop } from '../schemas/cooperative.ts'
+import { openCursorLedger, type Cursor, type CursorLedger } from './cursor-ledger.ts'
+
+export type { Cursor } from './cursor-ledger.ts'
 
 export const WriteAheadLogConfig = z
   .object({
@@ -66,11 +69,22 @@ export interface ReadResult {
   count: number
 }
 
-export interface Cursor {
-  /** Everything before it is in the store. */
-  committed: number
-  /** A range handed to the store and not yet confirmed; replayed as-is after a crash. */
-  inflight?: { start: number; end: number }
+/** Bytes of the log that fail their checksum or structure: skipped, and handed to `onCorrupt` once each. */
+export interface CorruptRegion {
+  segment: string
+  /** Global log offset of the first bad byte. */
+  offset: number
+  length: number
+  /** The bad bytes, at most 1 MiB of them. */
+  bytes: Buffer
+  reason: string
+}
+
+export interface WalHealth {
+  /** The last append failed and none has succeeded since: when, and why. */
+  writeFailure?: { at: number; code: string; message: string }
+  /** Records skipped because they failed their checksum or structure, since start. */
+  corruptRecords: number
 }
 
 export interface WriteAheadLog {
@@ -90,17 +104,27 @@ export interface WriteAheadLog {
   saveCursor(name: string, cursor: Cursor): Promise<void>
   /** Log bytes some exporter still needs. */
   retainedBytes(): number
+  health(): WalHealth
   /** Emits 'append' after each write. */
   readonly events: EventEmitter
   close(): Promise<void>
 }
 
-export class WalCorruptionError extends Error {}
+const CORRUPT_SAMPLE = 1024 * 1024
+/** Tries of a cursor write before the error goes up: they are tiny, and what fails them (EIO, EINTR) often passes. */
+const CURSOR_TRIES = 5
 
-export function createWriteAheadLog(config: WriteAheadLogConfig & { dir: string }, logger: Logger): WriteAheadLog {
+export function createWriteAheadLog(
+  config: WriteAheadLogConfig & { dir: string },
+  logger: Logger,
+  onCorrupt: (region: CorruptRegion) => void | Promise<void> = () => {},
+): WriteAheadLog {
   const segments: Segment[] = []
   const index: RecordRef[] = []
   const cursors = new Map<string, Cursor>()
+  const ledgers = new Map<string, CursorLedger>()
+  const reported = new Set<number>()
+  const walHealth: WalHealth = { corruptRecords: 0 }
   const events = new EventEmitter()
   let handle: FileHandle | undefined
   let end = 0
@@ -111,65 +135,152 @@ export function createWriteAheadLog(config: WriteAheadLogConfig & { dir: string 
   let closed = false
 
   const segmentPath = (base: number) => join(config.dir, `${String(base).padStart(20, '0')}.wal`)
-  const cursorPath = (name: string) => join(config.dir, `cursor-${name}.json`)
 
-  async function scan(segment: Segment, verify: boolean): Promise<number> {
-    const fh = await open(segment.path, 'r')
-    try {
-      const { size } = await fh.stat()
-      const header = Buffer.alloc(HEADER)
-      let pos = 0
-      while (pos + HEADER <= size) {
-        await fh.read(header, 0, HEADER, pos)
-        const length = header.readUInt32LE(0)
-        const count = header.readUInt32LE(8)
-        if (length === 0 || pos + HEADER + length > size) break
-        if (verify) {
-          const payload = Buffer.alloc(length)
-          await fh.read(payload, 0, length, pos + HEADER)
-          if (crc32(payload) !== header.readUInt32LE(4)) break
-        }
-        index.push({ offset: segment.base + pos, end: segment.base + pos + HEADER + length, count })
-        pos += HEADER + length
-      }
-      return pos
-    } finally {
-      await fh.close()
-    }
+  async function corrupt(segment: Segment, at: number, length: number, bytes: Buffer, reason: string): Promise<void> {
+    const offset = segment.base + at
+    if (reported.has(offset)) return
+    reported.add(offset)
+    walHealth.corruptRecords++
+    logger.error({ segment: segment.path, offset, bytes: length, reason }, 'wal: skipping damaged log bytes; they are in the dead-letter file')
+    await onCorrupt({ segment: segment.path, offset, length, bytes: bytes.subarray(0, CORRUPT_SAMPLE), reason })
   }
 
+  /** Is there a whole, checksummed record at `pos` of `buf`? */
+  function recordAt(buf: Buffer, pos: number): number | undefined {
+    if (pos + HEADER > buf.length) return undefined
+    const length = buf.readUInt32LE(pos)
+    if (length === 0 || pos + HEADER + length > buf.length) return undefined
+    return crc32(buf.subarray(pos + HEADER, pos + HEADER + length)) === buf.readUInt32LE(pos + 4) ? length : undefined
+  }
+
+  /**
+   * Index a segment's records. Sealed segments are walked by their lengths
+   * (they were synced before the next began; a record's checksum is checked
+   * when it is read); bytes whose structure breaks are one damaged region.
+   * The last segment is checked record by record: a bad record followed by
+   * a good one is damage (skipped, reported), a bad record with nothing good
+   * after it is a torn write from a crash (cut). Returns the bytes to keep.
+   */
+  async function scan(segment: Segment, last: boolean): Promise<number> {
+    const buf = await readFile(segment.path)
+    let pos = 0
+    while (pos + HEADER <= buf.length) {
+      const length = buf.readUInt32LE(pos)
+      const fits = length > 0 && pos + HEADER + length <= buf.length
+      if (fits && (!last || recordAt(buf, pos) !== undefined)) {
+        index.push({ offset: segment.base + pos, end: segment.base + pos + HEADER + length, count: buf.readUInt32LE(pos + 8) })
+        pos += HEADER + length
+        continue
+      }
+      if (last && fits && hasRecordAfter(buf, pos + HEADER + length)) {
+        await corrupt(segment, pos, HEADER + length, buf.subarray(pos, pos + HEADER + length), 'record fails its checksum')
+        pos += HEADER + length
+        continue
+      }
+      if (last) return pos
+      await corrupt(segment, pos, buf.length - pos, buf.subarray(pos), `sealed segment breaks at byte ${pos} of ${buf.length}`)
+      return buf.length
+    }
+    if (pos < buf.length && !last) await corrupt(segment, pos, buf.length - pos, buf.subarray(pos), `sealed segment ends in ${buf.length - pos} stray bytes`)
+    return last ? pos : buf.length
+  }
+
+  /** Following the lengths from `from`, does any whole, checksummed record come? */
+  function hasRecordAfter(buf: Buffer, from: number): boolean {
+    for (let pos = from; pos + HEADER <= buf.length; ) {
+      if (recordAt(buf, pos) !== undefined) return true
+      const length = buf.readUInt32LE(pos)
+      if (length === 0 || pos + HEADER + length > buf.length) return false
+      pos += HEADER + length
+    }
+    return false
+  }
+
+  /** Start a new segment at `end`. The new file is opened first: if that fails, the current segment stays as it was. */
   async function roll(): Promise<void> {
+    const segment = { base: end, path: segmentPath(end), size: 0 }
+    const next = await open(segment.path, 'a')
     if (handle) {
-      await handle.datasync()
+      await handle.datasync().catch(async (err) => {
+        await next.close()
+        await rm(segment.path, { force: true })
+        throw err
+      })
       await handle.close()
     }
-    const segment = { base: end, path: segmentPath(end), size: 0 }
     segments.push(segment)
-    handle = await open(segment.path, 'a')
+    handle = next
   }
 
+  /** Write every byte of `chunks` (writev may write fewer than asked). */
+  async function writeAll(fh: FileHandle, chunks: Buffer[]): Promise<void> {
+    let rest = chunks
+    while (rest.length > 0) {
+      const { bytesWritten } = await fh.writev(rest)
+      let n = bytesWritten
+      while (rest.length > 0 && n >= rest[0]!.length) n -= rest.shift()!.length
+      if (n > 0) rest = [rest[0]!.subarray(n), ...rest.slice(1)]
+    }
+  }
+
+  /**
+   * All or nothing: a failed write or sync is cut back to the segment's last
+   * whole record before anyone hears of it, so no later record lands behind
+   * torn bytes (which a restart would then cut as a torn tail, taking
+   * acknowledged records with it), and nothing that failed is acknowledged.
+   */
   async function flush(): Promise<void> {
     while (pending.length > 0) {
       const batch = pending
       pending = []
+      let segment = segments.at(-1)!
       try {
-        const current = segments.at(-1)!
         const bytes = batch.reduce((n, p) => n + p.data.length, 0)
-        if (current.size > 0 && current.size + bytes > config.segment_bytes) await roll()
-        const segment = segments.at(-1)!
-        await handle!.writev(batch.map((p) => p.data))
+        if (segment.size > 0 && segment.size + bytes > config.segment_bytes) await roll()
+        segment = segments.at(-1)!
+        await writeAll(handle!, batch.map((p) => p.data))
+        if (config.durability === 'fsync') await handle!.datasync()
+        else dirty = true
         const ends = batch.map((p) => {
           index.push({ offset: end, end: end + p.data.length, count: p.count })
           return (end += p.data.length)
         })
         segment.size += bytes
-        if (config.durability === 'fsync') await handle!.datasync()
-        else dirty = true
+        walHealth.writeFailure = undefined
         batch.forEach((p, i) => p.resolve(ends[i]!))
         events.emit('append')
       } catch (err) {
-        for (const p of batch) p.reject(err as Error)
+        const e = err as NodeJS.ErrnoException
+        walHealth.writeFailure = { at: Date.now(), code: e.code ?? 'EIO', message: e.message }
+        await cutBack(segment)
+        for (const p of batch) p.reject(e)
+        if (e.code === 'ENOSPC' || e.code === 'EDQUOT') await freeWhenFull()
       }
+    }
+  }
+
+  async function cutBack(segment: Segment): Promise<void> {
+    try {
+      await handle!.truncate(segment.size)
+    } catch (err) {
+      // The next append's failure path tries again; until then nothing is acknowledged.
+      logger.error({ segment: segment.path, err: (err as Error).message }, 'wal: could not cut a failed write back to the last whole record')
+    }
+  }
+
+  /**
+   * The disk is full. Segments every exporter has passed are freed as the
+   * cursors advance, but never the one being written: if it alone fills the
+   * disk and every exporter has passed it, start a new one so it can go.
+   */
+  async function freeWhenFull(): Promise<void> {
+    const current = segments.at(-1)!
+    if (current.size === 0 || cursors.size === 0 || oldestNeeded() < end) return
+    try {
+      await roll()
+      await removePassed()
+    } catch (err) {
+      logger.warn({ err: (err as Error).message }, 'wal: disk full, could not start a new segment yet')
     }
   }
 
@@ -223,13 +334,10 @@ export function createWriteAheadLog(config: WriteAheadLogConfig & { dir: string 
       for (const name of names) segments.push({ base: Number(NAME.exec(name)![1]), path: join(config.dir, name), size: 0 })
       for (const [i, segment] of segments.entries()) {
         const last = i === segments.length - 1
-        // Sealed segments were synced before the next one started; only the
-        // last can hold a torn write, so only it pays for checksums here.
         segment.size = await scan(segment, last)
         const { size } = await stat(segment.path)
-        if (size > segment.size) {
-          if (!last) throw new WalCorruptionError(`wal segment ${segment.path} is damaged at byte ${segment.size} of ${size}`)
-          logger.warn({ segment: segment.path, cut_bytes: size - segment.size }, 'wal: cutting a torn or corrupt tail left by a crash')
+        if (last && size > segment.size) {
+          logger.warn({ segment: segment.path, cut_bytes: size - segment.size }, 'wal: cutting a torn tail left by a crash')
           const fh = await open(segment.path, 'r+')
           await fh.truncate(segment.size)
           await fh.datasync()
@@ -302,8 +410,13 @@ export function createWriteAheadLog(config: WriteAheadLogConfig & { dir: string 
           const at = refs[k]!.offset - from
           const length = buf.readUInt32LE(at)
           const payload = buf.subarray(at + HEADER, at + HEADER + length)
-          if (crc32(payload) !== buf.readUInt32LE(at + 4)) throw new WalCorruptionError(`wal record at offset ${refs[k]!.offset} fails its checksum`)
-          for (const a of JSON.parse(payload.toString('utf8')) as Activity[]) activities.push(a)
+          const parsed = crc32(payload) === buf.readUInt32LE(at + 4) ? parseRecord(payload) : undefined
+          if (!parsed) {
+            // Skipped, not retried: the same bytes fail the same way forever.
+            await corrupt(segment, refs[k]!.offset - segment.base, HEADER + length, buf.subarray(at, at + HEADER + length), 'record fails its checksum')
+            continue
+          }
+          for (const a of parsed) activities.push(a)
         }
         i = j + 1
       }
@@ -311,25 +424,31 @@ export function createWriteAheadLog(config: WriteAheadLogConfig & { dir: string 
     },
 
     async cursor(name) {
-      let cursor: Cursor = { committed: segments[0]?.base ?? 0 }
-      try {
-        cursor = JSON.parse(await readFile(cursorPath(name), 'utf8')) as Cursor
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err
-      }
+      const ledger = await openCursorLedger(config.dir, name, config.durability !== 'none')
+      ledgers.set(name, ledger)
+      const cursor = (await ledger.read()) ?? { committed: segments[0]?.base ?? 0 }
       cursors.set(name, cursor)
       return cursor
     },
 
     async saveCursor(name, cursor) {
-      // Write, sync, rename: a crash leaves the old cursor or the new one,
-      // never half of one.
-      const tmp = `${cursorPath(name)}.tmp`
-      await writeFile(tmp, JSON.stringify(cursor), { flush: config.durability !== 'none' })
-      await rename(tmp, cursorPath(name))
+      const ledger = ledgers.get(name)
+      if (!ledger) throw new Error(`wal: cursor ${name} was never registered`)
+      for (let attempt = 1; ; attempt++) {
+        try {
+          await ledger.write(cursor)
+          break
+        } catch (err) {
+          if (attempt >= CURSOR_TRIES) throw err
+          logger.warn({ exporter: name, attempt, err: (err as Error).message }, 'wal: cursor write failed, trying again')
+          await new Promise((r) => setTimeout(r, 20 * 2 ** attempt))
+        }
+      }
       cursors.set(name, cursor)
       await removePassed()
     },
+
+    health: () => walHealth,
 
     retainedBytes() {
       return end - oldestNeeded()
@@ -340,11 +459,20 @@ export function createWriteAheadLog(config: WriteAheadLogConfig & { dir: string 
       closed = true
       clearInterval(syncTimer)
       await flushing
+      await Promise.allSettled([...ledgers.values()].map((l) => l.close()))
       if (handle) {
         if (config.durability !== 'none') await handle.datasync()
         await handle.close()
         handle = undefined
       }
     },
+  }
+}
+
+function parseRecord(payload: Buffer): Activity[] | undefined {
+  try {
+    return JSON.parse(payload.toString('utf8')) as Activity[]
+  } catch {
+    return undefined
   }
 }

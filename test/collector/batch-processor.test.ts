@@ -5,6 +5,7 @@ import { BatchProcessorConfig, createBatchProcessor } from '../../collector/batc
 import { createDeadLetter } from '../../collector/dead-letter.ts'
 import { createWriteAheadLog, WriteAheadLogConfig, type WriteAheadLog } from '../../collector/write-ahead-log.ts'
 import { createLogger } from '../../collector/collector.ts'
+import { readLedgerFile } from '../../collector/cursor-ledger.ts'
 import { eventually, tempDir } from '../helpers/stores.ts'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
@@ -116,7 +117,7 @@ describe('batch processor over the write-ahead log', () => {
     const rows = activities(5)
     await first.wal.append(rows)
     await eventually('first attempt', async () => calls === 1)
-    const cursorFile = JSON.parse(readFileSync(join(dir.path, 'cursor-recording.json'), 'utf8'))
+    const cursorFile = (await readLedgerFile(dir.path, 'recording'))!
     expect(cursorFile.inflight).toEqual({ start: 0, end: first.wal.end })
     await first.processor.shutdown(Date.now())
     await first.wal.close()
@@ -126,7 +127,7 @@ describe('batch processor over the write-ahead log', () => {
     const second = await setup({ send_batch_size: 5, timeout_ms: 20 }, again, undefined, dir)
     await eventually('replayed batch', async () => again.batches.length === 1)
     expect(again.batches[0]!.map((a) => a.id)).toEqual(rows.map((a) => a.id))
-    await eventually('cursor committed', async () => JSON.parse(readFileSync(join(dir.path, 'cursor-recording.json'), 'utf8')).inflight === undefined)
+    await eventually('cursor committed', async () => (await readLedgerFile(dir.path, 'recording'))!.inflight === undefined)
     expect(second.processor.pending).toBe(0)
   })
 

@@ -2,7 +2,8 @@ import { appendFileSync, readdirSync, readFileSync, statSync, truncateSync, writ
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import { parseActivity, type Activity } from '../../schemas/activity.ts'
-import { createWriteAheadLog, WriteAheadLogConfig } from '../../collector/write-ahead-log.ts'
+import { createWriteAheadLog, WriteAheadLogConfig, type CorruptRegion } from '../../collector/write-ahead-log.ts'
+import { ledgerPath } from '../../collector/cursor-ledger.ts'
 import { createLogger } from '../../collector/collector.ts'
 import { tempDir } from '../helpers/stores.ts'
 
@@ -18,9 +19,14 @@ function activities(n: number, tag = 'a'): Activity[] {
   })
 }
 
-function wal(overrides: Record<string, unknown> = {}, dir = tempDir()) {
+function wal(overrides: Record<string, unknown> = {}, dir = tempDir(), regions: CorruptRegion[] = []) {
   if (!dirs.includes(dir)) dirs.push(dir)
-  return { dir: dir.path, log: createWriteAheadLog({ ...WriteAheadLogConfig.parse(overrides), dir: dir.path }, logger), reopen: () => wal(overrides, dir) }
+  return {
+    dir: dir.path,
+    regions,
+    log: createWriteAheadLog({ ...WriteAheadLogConfig.parse(overrides), dir: dir.path }, logger, (r) => void regions.push(r)),
+    reopen: () => wal(overrides, dir, regions),
+  }
 }
 
 const segmentFiles = (dir: string) => readdirSync(dir).filter((f) => f.endsWith('.wal')).sort()
@@ -149,6 +155,94 @@ describe('write-ahead log', () => {
     const again = w.reopen()
     await again.log.open()
     expect(await again.log.cursor('clickhouse')).toEqual({ committed: again.log.end, inflight: { start: 0, end: 10 } })
+    await again.log.close()
+  })
+
+  it('skips a damaged record in the middle of the last segment, keeping the records after it, and reports it once', async () => {
+    const w = wal()
+    await w.log.open()
+    const first = activities(2, 'first')
+    await w.log.append(first)
+    const endOfFirst = w.log.end
+    await w.log.append(activities(2, 'flipped'))
+    const last = activities(2, 'last')
+    await w.log.append(last)
+    await w.log.close()
+    const path = join(w.dir, segmentFiles(w.dir)[0]!)
+    const bytes = readFileSync(path)
+    bytes[endOfFirst + 40]! ^= 0xff
+    writeFileSync(path, bytes)
+
+    const again = w.reopen()
+    await again.log.open()
+    const ids = (await again.log.read(0, 100)).activities.map((x) => x.id)
+    expect(ids).toEqual([...first, ...last].map((x) => x.id))
+    expect(again.regions).toHaveLength(1)
+    expect(again.regions[0]).toMatchObject({ offset: endOfFirst, reason: 'record fails its checksum' })
+    expect(again.log.health().corruptRecords).toBe(1)
+    await again.log.close()
+  })
+
+  it('skips a record of a sealed segment that fails its checksum when read, instead of retrying it forever', async () => {
+    const w = wal({ segment_bytes: 2048 })
+    await w.log.open()
+    for (let i = 0; i < 10; i++) await w.log.append(activities(5, `s${i}`))
+    await w.log.close()
+    const sealed = join(w.dir, segmentFiles(w.dir)[0]!)
+    const bytes = readFileSync(sealed)
+    bytes[20]! ^= 0xff // inside the first record's payload
+    writeFileSync(sealed, bytes)
+
+    const again = w.reopen()
+    await again.log.open()
+    const read = await again.log.read(0, 1000)
+    expect(read.activities).toHaveLength(45)
+    expect(read.next).toBe(again.log.end)
+    await again.log.read(0, 1000)
+    expect(again.regions).toHaveLength(1)
+    expect(again.regions[0]!.bytes.length).toBeGreaterThan(12)
+    await again.log.close()
+  })
+
+  it('opens a log whose sealed segment is broken in its structure: the broken part is reported, the rest read', async () => {
+    const w = wal({ segment_bytes: 4096 })
+    await w.log.open()
+    for (let i = 0; i < 10; i++) await w.log.append(activities(5, `s${i}`))
+    const total = w.log.countFrom(0)
+    await w.log.close()
+    const sealed = join(w.dir, segmentFiles(w.dir)[0]!)
+    const bytes = readFileSync(sealed)
+    const firstLength = bytes.readUInt32LE(0)
+    bytes.writeUInt32LE(0x7fffffff, 12 + firstLength) // the second record's length runs past the file
+    writeFileSync(sealed, bytes)
+
+    const again = w.reopen()
+    await again.log.open()
+    const read = await again.log.read(0, 1000)
+    expect(read.activities.length).toBeGreaterThan(5)
+    expect(read.activities.length).toBeLessThan(total)
+    expect(again.regions[0]!.reason).toMatch(/sealed segment breaks at byte/)
+    await again.log.close()
+  })
+
+  it('keeps the previous cursor when a cursor write was torn, and carries over the JSON cursor of earlier versions', async () => {
+    const w = wal()
+    writeFileSync(join(w.dir, 'cursor-old.json'), JSON.stringify({ committed: 0, inflight: { start: 0, end: 7 } }))
+    await w.log.open()
+    expect(await w.log.cursor('old')).toEqual({ committed: 0, inflight: { start: 0, end: 7 } })
+    await w.log.append(activities(2))
+    await w.log.saveCursor('old', { committed: 1 })
+    await w.log.saveCursor('old', { committed: w.log.end })
+    await w.log.close()
+    expect(readdirSync(w.dir)).not.toContain('cursor-old.json')
+    // Tear the newest slot.
+    const ledger = readFileSync(ledgerPath(w.dir, 'old'))
+    const newest = ledger.readUInt32LE(4) > ledger.readUInt32LE(516) ? 0 : 512
+    ledger[newest + 20]! ^= 0xff
+    writeFileSync(ledgerPath(w.dir, 'old'), ledger)
+    const again = w.reopen()
+    await again.log.open()
+    expect(await again.log.cursor('old')).toEqual({ committed: 1 })
     await again.log.close()
   })
 })

@@ -21,9 +21,18 @@ export function refuseWhenFull(
   code: 'ACT_ERR_BACKPRESSURE' | 'ACT_ERR_OVERLOADED',
 ): onRequestAsyncHookHandler {
   return async () => {
-    const reason = ingest.refusal()
-    if (!reason) return
+    const refusal = ingest.refusal()
+    if (!refusal) return
     stats.refusedRequests++
+    const { reason } = refusal
+    if (refusal.kind === 'storage') {
+      throw new ActlineError(
+        'ACT_ERR_STORAGE_UNAVAILABLE',
+        `the collector cannot store requests now (${reason}); nothing was accepted, retry after the indicated delay`,
+        { reason, retry_after_seconds: STORAGE_RETRY_S, nothing_was_accepted: true },
+        { 'retry-after': String(STORAGE_RETRY_S) },
+      )
+    }
     throw new ActlineError(
       code,
       `the collector is at capacity (${reason}); retry after the indicated delay`,
@@ -32,6 +41,9 @@ export function refuseWhenFull(
     )
   }
 }
+
+/** What a client waits when the log cannot be written: long enough for an exporter to free a segment. */
+const STORAGE_RETRY_S = 5
 
 /** Durable before the reply: a 200 means stored. */
 export async function store(ingest: Ingest, activities: readonly Activity[], log: FastifyBaseLogger): Promise<void> {
@@ -42,8 +54,8 @@ export async function store(ingest: Ingest, activities: readonly Activity[], log
     throw new ActlineError(
       'ACT_ERR_STORAGE_UNAVAILABLE',
       'the collector could not store the request; nothing was accepted, retry later',
-      { nothing_was_accepted: true },
-      { 'retry-after': '5' },
+      { reason: (err as NodeJS.ErrnoException).code ?? 'write failed', retry_after_seconds: STORAGE_RETRY_S, nothing_was_accepted: true },
+      { 'retry-after': String(STORAGE_RETRY_S) },
     )
   }
 }

@@ -16,6 +16,7 @@ import { announceAccess, storeReaders } from './collector.ts'
 import type { Config } from './config.ts'
 import { createServer, listeningUrl } from './app.ts'
 import { health } from './health.ts'
+import { startInBackground, type StoreStart } from './store-start.ts'
 import { VERSION } from './version.ts'
 
 export interface ApiServer {
@@ -30,6 +31,8 @@ export async function createApiServer(config: Config, logger: FastifyBaseLogger)
   const postgres = config.exporters.postgres.enabled ? createPostgresExporter(config.exporters.postgres, logger) : undefined
   const stores: Exporter[] = postgres ? [clickhouse, postgres] : [clickhouse]
   const toPostgres = auditPredicate(config.pipeline.audit_route)
+  const starts = new Map<string, StoreStart>()
+  const starting = (name: string) => (starts.has(name) ? starts.get(name)!.pending() : 'not started')
   let ready = false
 
   async function audit(activity: Activity): Promise<void> {
@@ -41,19 +44,16 @@ export async function createApiServer(config: Config, logger: FastifyBaseLogger)
   }
 
   const app = await createServer(logger, config.auth)
-  await app.register(health, { exporters: stores, isAccepting: () => ready })
-  await app.register(queryApi, { prefix: API_PREFIX, config: config.api, version: VERSION, ...storeReaders(config, clickhouse, postgres), audit })
+  await app.register(health, { stores: stores.map((exporter) => ({ exporter, starting: () => starting(exporter.name) })), isAccepting: () => ready })
+  await app.register(queryApi, { prefix: API_PREFIX, config: config.api, version: VERSION, ...storeReaders(config, clickhouse, postgres, starting), audit })
 
   return {
     app,
     async start() {
-      try {
-        await Promise.all(stores.map((s) => s.start()))
-        await app.listen({ host: config.server.host, port: config.server.port })
-      } catch (err) {
-        await Promise.allSettled(stores.map((s) => s.shutdown()))
-        throw err
-      }
+      await app.listen({ host: config.server.host, port: config.server.port })
+      // A store that is down answers 503 until it is up (store-start.ts).
+      for (const store of stores) starts.set(store.name, startInBackground(store, config.pipeline.retry, logger))
+      await Promise.all([...starts.values()].map((s) => s.firstAttempt))
       ready = true
       const { url } = listeningUrl(app, config.server.host, config.server.port)
       logger.info({ url }, `actline query API listening on ${url}${API_PREFIX}`)
@@ -63,6 +63,7 @@ export async function createApiServer(config: Config, logger: FastifyBaseLogger)
     async shutdown() {
       ready = false
       await app.close()
+      await Promise.all([...starts.values()].map((s) => s.stop()))
       await Promise.allSettled(stores.map((s) => s.shutdown()))
     },
   }

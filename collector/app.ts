@@ -3,12 +3,13 @@
  * collector.ts does, so tests can inject requests without a socket.
  */
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify'
-import type { Exporter, Ingest } from '../schemas/component.ts'
+import type { Ingest } from '../schemas/component.ts'
 import { activityReceiver, type ActivityReceiverConfig, type ReceiverStats } from './activity-receiver.ts'
 import type { BatchProcessor } from './batch-processor.ts'
 import { installErrorHandler } from './errors.ts'
 import { otlpReceiver, type OtlpReceiverConfig } from './otlp-receiver.ts'
-import { health } from './health.ts'
+import { health, type StoreStatus } from './health.ts'
+import type { MemoryLimiter } from './memory-limiter.ts'
 import { selfTelemetry } from './self-telemetry.ts'
 import type { WriteAheadLog } from './write-ahead-log.ts'
 import { auth, type AuthConfig } from '../api/auth.ts'
@@ -18,9 +19,10 @@ export interface AppOptions {
   logger: FastifyBaseLogger
   receivers: { activity: ActivityReceiverConfig; otlp: OtlpReceiverConfig }
   ingest: Ingest
-  exporters: readonly Exporter[]
+  stores: readonly StoreStatus[]
   queues: ReadonlyMap<string, BatchProcessor>
-  wal: Pick<WriteAheadLog, 'retainedBytes'>
+  wal: Pick<WriteAheadLog, 'retainedBytes' | 'health'>
+  memory: Pick<MemoryLimiter, 'state'>
   receiverStats: ReceiverStats
   isAccepting(): boolean
   auth: AuthConfig
@@ -58,8 +60,8 @@ export function listeningUrl(app: FastifyInstance, host: string, configuredPort:
 
 export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   const app = await createServer(options.logger, options.auth)
-  await app.register(health, { exporters: options.exporters, isAccepting: options.isAccepting })
-  await app.register(selfTelemetry, { receiver: options.receiverStats, queues: options.queues, wal: options.wal })
+  await app.register(health, { stores: options.stores, ingest: options.ingest, isAccepting: options.isAccepting })
+  await app.register(selfTelemetry, { receiver: options.receiverStats, stores: options.stores, wal: options.wal, memory: options.memory })
   await app.register(activityReceiver, { config: options.receivers.activity, ingest: options.ingest, stats: options.receiverStats })
   if (options.receivers.otlp.enabled) {
     await app.register(otlpReceiver, { config: options.receivers.otlp, ingest: options.ingest, stats: options.receiverStats })

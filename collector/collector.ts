@@ -8,7 +8,8 @@ import { join } from 'node:path'
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
 import { pino } from 'pino'
 import type { Activity } from '../schemas/activity.ts'
-import type { ClickHouseReader, Exporter, Ingest, PostgresReader } from '../schemas/component.ts'
+import type { ClickHouseReader, Exporter, Ingest, PostgresReader, Refusal } from '../schemas/component.ts'
+import { ActlineError } from '../schemas/errors.ts'
 import { createClickHouseExporter } from '../exporters/clickhouse-exporter.ts'
 import { createPostgresExporter } from '../exporters/postgres-exporter.ts'
 import { createReceiverStats } from './activity-receiver.ts'
@@ -17,9 +18,11 @@ import { buildApp, listeningUrl } from './app.ts'
 import { auditPredicate } from './audit-router.ts'
 import { createBatchProcessor, type BatchProcessor } from './batch-processor.ts'
 import type { Config } from './config.ts'
-import { createDeadLetter } from './dead-letter.ts'
+import { createDeadLetter, damagedLogWriter } from './dead-letter.ts'
+import type { StoreStatus } from './health.ts'
 import { createMemoryLimiter } from './memory-limiter.ts'
 import { withRetry } from './retrying-exporter.ts'
+import { startInBackground, type StoreStart } from './store-start.ts'
 import { createWriteAheadLog } from './write-ahead-log.ts'
 import { VERSION } from './version.ts'
 
@@ -56,10 +59,19 @@ export function storeReaders(
   config: Config,
   clickhouse: ReturnType<typeof createClickHouseExporter>,
   postgres: ReturnType<typeof createPostgresExporter> | undefined,
+  starting: (name: string) => string | undefined = () => undefined,
 ): { clickhouse: ClickHouseReader; postgres?: PostgresReader } {
+  // A store not connected yet is a 503 the client can retry, not a 500.
+  const ready = (name: string) => {
+    const why = starting(name)
+    if (why !== undefined) throw new ActlineError('ACT_ERR_STORAGE_UNAVAILABLE', `the ${name} store is not connected yet (${why}); retry later`, { store: name }, { 'retry-after': '5' })
+  }
   return {
-    clickhouse: { database: config.exporters.clickhouse.database, rows: (sql, params, signal) => clickhouse.reader().rows(sql, params, signal) },
-    ...(postgres && { postgres: { rows: (sql, params) => postgres.reader().rows(sql, params) } }),
+    clickhouse: {
+      database: config.exporters.clickhouse.database,
+      rows: async (sql, params, signal) => (ready('clickhouse'), clickhouse.reader().rows(sql, params, signal)),
+    },
+    ...(postgres && { postgres: { rows: async (sql, params) => (ready('postgres'), postgres.reader().rows(sql, params)) } }),
   }
 }
 
@@ -72,14 +84,21 @@ export function announceAccess(logger: FastifyBaseLogger, config: Config, url: s
   }
 }
 
+/** How long ingest answers 503 after the log failed a write, before a request may try again. */
+const STORAGE_PAUSE_MS = 1_000
+
 export async function createCollector(config: Config, options: { logger?: FastifyBaseLogger } = {}): Promise<Collector> {
   const logger = options.logger ?? createLogger(config.server.log_level)
   const exporters: Exporter[] = []
   /** Exporter name -> the batch processor reading the log for it. */
   const queues = new Map<string, BatchProcessor>()
-  const wal = createWriteAheadLog(config.wal, logger)
-  const memory = createMemoryLimiter(config.pipeline.memory_limiter, async () => {
-    await Promise.all(exporters.map((e) => e.reclaimMemory?.()))
+  const starts = new Map<string, StoreStart>()
+  const deadLetterDir = join(config.data_dir, 'dead-letter')
+  const wal = createWriteAheadLog(config.wal, logger, damagedLogWriter(deadLetterDir))
+  const memory = createMemoryLimiter(config.pipeline.memory_limiter, {
+    reclaim: async () => void (await Promise.all(exporters.map((e) => e.reclaimMemory?.()))),
+    exporting: () => [...queues.values()].some((q) => q.exporting),
+    logger,
   })
 
   const add = (exporter: Exporter, accepts?: (a: Activity) => boolean) => {
@@ -88,7 +107,7 @@ export async function createCollector(config: Config, options: { logger?: Fastif
       wal,
       exporter: withRetry(exporter, config.pipeline.retry, logger),
       ...(accepts && { accepts }),
-      deadLetter: createDeadLetter(join(config.data_dir, 'dead-letter'), exporter.name),
+      deadLetter: createDeadLetter(deadLetterDir, exporter.name),
       logger,
     })
     exporters.push(exporter)
@@ -98,14 +117,20 @@ export async function createCollector(config: Config, options: { logger?: Fastif
   const postgres = config.exporters.postgres.enabled ? createPostgresExporter(config.exporters.postgres, logger) : undefined
   if (clickhouse) add(clickhouse)
   if (postgres) add(postgres, auditPredicate(config.pipeline.audit_route))
+  const starting = (name: string) => (starts.has(name) ? starts.get(name)!.pending() : 'not started')
 
   const recentIds = createRecentIds(config.pipeline.dedup)
   const receiverStats = createReceiverStats()
   let accepting = false
   const ingest: Ingest = {
-    refusal() {
-      if (wal.retainedBytes() > config.wal.max_bytes) return 'write-ahead log full'
-      if (memory.over()) return 'memory limit'
+    refusal(): Refusal | undefined {
+      const failure = wal.health().writeFailure
+      if (failure && Date.now() - failure.at < STORAGE_PAUSE_MS) {
+        return { kind: 'storage', reason: `the write-ahead log cannot be written: ${failure.code === 'ENOSPC' ? 'its disk is full' : failure.code}` }
+      }
+      if (wal.retainedBytes() > config.wal.max_bytes) return { kind: 'backpressure', reason: 'write-ahead log full' }
+      if (memory.over()) return { kind: 'backpressure', reason: 'memory limit' }
+      memory.admitted()
       return undefined
     },
     write: async (activities) => {
@@ -115,6 +140,7 @@ export async function createCollector(config: Config, options: { logger?: Fastif
       commit()
     },
   }
+  const stores: StoreStatus[] = exporters.map((exporter) => ({ exporter, starting: () => starting(exporter.name), queue: queues.get(exporter.name)! }))
   if (config.api.enabled && !clickhouse) logger.warn('api: not served: the query API reads ClickHouse, and the clickhouse exporter is disabled')
   const app = await buildApp({
     logger,
@@ -126,14 +152,15 @@ export async function createCollector(config: Config, options: { logger?: Fastif
         api: {
           config: config.api,
           version: VERSION,
-          ...storeReaders(config, clickhouse, postgres),
+          ...storeReaders(config, clickhouse, postgres, (name) => starts.get(name)?.pending()),
           // An export's own audit activity takes the path every activity takes.
           audit: (activity) => ingest.write([activity]),
         },
       }),
-    exporters,
+    stores,
     queues,
     wal,
+    memory,
     receiverStats,
     isAccepting: () => accepting,
   })
@@ -146,6 +173,8 @@ export async function createCollector(config: Config, options: { logger?: Fastif
     logger.info({ pending: pendingByExporter() }, 'shutting down: no new requests, exporting what the log holds')
     // Requests already inside finish (and reach the log) before draining.
     await app.close()
+    // A store still connecting gets until the deadline; its rows stay in the log.
+    await Promise.race([Promise.all([...starts.values()].map((s) => s.stop())), sleep(Math.max(0, deadline - Date.now()))])
     await Promise.all([...queues.values()].map((q) => q.shutdown(deadline)))
     memory.stop()
     await wal.close()
@@ -165,19 +194,25 @@ export async function createCollector(config: Config, options: { logger?: Fastif
 
     async start() {
       try {
-        await Promise.all(exporters.map((e) => e.start()))
         await wal.open()
-        await Promise.all([...queues.values()].map((q) => q.start()))
         await app.listen({ host: config.server.host, port: config.server.port })
       } catch (err) {
         memory.stop()
-        await Promise.allSettled([wal.close(), ...exporters.map((e) => e.shutdown())])
+        await wal.close().catch(() => {})
         throw err
       }
+      // Stores start behind the log: one that is down does not keep the
+      // collector from accepting (store-start.ts).
+      for (const exporter of exporters) {
+        starts.set(exporter.name, startInBackground(exporter, config.pipeline.retry, logger, () => queues.get(exporter.name)!.start()))
+      }
+      // The first attempt gets a moment, so a healthy start logs one line and serves reads at once.
+      await Promise.race([Promise.all([...starts.values()].map((s) => s.firstAttempt)), sleep(STARTUP_GRACE_MS)])
       accepting = true
       const host = config.server.host
       const { port, url } = listeningUrl(app, host, config.server.port)
-      logger.info({ url, exporters: exporters.map((e) => e.name) }, `actline collector listening on ${url}`)
+      const waiting = exporters.filter((e) => starting(e.name) !== undefined).map((e) => e.name)
+      logger.info({ url, exporters: exporters.map((e) => e.name), ...(waiting.length && { not_connected: waiting }) }, `actline collector listening on ${url}`)
       announceAccess(logger, config, url)
       return { host, port, url }
     },
@@ -187,4 +222,11 @@ export async function createCollector(config: Config, options: { logger?: Fastif
       return stopped
     },
   }
+}
+
+/** Longest start() waits for the stores' first attempt before it reports listening. */
+const STARTUP_GRACE_MS = 60_000
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms).unref())
 }

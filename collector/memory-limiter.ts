@@ -39,41 +39,118 @@ export const MemoryLimiterConfig = z
 export type MemoryLimiterConfig = z.output<typeof MemoryLimiterConfig>
 
 export interface MemoryLimiter {
-  /** True while resident memory is over the soft limit (limit_mib - spike_limit_mib). */
+  /** True while new requests are refused for memory. */
   over(): boolean
+  /** A request was admitted (the limiter's measure of work arriving). */
+  admitted(): void
+  state(): MemoryLimiterState
   stop(): void
 }
 
+export interface MemoryLimiterState {
+  rss: number
+  /** Where refusing starts now: limit - spike, or higher after a rebase while idle. */
+  soft_limit: number
+  refusing: boolean
+  /** Times the limiter found the process idle over its limit and admitted again. */
+  rebases: number
+}
+
+export interface MemoryLimiterOptions {
+  /** Give back memory held but not in use (the engines' freed pages). */
+  reclaim?: () => Promise<void>
+  /** Is an export running? With no request admitted either, the process is idle. */
+  exporting?: () => boolean
+  /** Resident memory now, bytes (for tests; the process' RSS by default). */
+  rss?: () => number
+  logger?: { warn(obj: object, msg: string): void }
+}
+
 /**
- * While over the soft limit, the limiter reclaims: a full V8 collection and
- * `reclaim`, which asks the components to give back memory they hold but do
- * not use (the embedded engine's freed allocator pages), as the OpenTelemetry
- * Collector's limiter forces a GC (its min_gc_interval_when_soft_limited).
- * Under a flood V8 lets garbage from the exporters' batches pile up to
- * ~150 MB before it collects by itself, and the engines keep freed pages:
- * measured under the overload test's flood, reclaiming every second took the
- * peak from 831-912 MiB to 736-781 MiB, and the collector accepted twice as
- * much, because the memory it refused for was given back.
+ * Resident memory is what the OOM killer looks at, so it is what is
+ * measured; but RSS also holds memory nothing uses any more (an allocator
+ * keeps freed pages, an engine its caches), and refusing for that memory
+ * refuses forever: the refusal itself keeps the work away that would let
+ * anything be freed. So:
+ *
+ * 1. Over the soft limit (limit_mib - spike_limit_mib), refuse, and reclaim
+ *    at most once per min_reclaim_interval_ms: a full V8 collection and
+ *    `reclaim` (the engines' allocator purge), as the OpenTelemetry
+ *    Collector's limiter forces a GC. Under a flood V8 lets garbage from the
+ *    exporters' batches pile up to ~150 MB before it collects by itself;
+ *    reclaiming every second took the overload test's peak from
+ *    831-912 MiB to 736-781 MiB.
+ * 2. If the process is idle (no request admitted, no export running) and a
+ *    reclaim has run since it went idle, and RSS is still over, that memory
+ *    is held, not used: nothing in flight can be holding it. The limiter
+ *    rebases: refusing now starts at this RSS plus the spike allowance, and
+ *    it admits again. When memory comes back down, the soft limit follows
+ *    it back to its configured value.
+ *
+ * The limit is then a bound on what work in flight may add, never a wedge.
+ * A genuine leak shows as RSS that grows across rebases (the
+ * `actline_memory_limiter_rebases_total` counter, a warning each time).
  */
-export function createMemoryLimiter(config: MemoryLimiterConfig, reclaim?: () => Promise<void>): MemoryLimiter {
-  let over = false
+export function createMemoryLimiter(config: MemoryLimiterConfig, options: MemoryLimiterOptions = {}): MemoryLimiter {
+  const MiB = 1024 * 1024
+  const spike = (config.spike_limit_mib ?? Math.round(config.limit_mib / 4)) * MiB
+  const floor = config.limit_mib * MiB - spike
+  const readRss = options.rss ?? (() => process.memoryUsage.rss())
+  let soft = floor
+  let refusing = false
   let reclaiming = false
   let lastReclaim = 0
-  const spike = config.spike_limit_mib ?? Math.round(config.limit_mib / 4)
-  const limit = (config.limit_mib - spike) * 1024 * 1024
-  const check = () => {
-    // process.memoryUsage.rss() is a cheap syscall, but not per request.
-    over = process.memoryUsage.rss() > limit
-    if (!over || reclaiming || Date.now() - lastReclaim < config.min_reclaim_interval_ms) return
+  let lastReclaimDone = 0
+  let admittedSinceCheck = 0
+  let idleSince: number | undefined
+  let rss = 0
+  let rebases = 0
+
+  const reclaim = () => {
     reclaiming = true
     lastReclaim = Date.now()
     collectGarbage()
-    Promise.resolve(reclaim?.()).finally(() => (reclaiming = false))
+    Promise.resolve(options.reclaim?.()).finally(() => {
+      reclaiming = false
+      lastReclaimDone = Date.now()
+    })
   }
-  const timer = limit > 0 ? setInterval(check, config.check_interval_ms) : undefined
+
+  const check = () => {
+    // process.memoryUsage.rss() is a cheap syscall, but not per request.
+    rss = readRss()
+    const busy = admittedSinceCheck > 0 || (options.exporting?.() ?? false)
+    admittedSinceCheck = 0
+    if (rss <= soft) {
+      refusing = false
+      idleSince = undefined
+      // Memory came back: the soft limit follows it down to the configured one.
+      if (soft > floor && rss + spike < soft) soft = Math.max(floor, rss + spike)
+      return
+    }
+    refusing = true
+    if (!reclaiming && Date.now() - lastReclaim >= config.min_reclaim_interval_ms) reclaim()
+    if (busy) {
+      idleSince = undefined
+      return
+    }
+    idleSince ??= Date.now()
+    if (!reclaiming && lastReclaimDone > idleSince) {
+      soft = rss + spike
+      refusing = false
+      rebases++
+      options.logger?.warn(
+        { rss_mib: Math.round(rss / MiB), soft_limit_mib: Math.round(soft / MiB), configured_soft_limit_mib: Math.round(floor / MiB) },
+        'memory limiter: resident memory stays over the limit while idle (held by allocators and caches, not by work in flight); admitting again up to the spike allowance above it',
+      )
+    }
+  }
+  const timer = config.limit_mib > 0 ? setInterval(check, config.check_interval_ms) : undefined
   timer?.unref()
   return {
-    over: () => over,
+    over: () => refusing,
+    admitted: () => void admittedSinceCheck++,
+    state: () => ({ rss, soft_limit: soft, refusing, rebases }),
     stop: () => clearInterval(timer),
   }
 }

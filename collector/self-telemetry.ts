@@ -6,16 +6,19 @@ import { monitorEventLoopDelay } from 'node:perf_hooks'
 import type { FastifyPluginAsync } from 'fastify'
 import type { ReceiverStats } from './activity-receiver.ts'
 import type { BatchProcessor } from './batch-processor.ts'
+import type { StoreStatus } from './health.ts'
+import type { MemoryLimiter } from './memory-limiter.ts'
 import type { WriteAheadLog } from './write-ahead-log.ts'
 
 export interface SelfTelemetryOptions {
   receiver: Readonly<ReceiverStats>
-  wal: Pick<WriteAheadLog, 'retainedBytes'>
-  /** Exporter name -> its queue. */
-  queues: ReadonlyMap<string, BatchProcessor>
+  wal: Pick<WriteAheadLog, 'retainedBytes' | 'health'>
+  stores: readonly StoreStatus[]
+  memory: Pick<MemoryLimiter, 'state'>
 }
 
-export const selfTelemetry: FastifyPluginAsync<SelfTelemetryOptions> = async (app, { receiver, queues, wal }) => {
+export const selfTelemetry: FastifyPluginAsync<SelfTelemetryOptions> = async (app, { receiver, stores, wal, memory }) => {
+  const queues = new Map(stores.flatMap((s) => (s.queue ? [[s.exporter.name, s.queue] as const] : [])))
   // Every request waits behind whatever holds the event loop: its delay is
   // the floor of ingest latency.
   const loopDelay = monitorEventLoopDelay({ resolution: 10 })
@@ -51,6 +54,16 @@ export const selfTelemetry: FastifyPluginAsync<SelfTelemetryOptions> = async (ap
       [{ exporter, outcome: 'dead_lettered' }, q.stats.rejected],
     ] as [Record<string, string>, number][]))
     metric('actline_exporter_export_calls_total', 'counter', 'Export calls (batches) per exporter.', each((q) => q.stats.exports))
+    metric('actline_exporter_retries_total', 'counter', 'Failed export attempts that were retried, per exporter.', each((q) => q.health.retries))
+    metric('actline_exporter_failing', 'gauge', '1 while an exporter\'s current batch keeps failing (retrying), else 0.', each((q) => (q.health.failingSince === undefined ? 0 : 1)))
+    metric('actline_exporter_up', 'gauge', '1 once the exporter\'s store is connected and migrated, 0 while its start is retried.', stores.map((s) => [{ exporter: s.exporter.name }, s.starting() === undefined ? 1 : 0]))
+    const walHealth = wal.health()
+    metric('actline_wal_write_failing', 'gauge', '1 while the last write-ahead log append failed (a full disk, an I/O error), else 0.', [[{}, walHealth.writeFailure ? 1 : 0]])
+    metric('actline_wal_corrupt_records_total', 'counter', 'Log records skipped because they failed their checksum or structure (kept in dead-letter/wal.ndjson).', [[{}, walHealth.corruptRecords]])
+    const limiter = memory.state()
+    metric('actline_memory_limiter_refusing', 'gauge', '1 while ingest is refused for memory, else 0.', [[{}, limiter.refusing ? 1 : 0]])
+    metric('actline_memory_limiter_soft_limit_bytes', 'gauge', 'Resident memory at which refusing starts now (raised while idle memory stays high).', [[{}, limiter.soft_limit]])
+    metric('actline_memory_limiter_rebases_total', 'counter', 'Times the limiter found the process idle over its limit and admitted again.', [[{}, limiter.rebases]])
     metric('actline_exporter_export_seconds_total', 'counter', 'Time spent in export calls per exporter.', each((q) => Number(q.stats.export_seconds.toFixed(6))))
     metric('actline_event_loop_delay_seconds', 'gauge', 'Event loop delay since the last scrape.', [
       [{ quantile: '0.5' }, loopDelay.percentile(50) / 1e9],

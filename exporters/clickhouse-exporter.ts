@@ -89,6 +89,7 @@ export function createClickHouseExporter(
 
     async start() {
       if (client) return
+      closed = false
       logger.info({ target: config.url ? redactUrl(config.url) : `embedded:${config.path}` }, 'clickhouse: connecting')
       // The HTTP interface refuses a default database that does not exist
       // yet, so it is created through a client without one.
@@ -98,10 +99,18 @@ export function createClickHouseExporter(
       } finally {
         await bootstrap.close()
       }
-      client = await open(config.database)
-      const options = { database: config.database, ttlDays: config.ttl_days, partitions: await partitionsWithRows(client, config.database) }
-      const applied = await migrate(clickhouseTarget(client, config.database, logger), clickhouseMigrations, options, logMigrations('clickhouse', logger))
-      if (applied.length === 0) await reconcileTtl(client, options, logger)
+      // Set only once migrated: a start that failed half way (the server went
+      // away) leaves nothing behind, and the next attempt starts over.
+      const opened = await open(config.database)
+      try {
+        const options = { database: config.database, ttlDays: config.ttl_days, partitions: await partitionsWithRows(opened, config.database) }
+        const applied = await migrate(clickhouseTarget(opened, config.database, logger), clickhouseMigrations, options, logMigrations('clickhouse', logger))
+        if (applied.length === 0) await reconcileTtl(opened, options, logger)
+      } catch (err) {
+        await opened.close().catch(() => {})
+        throw err
+      }
+      client = opened
     },
 
     export(batch) {

@@ -1,19 +1,83 @@
 /**
  * Starts the embedded PostgreSQL (PGlite on a worker thread, see
- * pglite-worker.ts) and tells the exporter where to connect.
+ * pglite-worker.ts) and gives the exporter a `pg` connection config whose
+ * stream is a MessagePort to that thread: there is no network port at all.
  */
 import { execFile } from 'node:child_process'
 import { existsSync, mkdirSync } from 'node:fs'
+import { Duplex } from 'node:stream'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 import { join } from 'node:path'
-import { Worker } from 'node:worker_threads'
+import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads'
 
 export interface EmbeddedPostgres {
-  host: string
-  port: number
+  /** For `pg.Pool`: a stream factory instead of a host and port. */
+  connection: { stream: () => Duplex; user: string; database: string }
   /** Close the database cleanly (flushes to disk); idempotent. */
   stop(): Promise<void>
+}
+
+/**
+ * What `pg` needs of a socket, over a MessagePort: bytes both ways,
+ * `connect` right away, close when either side closes.
+ */
+class PortSocket extends Duplex {
+  #port: MessagePort | undefined
+  constructor(private readonly open: () => MessagePort) {
+    super()
+  }
+
+  connect(): this {
+    const port = (this.#port = this.open())
+    port.on('message', (data: Uint8Array | { error: string }) => {
+      if (data instanceof Uint8Array) this.push(Buffer.from(data.buffer, data.byteOffset, data.byteLength))
+      else this.destroy(new Error(`embedded postgres: ${data.error}`))
+    })
+    port.on('close', () => {
+      this.push(null)
+      this.destroy()
+    })
+    process.nextTick(() => this.emit('connect'))
+    return this
+  }
+
+  override _write(chunk: Buffer, _encoding: BufferEncoding, done: (err?: Error | null) => void): void {
+    if (!this.#port) return done(new Error('embedded postgres: not connected'))
+    this.#port.postMessage(new Uint8Array(chunk))
+    done()
+  }
+
+  override _read(): void {}
+
+  override _final(done: (err?: Error | null) => void): void {
+    this.#port?.close()
+    done()
+  }
+
+  override _destroy(err: Error | null, done: (err?: Error | null) => void): void {
+    this.#port?.close()
+    done(err)
+  }
+
+  setNoDelay(): this {
+    return this
+  }
+
+  setKeepAlive(): this {
+    return this
+  }
+
+  // pg refs and unrefs its socket around queries, so an idle pool does not hold the process open.
+  ref(): this {
+    this.#port?.ref()
+    return this
+  }
+
+  unref(): this {
+    this.#port?.unref()
+    return this
+  }
 }
 
 /** Worker entry under both tsx (sources) and compiled output. */
@@ -34,18 +98,21 @@ export interface EmbeddedPostgresOptions {
 }
 
 export async function startEmbeddedPostgres(dataDir: string, options: EmbeddedPostgresOptions): Promise<EmbeddedPostgres> {
-  mkdirSync(dataDir, { recursive: true })
-  const host = '127.0.0.1'
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 })
   const timeoutMs = options.startTimeoutMs ?? 120_000
-  const data = { dataDir, host, sharedBuffers: options.sharedBuffers, nice: options.nice }
+  const data = { dataDir, sharedBuffers: options.sharedBuffers, nice: options.nice }
   if (!existsSync(join(dataDir, 'PG_VERSION'))) await initialize(dataDir, options.sharedBuffers, timeoutMs)
   const worker = spawn(moduleUrl('pglite-worker'), data)
-  const { port } = await waitFor(worker, 'listening', dataDir, timeoutMs)
+  await waitFor(worker, 'ready', dataDir, timeoutMs)
 
+  const openPort = () => {
+    const { port1, port2 } = new MessageChannel()
+    worker.postMessage({ type: 'connect', port: port2 }, [port2])
+    return port1
+  }
   let stopping: Promise<void> | undefined
   return {
-    host,
-    port: port!,
+    connection: { stream: () => new PortSocket(openPort), user: 'postgres', database: 'postgres' },
     stop() {
       stopping ??= new Promise<void>((resolve) => {
         const timer = setTimeout(() => void worker.terminate().then(() => resolve()), 15_000)
@@ -75,7 +142,7 @@ async function initialize(dataDir: string, sharedBuffers: string, timeoutMs: num
   }
 }
 
-type WorkerMessage = { type: string; port?: number; message?: string }
+type WorkerMessage = { type: string; message?: string }
 
 /** Resolve on the worker's `type` message; reject (and stop it) on error, early exit or timeout. */
 async function waitFor(worker: Worker, type: string, dataDir: string, timeoutMs: number): Promise<WorkerMessage> {

@@ -116,6 +116,7 @@ export function createPostgresExporter(
 
     async start() {
       if (pool) return
+      closed = false
       let connection: pg.PoolConfig
       if (config.url) {
         logger.info({ target: redactUrl(config.url) }, 'postgres: connecting')
@@ -123,18 +124,28 @@ export function createPostgresExporter(
       } else {
         logger.info({ target: `embedded:${config.path}` }, 'postgres: starting embedded PGlite')
         embedded = await startEmbeddedPostgres(config.path, { sharedBuffers: config.embedded_shared_buffers, nice: config.embedded_nice })
-        connection = { host: embedded.host, port: embedded.port, user: 'postgres', database: 'postgres', max: 1 }
+        connection = { ...embedded.connection, max: 1 }
       }
-      pool = new pg.Pool({ ...connection, statement_timeout: config.statement_timeout_ms, connectionTimeoutMillis: 10_000 })
+      const opened = new pg.Pool({ ...connection, statement_timeout: config.statement_timeout_ms, connectionTimeoutMillis: 10_000 })
       // An idle connection the server dropped must not crash the process;
       // the next query reconnects and a failed export is retried.
-      pool.on('error', (err) => logger.warn({ err: err.message }, 'postgres: idle connection lost'))
-      await migrate(postgresTarget(pool), postgresMigrations, {}, logMigrations('postgres', logger))
-      const existing = await pool.query<{ name: string }>(
-        `SELECT c.relname AS name FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = 'audit_log'::regclass`,
-      )
-      for (const r of existing.rows) partitions.add(r.name)
-      await ensurePartitions(monthsAhead())
+      opened.on('error', (err) => logger.warn({ err: err.message }, 'postgres: idle connection lost'))
+      try {
+        await migrate(postgresTarget(opened), postgresMigrations, {}, logMigrations('postgres', logger))
+        const existing = await opened.query<{ name: string }>(
+          `SELECT c.relname AS name FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = 'audit_log'::regclass`,
+        )
+        for (const r of existing.rows) partitions.add(r.name)
+        pool = opened
+        await ensurePartitions(monthsAhead())
+      } catch (err) {
+        // Nothing half-open stays behind: the next attempt starts over.
+        pool = undefined
+        await opened.end().catch(() => {})
+        await embedded?.stop()
+        embedded = undefined
+        throw err
+      }
       timer = setInterval(() => {
         ensurePartitions(monthsAhead()).catch((err) => logger.warn({ err: (err as Error).message }, 'postgres: could not create partitions ahead'))
       }, PARTITION_CHECK_MS).unref()

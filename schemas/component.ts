@@ -37,10 +37,20 @@ export interface Exporter extends Component {
   reclaimMemory?(): Promise<void>
 }
 
+/**
+ * Why nothing can be taken now. `backpressure`: the pipeline is full (log
+ * bytes, memory) and drains by itself: 429 (503 on OTLP). `storage`: the
+ * log cannot be written (its disk is full or failing): 503.
+ */
+export interface Refusal {
+  reason: string
+  kind: 'backpressure' | 'storage'
+}
+
 /** Where a receiver hands accepted activities: the write-ahead log, behind the admission checks. */
 export interface Ingest {
-  /** Why nothing can be taken now (log full, memory limit), or undefined when it can. */
-  refusal(): string | undefined
+  /** Why nothing can be taken now, or undefined when it can. */
+  refusal(): Refusal | undefined
   /** Resolves once the activities are durable; rejects when they could not be stored. */
   write(activities: readonly Activity[]): Promise<void>
 }

@@ -2,14 +2,17 @@ import { describe, expect, it } from 'vitest'
 import { createMemoryLimiter, MemoryLimiterConfig } from '../../collector/memory-limiter.ts'
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+const MiB = 1024 * 1024
 
 describe('memory limiter', () => {
-  it('refuses and reclaims while over the soft limit, at most once per min_reclaim_interval_ms', async () => {
+  it('refuses and reclaims while over the soft limit under traffic, at most once per min_reclaim_interval_ms', async () => {
     let reclaims = 0
     // A soft limit of 1 MiB: any node process is over it.
-    const limiter = createMemoryLimiter(MemoryLimiterConfig.parse({ limit_mib: 2, spike_limit_mib: 1, check_interval_ms: 10, min_reclaim_interval_ms: 200 }), async () => {
-      reclaims++
+    const limiter = createMemoryLimiter(MemoryLimiterConfig.parse({ limit_mib: 2, spike_limit_mib: 1, check_interval_ms: 10, min_reclaim_interval_ms: 200 }), {
+      reclaim: async () => void reclaims++,
     })
+    // Requests keep being admitted: the process is busy, not idle.
+    const traffic = setInterval(() => limiter.admitted(), 2)
     try {
       await sleep(500)
       expect(limiter.over()).toBe(true)
@@ -17,6 +20,7 @@ describe('memory limiter', () => {
       expect(reclaims).toBeGreaterThanOrEqual(2)
       expect(reclaims).toBeLessThanOrEqual(3)
     } finally {
+      clearInterval(traffic)
       limiter.stop()
     }
   })
@@ -36,13 +40,43 @@ describe('memory limiter', () => {
 
   it('neither refuses nor reclaims under the limit', async () => {
     let reclaims = 0
-    const limiter = createMemoryLimiter(MemoryLimiterConfig.parse({ limit_mib: 1_000_000, check_interval_ms: 10 }), async () => {
-      reclaims++
-    })
+    const limiter = createMemoryLimiter(MemoryLimiterConfig.parse({ limit_mib: 1_000_000, check_interval_ms: 10 }), { reclaim: async () => void reclaims++ })
     try {
       await sleep(100)
       expect(limiter.over()).toBe(false)
       expect(reclaims).toBe(0)
+    } finally {
+      limiter.stop()
+    }
+  })
+
+  it('admits again once idle when memory stays high after a reclaim, then refuses only past the spike allowance above it', async () => {
+    let rss = 900 * MiB // an engine kept its pages after one big read
+    let exporting = true
+    const limiter = createMemoryLimiter(MemoryLimiterConfig.parse({ limit_mib: 1024, spike_limit_mib: 256, check_interval_ms: 10, min_reclaim_interval_ms: 100 }), {
+      rss: () => rss,
+      exporting: () => exporting,
+    })
+    try {
+      await sleep(60)
+      expect(limiter.over()).toBe(true) // an export is running: memory may be in use
+      exporting = false
+      await sleep(250) // idle, a reclaim ran, still 900 MiB: held, not used
+      expect(limiter.over()).toBe(false)
+      expect(limiter.state()).toMatchObject({ soft_limit: 1156 * MiB, rebases: 1 })
+      rss = 1100 * MiB
+      limiter.admitted()
+      await sleep(30)
+      expect(limiter.over()).toBe(false) // within the spike allowance above the idle level
+      rss = 1200 * MiB
+      const traffic = setInterval(() => limiter.admitted(), 2)
+      await sleep(60)
+      expect(limiter.over()).toBe(true) // work in flight adds more than the allowance
+      clearInterval(traffic)
+      rss = 500 * MiB // the engines gave it back
+      await sleep(30)
+      expect(limiter.over()).toBe(false)
+      expect(limiter.state().soft_limit).toBe(768 * MiB) // back to limit - spike
     } finally {
       limiter.stop()
     }

@@ -11,6 +11,8 @@ export interface CollectorProcess {
   child: ChildProcess
   url: string
   exited: Promise<number | null>
+  /** Everything it printed so far. */
+  output(): string
   /** Resident memory now, bytes. */
   rss(): number
 }
@@ -22,9 +24,9 @@ export function writeConfig(dir: string, yaml: string): string {
 }
 
 export async function startCollectorProcess(configFile: string, env: Record<string, string> = {}): Promise<CollectorProcess> {
-  const { child, url, exited } = await startNodeProcess(['bin/actline.js', 'start', '--config', configFile], env, 'collector')
+  const { child, url, exited, output } = await startNodeProcess(['bin/actline.js', 'start', '--config', configFile], env, 'collector')
   const rss = () => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'))?.[1] ?? 0) * 1024
-  return { child, url, exited, rss }
+  return { child, url, exited, rss, output }
 }
 
 const running = new Set<ChildProcess>()

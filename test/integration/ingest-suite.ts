@@ -226,7 +226,7 @@ export function ingestSuite(mode: PgMode): void {
       expect(await (await fetch(`${run.url}/healthz`)).json()).toEqual({ status: 'ok' })
       const ready = await fetch(`${run.url}/readyz`)
       expect(ready.status).toBe(200)
-      expect(await ready.json()).toEqual({ status: 'ready', stores: { clickhouse: 'ok', postgres: 'ok' } })
+      expect(await ready.json()).toEqual({ status: 'ready', stores: { clickhouse: 'ok', postgres: 'ok' }, pipeline: { ingest: 'ok' } })
     })
   })
 }

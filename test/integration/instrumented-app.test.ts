@@ -8,7 +8,8 @@
  */
 import { spawn } from 'node:child_process'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { startEmbeddedPostgres, type EmbeddedPostgres } from '../../exporters/embedded-postgres.ts'
+import { PGlite } from '@electric-sql/pglite'
+import { PGLiteSocketServer } from '@electric-sql/pglite-socket'
 import { startNodeProcess, killChildren } from '../helpers/process.ts'
 import {
   PG_URL, createScratchDatabase, eventually, startCollector, storesOf, tempDir, testConfig, type PgMode, type RunningCollector,
@@ -35,7 +36,7 @@ interface Row {
 describe.each(modes)('an app instrumented by the register hook, on %s PostgreSQL', (mode) => {
   const dir = tempDir()
   let collector: RunningCollector
-  let appDb: EmbeddedPostgres | undefined
+  let appDb: { stop(): Promise<void> } | undefined
   let scratch: Awaited<ReturnType<typeof createScratchDatabase>> | undefined
   let app: Awaited<ReturnType<typeof startNodeProcess>>
   let databaseUrl: string
@@ -47,8 +48,13 @@ describe.each(modes)('an app instrumented by the register hook, on %s PostgreSQL
       scratch = await createScratchDatabase()
       databaseUrl = scratch.url
     } else {
-      appDb = await startEmbeddedPostgres(`${dir.path}/app-db`, { sharedBuffers: '16MB', nice: 0 })
-      databaseUrl = `postgres://postgres@${appDb.host}:${appDb.port}/postgres`
+      // The app's own database, served over TCP as a server would be (the
+      // collector's embedded PostgreSQL listens on nothing).
+      const db = await PGlite.create(`${dir.path}/app-db`)
+      const server = new PGLiteSocketServer({ db, host: '127.0.0.1', port: 0 })
+      await server.start()
+      appDb = { stop: async () => { await server.stop(); await db.close() } }
+      databaseUrl = `postgres://postgres@${server.getServerConn()}/postgres`
     }
     app = await startNodeProcess(['--import', 'actline/instrumentation/register', 'examples/orders/app.js'], {
       DATABASE_URL: databaseUrl,

@@ -1,12 +1,17 @@
 /**
  * The real `actline start` against a store that is not there: a real closed
- * port. It must fail fast with a message naming the store, and never print
- * the password from the URL.
+ * port. It must start anyway (the log takes ingest), name the store and the
+ * refused address in /readyz and its log, and never print the password
+ * from the URL. A config error still stops it before anything starts.
  */
 import { spawn } from 'node:child_process'
 import { closedPort } from '../helpers/ports.ts'
 import { afterAll, describe, expect, it } from 'vitest'
-import { tempDir } from '../helpers/stores.ts'
+import { uuidv7 } from '../../schemas/activity.ts'
+import { eventually, post, tempDir } from '../helpers/stores.ts'
+import { killChildren, startCollectorProcess, writeConfig } from '../helpers/process.ts'
+
+afterAll(killChildren)
 
 const dir = tempDir()
 afterAll(() => dir.remove())
@@ -23,19 +28,38 @@ function run(env: Record<string, string>): Promise<{ code: number | null; output
 }
 
 describe('start with an unreachable store', () => {
-  it('exits 1 quickly, names PostgreSQL and the refused address, and never prints the password', async () => {
+  it('starts anyway, takes ingest, names PostgreSQL and the refused address in /readyz, and never prints the password', async () => {
     const port = await closedPort()
-    const { code, output, ms } = await run({
-      ACTLINE_DATA_DIR: dir.path,
-      ACTLINE_PORT: '0',
+    const started = Date.now()
+    const c = await startCollectorProcess(writeConfig(dir.path, `data_dir: ${dir.path}/down\nserver: { port: 0 }\n`), {
       ACTLINE_POSTGRES_URL: `postgres://actline:s3cret-pw@127.0.0.1:${port}/audit`,
     })
-    expect(code).toBe(1)
-    expect(ms).toBeLessThan(30_000)
-    expect(output).toContain('collector failed to start')
-    expect(output).toContain(`ECONNREFUSED 127.0.0.1:${port}`)
-    expect(output).toContain(`postgres://actline:***@127.0.0.1:${port}/audit`)
-    expect(output).not.toContain('s3cret-pw')
+    try {
+      expect(Date.now() - started).toBeLessThan(60_000)
+      const ready = await fetch(`${c.url}/readyz`)
+      expect(ready.status).toBe(503)
+      const body = await ready.json()
+      expect(body.details.stores.postgres).toContain(`ECONNREFUSED 127.0.0.1:${port}`)
+      expect(body.details.stores.clickhouse).toBe('ok')
+      expect(body.message).toMatch(/^postgres not connected/)
+
+      const id = uuidv7()
+      const res = await post(c.url, JSON.stringify({ id, action: 'user.login', source: 'user' }))
+      expect(res.status).toBe(200)
+      await eventually('in ClickHouse', async () => {
+        const page = await (await fetch(`${c.url}/api/v1/activities?from=now-1h`)).json()
+        return page.data.some((r: { id: string }) => r.id === id)
+      })
+      const metrics = await (await fetch(`${c.url}/metrics`)).text()
+      expect(metrics).toContain('actline_exporter_up{exporter="postgres"} 0')
+      expect(metrics).toContain('actline_exporter_up{exporter="clickhouse"} 1')
+    } finally {
+      c.child.kill('SIGTERM')
+      await c.exited
+    }
+    expect(c.output()).toContain(`postgres://actline:***@127.0.0.1:${port}/audit`)
+    expect(c.output()).toContain(`ECONNREFUSED 127.0.0.1:${port}`)
+    expect(c.output()).not.toContain('s3cret-pw')
   })
 
   it('refuses a config error before touching any store, exit 1 with the key', async () => {

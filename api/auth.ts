@@ -8,6 +8,7 @@
  */
 import { createHash } from 'node:crypto'
 import fp from 'fastify-plugin'
+import { LRUCache } from 'lru-cache'
 import type { FastifyRequest } from 'fastify'
 import { z } from 'zod'
 import { ActlineError } from '../schemas/errors.ts'
@@ -27,6 +28,10 @@ export const AuthConfig = z
   .object({
     /** No keys: every route is open, and the collector must listen on loopback. @default [] */
     keys: z.array(ApiKey).default([]),
+    /** Failed authentications one client address may make per window before it is refused (429) without its key being checked. @default 10 */
+    max_failures: z.number().int().min(1).default(10),
+    /** The window of max_failures. @default 60000 */
+    failure_window_ms: z.number().int().min(1000).default(60_000),
   })
   .strict()
   .refine((c) => new Set(c.keys.map((k) => k.name)).size === c.keys.length, { message: 'API key names must be unique', path: ['keys'] })
@@ -50,6 +55,22 @@ function presentedKey(request: FastifyRequest): string | undefined {
   return Array.isArray(apiKey) ? apiKey[0] : apiKey
 }
 
+/** Failed authentications, for /metrics. */
+export interface AuthStats {
+  failures: number
+  /** Requests refused because their address failed too often. */
+  blocked: number
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    authStats: AuthStats
+  }
+}
+
+/** Client addresses remembered at once: a spray of addresses cannot grow memory without bound. */
+const MAX_TRACKED_ADDRESSES = 10_000
+
 export function grants(principal: Principal, scope: Scope): boolean {
   return principal.scopes.includes(scope) || (scope === 'read' && principal.scopes.includes('admin'))
 }
@@ -57,6 +78,11 @@ export function grants(principal: Principal, scope: Scope): boolean {
 export const auth = fp<{ config: AuthConfig }>(
   async (app, { config }) => {
     const byDigest = new Map(config.keys.map((k) => [digest(k.key), { name: k.name, scopes: k.scopes }]))
+    const stats: AuthStats = { failures: 0, blocked: 0 }
+    // Per address: failures in the current window. A guesser is stopped
+    // after max_failures, and logged, without a line per guess.
+    const failures = new LRUCache<string, { count: number }>({ max: MAX_TRACKED_ADDRESSES, ttl: config.failure_window_ms, ttlAutopurge: false })
+    app.decorate('authStats', stats)
     app.decorateRequest('principal', undefined)
     app.addHook('onRequest', async (request) => {
       const scope = request.routeOptions.config?.scope
@@ -64,11 +90,34 @@ export const auth = fp<{ config: AuthConfig }>(
         request.principal = LOOPBACK
         return
       }
+      const address = request.ip
+      const seen = failures.get(address)
+      if (scope && seen && seen.count >= config.max_failures) {
+        stats.blocked++
+        const retryAfter = Math.max(1, Math.ceil(failures.getRemainingTTL(address) / 1000))
+        throw new ActlineError(
+          'ACT_ERR_RATE_LIMITED',
+          `too many failed authentications from this address; retry in ${retryAfter} s with a valid key`,
+          { retry_after_seconds: retryAfter },
+          { 'retry-after': String(retryAfter) },
+        )
+      }
       const key = presentedKey(request)
       const principal = key === undefined ? undefined : byDigest.get(digest(key))
       if (principal) request.principal = principal
       if (!scope) return
       if (!principal) {
+        stats.failures++
+        const entry = seen ?? { count: 0 }
+        entry.count++
+        // The TTL runs from the first failure: the window does not slide.
+        if (!seen) failures.set(address, entry)
+        const reason = key === undefined ? 'no key' : 'unknown key'
+        if (entry.count < config.max_failures) {
+          request.log.warn({ address, route: request.routeOptions.url, reason, failures: entry.count }, `authentication failed: ${reason}`)
+        } else {
+          request.log.warn({ address, failures: entry.count, window_ms: config.failure_window_ms }, 'authentication failed too often from this address; refusing it (429) for the rest of the window')
+        }
         throw new ActlineError(
           'ACT_ERR_UNAUTHORIZED',
           key === undefined ? 'this route needs an API key: send Authorization: Bearer <key> or X-API-Key' : 'the API key is not valid',

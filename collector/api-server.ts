@@ -43,7 +43,7 @@ export async function createApiServer(config: Config, logger: FastifyBaseLogger)
     }
   }
 
-  const app = await createServer(logger, config.auth)
+  const app = await createServer(logger, config.auth, config.server)
   await app.register(health, { stores: stores.map((exporter) => ({ exporter, starting: () => starting(exporter.name) })), isAccepting: () => ready })
   await app.register(queryApi, { prefix: API_PREFIX, config: config.api, version: VERSION, ...storeReaders(config, clickhouse, postgres, starting), audit })
 

@@ -18,6 +18,7 @@ import { API_PREFIX, queryApi, type QueryApiOptions } from '../api/query-api.ts'
 export interface AppOptions {
   logger: FastifyBaseLogger
   receivers: { activity: ActivityReceiverConfig; otlp: OtlpReceiverConfig }
+  timeouts: ServerTimeouts
   ingest: Ingest
   stores: readonly StoreStatus[]
   queues: ReadonlyMap<string, BatchProcessor>
@@ -34,9 +35,21 @@ export interface AppOptions {
  * The server every actline process runs (the collector, `actline api`): its
  * logging and closing policy, the one error handler, and API keys.
  */
-export async function createServer(logger: FastifyBaseLogger, authConfig: AuthConfig): Promise<FastifyInstance> {
+export interface ServerTimeouts {
+  headers_timeout_ms: number
+  request_timeout_ms: number
+  keep_alive_timeout_ms: number
+}
+
+export async function createServer(logger: FastifyBaseLogger, authConfig: AuthConfig, timeouts: ServerTimeouts): Promise<FastifyInstance> {
   const app = Fastify({
     loggerInstance: logger,
+    // A client that trickles its headers or body (slowloris) holds a socket
+    // and a parser: bound both. Node checks these every
+    // connectionsCheckingInterval (30 s by default), so check every second.
+    requestTimeout: timeouts.request_timeout_ms,
+    keepAliveTimeout: timeouts.keep_alive_timeout_ms,
+    http: { headersTimeout: timeouts.headers_timeout_ms, connectionsCheckingInterval: 1_000 },
     // Per-request lines at 50k events/s would drown the log; errors are
     // still logged by the error handler with the request id.
     logController: new LogController({ disableRequestLogging: true }),
@@ -59,7 +72,7 @@ export function listeningUrl(app: FastifyInstance, host: string, configuredPort:
 }
 
 export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
-  const app = await createServer(options.logger, options.auth)
+  const app = await createServer(options.logger, options.auth, options.timeouts)
   await app.register(health, { stores: options.stores, ingest: options.ingest, isAccepting: options.isAccepting })
   await app.register(selfTelemetry, { receiver: options.receiverStats, stores: options.stores, wal: options.wal, memory: options.memory })
   await app.register(activityReceiver, { config: options.receivers.activity, ingest: options.ingest, stats: options.receiverStats })

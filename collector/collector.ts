@@ -145,6 +145,7 @@ export async function createCollector(config: Config, options: { logger?: Fastif
   const app = await buildApp({
     logger,
     receivers: config.receivers,
+    timeouts: config.server,
     ingest,
     auth: config.auth,
     ...(config.api.enabled &&
@@ -195,6 +196,10 @@ export async function createCollector(config: Config, options: { logger?: Fastif
     async start() {
       try {
         await wal.open()
+        // A client's retry of a request answered just before a crash or
+        // restart must be stored once too: remember the ids the log's tail holds.
+        const restored = recentIds.restore(await wal.tail(recentIds.capacity))
+        if (restored > 0) logger.info({ ids: restored }, 'dedup: remembered the recent ids of the write-ahead log')
         await app.listen({ host: config.server.host, port: config.server.port })
       } catch (err) {
         memory.stop()

@@ -33,8 +33,18 @@ export const ServerConfig = z
     shutdown_timeout_ms: z.number().int().min(100).default(15_000),
     /** @default 'info' */
     log_level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    /** A request's headers must arrive within this. @default 10000 */
+    headers_timeout_ms: z.number().int().min(1000).default(10_000),
+    /** A whole request (headers and body) must arrive within this: 408, then the connection is closed. @default 30000 */
+    request_timeout_ms: z.number().int().min(1000).default(30_000),
+    /** An idle keep-alive connection is closed after this. @default 5000 */
+    keep_alive_timeout_ms: z.number().int().min(100).default(5_000),
   })
   .strict()
+  .refine((c) => c.request_timeout_ms >= c.headers_timeout_ms, {
+    message: 'request_timeout_ms must be >= headers_timeout_ms',
+    path: ['request_timeout_ms'],
+  })
 
 // `.prefault({})` runs an absent section through its schema, so every
 // default lives once, beside its component.

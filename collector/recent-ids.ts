@@ -36,6 +36,10 @@ export interface RecentIds {
    * retry). Each id is parsed once, here.
    */
   admit(activities: readonly Activity[]): { fresh: Activity[]; commit(): void }
+  /** Ids accepted before a restart (the log's tail): those received within the window are remembered again. */
+  restore(activities: readonly Activity[]): number
+  /** How many recent ids restore() may use. */
+  readonly capacity: number
 }
 
 /** A set of 128-bit ids with linear probing; the all-zero id marks an empty slot, so the nil UUID has a flag of its own. */
@@ -110,6 +114,15 @@ export function createRecentIds(config: RecentIdsConfig, now: () => number = Dat
 
   const none = () => {}
   return {
+    capacity: half,
+    restore(activities) {
+      if (config.max_ids === 0) return 0
+      const since = now() - config.window_ms
+      const recent = activities.filter((a) => a.received_at >= since).slice(-half)
+      const { fresh, commit } = this.admit(recent)
+      commit()
+      return fresh.length
+    },
     admit(activities) {
       if (config.max_ids === 0) return { fresh: activities as Activity[], commit: none }
       rotate()

@@ -4,6 +4,7 @@
  */
 import { monitorEventLoopDelay } from 'node:perf_hooks'
 import type { FastifyPluginAsync } from 'fastify'
+import '../api/auth.ts'
 import type { ReceiverStats } from './activity-receiver.ts'
 import type { BatchProcessor } from './batch-processor.ts'
 import type { StoreStatus } from './health.ts'
@@ -60,6 +61,9 @@ export const selfTelemetry: FastifyPluginAsync<SelfTelemetryOptions> = async (ap
     const walHealth = wal.health()
     metric('actline_wal_write_failing', 'gauge', '1 while the last write-ahead log append failed (a full disk, an I/O error), else 0.', [[{}, walHealth.writeFailure ? 1 : 0]])
     metric('actline_wal_corrupt_records_total', 'counter', 'Log records skipped because they failed their checksum or structure (kept in dead-letter/wal.ndjson).', [[{}, walHealth.corruptRecords]])
+    const auth = app.authStats
+    metric('actline_auth_failures_total', 'counter', 'Requests with a missing or unknown API key (401).', [[{}, auth.failures]])
+    metric('actline_auth_blocked_total', 'counter', 'Requests refused (429) because their address failed authentication too often.', [[{}, auth.blocked]])
     const limiter = memory.state()
     metric('actline_memory_limiter_refusing', 'gauge', '1 while ingest is refused for memory, else 0.', [[{}, limiter.refusing ? 1 : 0]])
     metric('actline_memory_limiter_soft_limit_bytes', 'gauge', 'Resident memory at which refusing starts now (raised while idle memory stays high).', [[{}, limiter.soft_limit]])

@@ -96,6 +96,8 @@ export interface WriteAheadLog {
   readonly end: number
   /** Activities in records from `offset` to the end. */
   countFrom(offset: number): number
+  /** The newest whole records holding at least `maxActivities` (or all there are). */
+  tail(maxActivities: number): Promise<Activity[]>
   /** Whole records from `offset` until `maxActivities` is reached: the last record may take it over by its own size. */
   read(offset: number, maxActivities: number, until?: number): Promise<ReadResult>
   /** Register an exporter; returns its persisted cursor. */
@@ -370,6 +372,12 @@ export function createWriteAheadLog(
         pending.push({ data, count: activities.length, resolve, reject })
         kick()
       })
+    },
+
+    async tail(maxActivities) {
+      let i = index.length
+      for (let n = 0; i > 0 && n < maxActivities; ) n += index[--i]!.count
+      return i < index.length ? (await this.read(index[i]!.offset, Infinity)).activities : []
     },
 
     countFrom(offset) {

@@ -117,7 +117,7 @@ export async function startEmbeddedPostgres(dataDir: string, options: EmbeddedPo
       stopping ??= new Promise<void>((resolve) => {
         const timer = setTimeout(() => void worker.terminate().then(() => resolve()), 15_000)
         worker.once('exit', () => { clearTimeout(timer); resolve() })
-        worker.postMessage('stop')
+        worker.postMessage({ type: 'stop' })
       })
       return stopping
     },

@@ -37,7 +37,9 @@ function serve(db: PGlite, port: MessagePort): { close(): Promise<void> } {
   let buffer = Buffer.alloc(0)
   let queue = Promise.resolve()
   let open = true
-  const send = (bytes: Uint8Array) => open && port.postMessage(bytes)
+  // A copy: `bytes` is a view into PGlite's WASM memory, and posting a view
+  // clones its whole buffer (hundreds of MB, ~150 ms a message).
+  const send = (bytes: Uint8Array) => open && port.postMessage(bytes.slice())
 
   async function drain(): Promise<void> {
     for (;;) {

@@ -15,6 +15,15 @@ const fresh = (recent: Recent, as: Activity[]) => recent.admit(as).fresh
 const store = (recent: Recent, as: Activity[]) => recent.admit(as).commit()
 
 describe('recent ids', () => {
+  it('remembers again, after a restart, the ids of the log tail received within the window', () => {
+    let t = 1_000_000
+    const recent = createRecentIds(RecentIdsConfig.parse({ window_ms: 60_000 }), () => t)
+    const old = { ...act('old'), received_at: t - 120_000 }
+    const young = { ...act('young'), received_at: t - 5_000 }
+    expect(recent.restore([old, young])).toBe(1)
+    expect(ids(fresh(recent, [act('old'), act('young')]))).toEqual(['old'])
+  })
+
   it('remembers the nil UUID like any other id (the all-zero slot marks empty slots)', () => {
     const recent = createRecentIds(RecentIdsConfig.parse({}))
     const nil = { id: '00000000-0000-0000-0000-000000000000' } as Activity

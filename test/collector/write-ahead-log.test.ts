@@ -245,4 +245,13 @@ describe('write-ahead log', () => {
     expect(await again.log.cursor('old')).toEqual({ committed: 1 })
     await again.log.close()
   })
+
+  it('reads the newest records holding at least a given number of activities (the tail)', async () => {
+    const w = wal({ segment_bytes: 4096 })
+    await w.log.open()
+    for (let i = 0; i < 6; i++) await w.log.append(activities(5, `t${i}`))
+    expect((await w.log.tail(7)).map((a) => a.action)).toEqual([...Array(5).fill('wal.t4'), ...Array(5).fill('wal.t5')])
+    expect(await w.log.tail(1000)).toHaveLength(30)
+    await w.log.close()
+  })
 })

@@ -3,23 +3,38 @@
  *   actline start [--config FILE]     run the collector (ACTLINE_CONFIG also names the file)
  *   actline api [--config FILE]       serve only the query API (/api/v1) from the configured stores
  *   actline validate-config FILE      check a config file; exit 1 with the errors
+ *   actline dead-letter list|replay   what the stores refused, and sending it again
  */
 import { parseArgs } from 'node:util'
 import { ConfigError, loadConfig, type Config } from './config.ts'
 import { createCollector, createLogger } from './collector.ts'
 import { createApiServer } from './api-server.ts'
+import { listDeadLetters, replayDeadLetters } from './dead-letter-cli.ts'
 
 const USAGE = `usage:
   actline start [--config FILE]     run the collector (or set ACTLINE_CONFIG)
   actline api [--config FILE]       serve only the query API (/api/v1) from the configured stores
   actline validate-config FILE      check a config file and exit
-  actline --help`
+  actline dead-letter list [--json]                            rows the stores refused, by exporter and reason
+  actline dead-letter replay [--exporter E] [--dry-run] [--json]
+                                    send them again once the cause is fixed; each row is stored once,
+                                    however often replay runs (embedded stores: stop the collector first)
+  actline --help
+
+example:
+  actline dead-letter replay --exporter postgres --dry-run --config collector.yaml`
 
 export async function main(argv: string[]): Promise<number> {
   const { positionals, values } = parseArgs({
     args: argv,
     allowPositionals: true,
-    options: { config: { type: 'string', short: 'c' }, help: { type: 'boolean', short: 'h' } },
+    options: {
+      config: { type: 'string', short: 'c' },
+      help: { type: 'boolean', short: 'h' },
+      exporter: { type: 'string' },
+      'dry-run': { type: 'boolean' },
+      json: { type: 'boolean' },
+    },
   })
   const [command, ...rest] = positionals
   if (values.help || !command) {
@@ -42,9 +57,48 @@ export async function main(argv: string[]): Promise<number> {
       return start(values.config ?? process.env.ACTLINE_CONFIG)
     case 'api':
       return start(values.config ?? process.env.ACTLINE_CONFIG, 'api')
+    case 'dead-letter':
+      return deadLetter(rest[0], values)
     default:
       console.error(`unknown command '${command}'\n${USAGE}`)
       return 2
+  }
+}
+
+async function deadLetter(sub: string | undefined, values: { config?: string; exporter?: string; 'dry-run'?: boolean; json?: boolean }): Promise<number> {
+  if (sub !== 'list' && sub !== 'replay') {
+    console.error(`dead-letter needs 'list' or 'replay'\n${USAGE}`)
+    return 2
+  }
+  const config = tryLoad(values.config ?? process.env.ACTLINE_CONFIG)
+  if (!config) return 1
+  if (sub === 'list') {
+    const list = listDeadLetters(config)
+    if (values.json) console.log(JSON.stringify(list))
+    else {
+      if (list.exporters.length === 0 && list.damaged_log_regions === 0) console.log('no dead-lettered rows')
+      for (const e of list.exporters) {
+        console.log(`${e.exporter}: ${e.rows} rows${e.first ? ` (${e.first} .. ${e.last})` : ''}`)
+        for (const r of e.reasons) console.log(`  ${r.rows}  ${r.reason}`)
+      }
+      if (list.damaged_log_regions) console.log(`write-ahead log: ${list.damaged_log_regions} damaged regions (dead-letter/wal.ndjson; raw bytes, not replayable)`)
+    }
+    return 0
+  }
+  const logger = createLogger('warn')
+  try {
+    const results = await replayDeadLetters(config, { ...(values.exporter && { exporter: values.exporter }), dryRun: values['dry-run'] ?? false, progress: (t) => !values.json && console.error(t) }, logger)
+    if (values.json) console.log(JSON.stringify({ dry_run: values['dry-run'] ?? false, exporters: results }))
+    else {
+      for (const r of results) {
+        const verb = values['dry-run'] ? 'would replay' : 'replayed'
+        console.log(`${r.exporter}: ${r.rows} rows: ${verb} ${r.replayed}, already stored ${r.already_stored}${r.failed ? `, failed again ${r.failed} (kept in the file)` : ''}`)
+      }
+    }
+    return results.some((r) => r.failed > 0) ? 1 : 0
+  } catch (err) {
+    console.error(`dead-letter replay: ${(err as Error).message}`)
+    return 1
   }
 }
 

@@ -10,18 +10,19 @@ import { pino } from 'pino'
 import type { Activity } from '../schemas/activity.ts'
 import type { ClickHouseReader, Exporter, Ingest, PostgresReader, Refusal } from '../schemas/component.ts'
 import { ActlineError } from '../schemas/errors.ts'
-import { createClickHouseExporter } from '../exporters/clickhouse-exporter.ts'
-import { createPostgresExporter } from '../exporters/postgres-exporter.ts'
+import type { createClickHouseExporter } from '../exporters/clickhouse-exporter.ts'
+import type { createPostgresExporter } from '../exporters/postgres-exporter.ts'
 import { createReceiverStats } from './activity-receiver.ts'
 import { createRecentIds } from './recent-ids.ts'
 import { buildApp, listeningUrl } from './app.ts'
-import { auditPredicate } from './audit-router.ts'
 import { createBatchProcessor, type BatchProcessor } from './batch-processor.ts'
 import type { Config } from './config.ts'
 import { createDeadLetter, damagedLogWriter } from './dead-letter.ts'
 import type { StoreStatus } from './health.ts'
 import { createMemoryLimiter } from './memory-limiter.ts'
 import { withRetry } from './retrying-exporter.ts'
+import { writePidFile } from './pid-file.ts'
+import { createStoreExporters } from './store-exporters.ts'
 import { startInBackground, type StoreStart } from './store-start.ts'
 import { createWriteAheadLog } from './write-ahead-log.ts'
 import { VERSION } from './version.ts'
@@ -113,10 +114,10 @@ export async function createCollector(config: Config, options: { logger?: Fastif
     exporters.push(exporter)
     queues.set(exporter.name, processor)
   }
-  const clickhouse = config.exporters.clickhouse.enabled ? createClickHouseExporter(config.exporters.clickhouse, logger) : undefined
-  const postgres = config.exporters.postgres.enabled ? createPostgresExporter(config.exporters.postgres, logger) : undefined
-  if (clickhouse) add(clickhouse)
-  if (postgres) add(postgres, auditPredicate(config.pipeline.audit_route))
+  const created = createStoreExporters(config, logger)
+  for (const store of created) add(store.exporter, store.accepts)
+  const clickhouse = created.find((s) => s.name === 'clickhouse')?.exporter as ReturnType<typeof createClickHouseExporter> | undefined
+  const postgres = created.find((s) => s.name === 'postgres')?.exporter as ReturnType<typeof createPostgresExporter> | undefined
   const starting = (name: string) => (starts.has(name) ? starts.get(name)!.pending() : 'not started')
 
   const recentIds = createRecentIds(config.pipeline.dedup)
@@ -167,6 +168,7 @@ export async function createCollector(config: Config, options: { logger?: Fastif
   })
 
   let stopped: Promise<void> | undefined
+  let removePid: (() => void) | undefined
 
   async function stop(): Promise<void> {
     const deadline = Date.now() + config.server.shutdown_timeout_ms
@@ -180,6 +182,7 @@ export async function createCollector(config: Config, options: { logger?: Fastif
     memory.stop()
     await wal.close()
     await Promise.allSettled(exporters.map((e) => e.shutdown()))
+    removePid?.()
     logger.info('shutdown complete')
   }
 
@@ -195,6 +198,7 @@ export async function createCollector(config: Config, options: { logger?: Fastif
 
     async start() {
       try {
+        removePid = writePidFile(config.data_dir)
         await wal.open()
         // A client's retry of a request answered just before a crash or
         // restart must be stored once too: remember the ids the log's tail holds.

@@ -96,8 +96,9 @@ export interface ReplayResult {
 /** Ids of `ids` ClickHouse already holds. */
 async function storedInClickHouse(exporter: ReturnType<typeof createClickHouseExporter>, ids: string[]): Promise<Set<string>> {
   const reader = exporter.reader()
-  const rows = await reader.rows<{ id: string }>(`SELECT toString(id) AS id FROM ${reader.database}.activities WHERE id IN {ids:Array(UUID)}`, { ids })
-  return new Set(rows.map((r) => r.id))
+  // Not `AS id`: ClickHouse would read the alias, a String, in the WHERE clause.
+  const rows = await reader.rows<{ stored: string }>(`SELECT toString(id) AS stored FROM ${reader.database}.activities WHERE id IN {ids:Array(UUID)}`, { ids })
+  return new Set(rows.map((r) => r.stored))
 }
 
 export async function replayDeadLetters(

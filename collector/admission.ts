@@ -50,7 +50,8 @@ export async function store(ingest: Ingest, activities: readonly Activity[], log
   try {
     await ingest.write(activities)
   } catch (err) {
-    log.error({ err }, 'write-ahead log append failed')
+    // The log says once when appends start and stop failing; per request is noise.
+    log.debug({ err }, 'write-ahead log append failed')
     throw new ActlineError(
       'ACT_ERR_STORAGE_UNAVAILABLE',
       'the collector could not store the request; nothing was accepted, retry later',

@@ -48,6 +48,12 @@ export interface BatchStats {
 }
 
 export interface BatchProcessor extends Component {
+  /**
+   * Register this exporter's cursor with the log, before its store is up:
+   * the log keeps every segment a registered cursor still needs, so a store
+   * that is down at start cannot have its backlog deleted under it.
+   */
+  register(): Promise<void>
   /** Activities in the log this exporter has not passed yet. */
   readonly pending: number
   readonly stats: Readonly<BatchStats>
@@ -149,7 +155,12 @@ export function createBatchProcessor({ config, wal, exporter, accepts, deadLette
     })
   }
 
+  let registered: Promise<Cursor> | undefined
+  const register = () => (registered ??= wal.cursor(name).then((c) => (cursor = c)))
+
   async function loop(): Promise<void> {
+    await register()
+    // Read again: after an error the loop resumes from what was persisted, in-flight range included.
     cursor = await wal.cursor(name)
     if (cursor.inflight) {
       logger.info({ exporter: name, range: cursor.inflight }, `${name}: sending again the batch in flight at the last stop`)
@@ -178,6 +189,7 @@ export function createBatchProcessor({ config, wal, exporter, accepts, deadLette
   return {
     stats,
     health: exporter.health,
+    register: async () => void (await register()),
 
     get exporting() {
       return exporting

@@ -200,6 +200,7 @@ export async function createCollector(config: Config, options: { logger?: Fastif
       try {
         removePid = writePidFile(config.data_dir)
         await wal.open()
+        await Promise.all([...queues.values()].map((q) => q.register()))
         // A client's retry of a request answered just before a crash or
         // restart must be stored once too: remember the ids the log's tail holds.
         const restored = recentIds.restore(await wal.tail(recentIds.capacity))

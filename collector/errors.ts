@@ -17,6 +17,8 @@ declare module 'fastify' {
 
 export const PROTOBUF = 'application/x-protobuf'
 
+const REFUSALS = new Set(['ACT_ERR_STORAGE_UNAVAILABLE', 'ACT_ERR_OVERLOADED', 'ACT_ERR_NOT_READY'])
+
 export function isProtobuf(request: FastifyRequest): boolean {
   return (request.headers['content-type'] ?? '').toLowerCase().startsWith(PROTOBUF)
 }
@@ -55,7 +57,10 @@ function fromFastify(err: FastifyError, request: FastifyRequest): ActlineError |
 export function installErrorHandler(app: FastifyInstance): void {
   app.setErrorHandler((err: FastifyError, request: FastifyRequest, reply: FastifyReply) => {
     const known = err instanceof ActlineError ? err : fromFastify(err, request)
-    if (!known || known.statusCode >= 500) request.log.error({ err }, known ? known.message : 'unhandled error')
+    // Refusals (backpressure, a log that cannot be written, a store not
+    // connected) are states, told once by the part in that state; a line
+    // per refused request would flood the log exactly when it matters.
+    if (!known || (known.statusCode >= 500 && !REFUSALS.has(known.code))) request.log.error({ err }, known ? known.message : 'unhandled error')
     // Unknown: the client gets the request id to quote, the log gets the rest.
     const error = known ?? new ActlineError('ACT_ERR_INTERNAL', 'internal error', { request_id: request.id })
     reply.code(error.statusCode).headers(error.headers)

@@ -28,8 +28,9 @@ export function startInBackground(exporter: Exporter, retry: RetryConfig, logger
   const done = (async () => {
     for (let attempt = 0; !stopped; attempt++) {
       try {
-        await exporter.start().finally(attempted)
+        await exporter.start()
         pending = undefined
+        attempted()
         if (attempt > 0) logger.info({ exporter: exporter.name, attempts: attempt + 1 }, `${exporter.name}: connected`)
         await then()
         return

@@ -248,11 +248,14 @@ export function createWriteAheadLog(
           return (end += p.data.length)
         })
         segment.size += bytes
+        if (walHealth.writeFailure) logger.info({ failed_since: new Date(walHealth.writeFailure.at).toISOString() }, 'wal: appends succeed again')
         walHealth.writeFailure = undefined
         batch.forEach((p, i) => p.resolve(ends[i]!))
         events.emit('append')
       } catch (err) {
         const e = err as NodeJS.ErrnoException
+        // One line when appends start failing, not one per request.
+        if (!walHealth.writeFailure) logger.error({ err: e.message, code: e.code }, 'wal: append failed; requests answer 503 until it succeeds again')
         walHealth.writeFailure = { at: Date.now(), code: e.code ?? 'EIO', message: e.message }
         await cutBack(segment)
         for (const p of batch) p.reject(e)
@@ -432,7 +435,7 @@ export function createWriteAheadLog(
     },
 
     async cursor(name) {
-      const ledger = await openCursorLedger(config.dir, name, config.durability !== 'none')
+      const ledger = ledgers.get(name) ?? (await openCursorLedger(config.dir, name, config.durability !== 'none'))
       ledgers.set(name, ledger)
       const cursor = (await ledger.read()) ?? { committed: segments[0]?.base ?? 0 }
       cursors.set(name, cursor)

@@ -12,10 +12,10 @@ export interface TcpProxy {
   close(): Promise<void>
 }
 
-export async function startTcpProxy(targetHost: string, targetPort: number): Promise<TcpProxy> {
+export async function startTcpProxy(targetHost: string, targetPort: number, listenPort = 0): Promise<TcpProxy> {
   const sockets = new Set<Socket>()
   let server: Server | undefined
-  let port = 0
+  let port = listenPort
 
   const listen = () =>
     new Promise<void>((resolve, reject) => {

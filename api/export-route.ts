@@ -14,7 +14,7 @@ import type { ApiContext } from './context.ts'
 import { DimensionFilters, RowFilters, TimeRange, type Filters } from './query-params.ts'
 import { route } from './route.ts'
 
-const PAGE_ROWS = 5_000
+const PAGE_ROWS = 1_000
 
 const FORMATS = {
   csv: { type: 'text/csv; charset=utf-8', extension: 'csv' },

@@ -87,10 +87,18 @@ export interface MemoryLimiterOptions {
  *    it admits again. When memory comes back down, the soft limit follows
  *    it back to its configured value.
  *
+ * 3. Quiet and above 80% of the soft limit (after a burst), it reclaims at
+ *    most every 10 s, so what a burst left behind does not cost the next
+ *    burst, or a large read, its headroom.
+ *
  * The limit is then a bound on what work in flight may add, never a wedge.
  * A genuine leak shows as RSS that grows across rebases (the
  * `actline_memory_limiter_rebases_total` counter, a warning each time).
  */
+/** Share of the soft limit above which a quiet process reclaims, at most every IDLE_RECLAIM_MS. */
+const IDLE_RECLAIM_SHARE = 0.8
+const IDLE_RECLAIM_MS = 10_000
+
 export function createMemoryLimiter(config: MemoryLimiterConfig, options: MemoryLimiterOptions = {}): MemoryLimiter {
   const MiB = 1024 * 1024
   const spike = (config.spike_limit_mib ?? Math.round(config.limit_mib / 4)) * MiB
@@ -126,6 +134,10 @@ export function createMemoryLimiter(config: MemoryLimiterConfig, options: Memory
       idleSince = undefined
       // Memory came back: the soft limit follows it down to the configured one.
       if (soft > floor && rss + spike < soft) soft = Math.max(floor, rss + spike)
+      // Near the limit after a burst, and quiet now: give back what the
+      // burst left in the allocators before the next one (or a big read)
+      // has to be refused for it. Rarely: a reclaim costs tens of ms.
+      if (!busy && !reclaiming && rss > IDLE_RECLAIM_SHARE * soft && Date.now() - lastReclaim >= IDLE_RECLAIM_MS) reclaim()
       return
     }
     refusing = true

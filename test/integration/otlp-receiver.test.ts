@@ -4,6 +4,7 @@
  * lands (ClickHouse) or in the reply an OTLP client decodes.
  */
 import { gzipSync } from 'node:zlib'
+import { closedPort } from '../helpers/ports.ts'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { SpanKind, SpanStatusCode, type Attributes } from '@opentelemetry/api'
 import { OTLPTraceExporter as ProtoExporter } from '@opentelemetry/exporter-trace-otlp-proto'
@@ -189,8 +190,15 @@ describe('POST /v1/traces under backpressure', () => {
   let run: RunningCollector
 
   beforeAll(async () => {
-    // A limit far under any real process: the collector is over it from the start.
-    run = await startCollector(testConfig(dir.path, { pipeline: { memory_limiter: { limit_mib: 2, spike_limit_mib: 1 } } }))
+    // A ClickHouse that is not there (a real closed port) never lets its
+    // cursor advance, so a small log fills and stays full.
+    const port = await closedPort()
+    run = await startCollector(testConfig(dir.path, { wal: { max_bytes: 4096 }, exporters: { clickhouse: { url: `http://127.0.0.1:${port}` } } }))
+    for (let i = 0; i < 50; i++) {
+      const res = await postTo(run.url, JSON.stringify(Array.from({ length: 20 }, () => ({ action: 'fill.log', source: 'system' }))))
+      if (res.status === 429) return
+    }
+    throw new Error('the log never filled')
   })
 
   afterAll(async () => {

@@ -8,11 +8,10 @@
  */
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { PGlite } from '@electric-sql/pglite'
-import { PGLiteSocketServer } from '@electric-sql/pglite-socket'
 import { afterAll, describe, expect, it } from 'vitest'
 import { uuidv7 } from '../../schemas/activity.ts'
-import { createScratchDatabase, eventually, openStores, PG_URL, post, tempDir, testConfig } from '../helpers/stores.ts'
+import { eventually, openStores, post, tempDir, testConfig } from '../helpers/stores.ts'
+import { startPostgresTarget } from '../helpers/postgres-target.ts'
 import { backlog, killChildren, startCollectorProcess, writeConfig } from '../helpers/process.ts'
 import { closedPort } from '../helpers/ports.ts'
 import { startTcpProxy } from '../helpers/tcp-proxy.ts'
@@ -33,21 +32,9 @@ async function postBatches(url: string, batches: number, size: number): Promise<
   return ids
 }
 
-/** The PostgreSQL that appears later: the real server at PG_URL, else a PGlite served over TCP by this process. */
-async function postgresTarget(): Promise<{ url: URL; stop(): Promise<void> }> {
-  if (PG_URL) {
-    const scratch = await createScratchDatabase()
-    return { url: new URL(scratch.url), stop: () => scratch.drop() }
-  }
-  const db = await PGlite.create(`${dir.path}/pg-target`)
-  const server = new PGLiteSocketServer({ db, host: '127.0.0.1', port: 0 })
-  await server.start()
-  return { url: new URL(`postgres://postgres@${server.getServerConn()}/postgres`), stop: async () => (await server.stop(), await db.close()) }
-}
-
 describe('a store down at start', () => {
   it('PostgreSQL: ingest goes on into the log, /readyz names it, and the backlog drains when it appears', async () => {
-    const target = await postgresTarget()
+    const target = await startPostgresTarget(`${dir.path}/pg-target`)
     const port = await closedPort()
     const viaProxy = new URL(target.url)
     viaProxy.port = String(port)

@@ -120,12 +120,22 @@ export async function pgRows<T extends pg.QueryResultRow = any>(pool: pg.Pool, i
   return rows
 }
 
-/** Poll until `check` returns true; fails with `what` after `timeoutMs`. */
+/**
+ * Poll until `check` returns true; fails with `what` after `timeoutMs`. A
+ * check that throws counts as not yet (a pooled connection a cut proxy
+ * killed fails once before the pool replaces it); the last error is told
+ * at the timeout.
+ */
 export async function eventually(what: string, check: () => Promise<boolean>, timeoutMs = 15_000): Promise<void> {
   const deadline = Date.now() + timeoutMs
+  let last: unknown
   for (;;) {
-    if (await check()) return
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for: ${what}`)
+    try {
+      if (await check()) return
+    } catch (err) {
+      last = err
+    }
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for: ${what}${last ? ` (last error: ${(last as Error).message})` : ''}`)
     await new Promise((r) => setTimeout(r, 50))
   }
 }

@@ -4,40 +4,20 @@
  * table detached and re-attached on the real embedded engine. Every
  * acknowledged event must end up in each store exactly once.
  */
-import { PGlite } from '@electric-sql/pglite'
-import { PGLiteSocketServer } from '@electric-sql/pglite-socket'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { uuidv7 } from '../../schemas/activity.ts'
-import { createScratchDatabase, eventually, PG_URL, post, startCollector, storesOf, tempDir, testConfig, type RunningCollector } from '../helpers/stores.ts'
+import { eventually, post, startCollector, storesOf, tempDir, testConfig, type RunningCollector } from '../helpers/stores.ts'
 import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.ts'
+import { startPostgresTarget, type PostgresTarget } from '../helpers/postgres-target.ts'
 
 const dir = tempDir()
 let run: RunningCollector
 let stores: ReturnType<typeof storesOf>
 let proxy: TcpProxy
-let target: { url: URL; stop(): Promise<void> }
-
-/** The PostgreSQL behind the proxy: the real server at PG_URL, else a PGlite served over the wire by this process. */
-async function postgresTarget(): Promise<typeof target> {
-  if (PG_URL) {
-    const scratch = await createScratchDatabase()
-    return { url: new URL(scratch.url), stop: () => scratch.drop() }
-  }
-  const db = await PGlite.create(`${dir.path}/pg-target`)
-  const server = new PGLiteSocketServer({ db, host: '127.0.0.1', port: 0 })
-  await server.start()
-  const port = Number(server.getServerConn().split(':').pop())
-  return {
-    url: new URL(`postgres://postgres@127.0.0.1:${port}/postgres`),
-    async stop() {
-      await server.stop()
-      await db.close()
-    },
-  }
-}
+let target: PostgresTarget
 
 beforeAll(async () => {
-  target = await postgresTarget()
+  target = await startPostgresTarget(`${dir.path}/pg-target`)
   proxy = await startTcpProxy(target.url.hostname, Number(target.url.port))
   const viaProxy = new URL(target.url)
   viaProxy.port = String(proxy.port)
@@ -126,6 +106,11 @@ describe('a store fails for a while and comes back, ingest going on', () => {
     expect(load.acked.length).toBeGreaterThan(ackedAtDetach + 200)
     const during = load.acked.slice(ackedAtDetach)
     await eventually('PostgreSQL has rows accepted while ClickHouse was down', async () => (await pgCount(during)).rows === during.length)
+    // The store answers its ping, but its exports fail: /readyz and /metrics name it.
+    const ready = await fetch(`${run.url}/readyz`)
+    expect(ready.status).toBe(503)
+    expect((await ready.json()).details.stores.clickhouse).toMatch(/^failing since \S+: .*(UNKNOWN_TABLE|does not exist|doesn't exist)/)
+    expect(await (await fetch(`${run.url}/metrics`)).text()).toContain('actline_exporter_failing{exporter="clickhouse"} 1')
     await stores.clickhouse.command({ query: 'ATTACH TABLE actline.activities' })
     await load.stop()
 
@@ -133,5 +118,6 @@ describe('a store fails for a while and comes back, ingest going on', () => {
     await eventually('both stores caught up', async () => (await chCount(ids)).rows >= ids.length && (await pgCount(ids)).rows >= ids.length, 60_000)
     expect([await chCount(ids), await pgCount(ids)]).toEqual([{ rows: ids.length, uniq: ids.length }, { rows: ids.length, uniq: ids.length }])
     expect(load.statuses().every((s) => s === 200)).toBe(true)
+    await eventually('ready again', async () => (await fetch(`${run.url}/readyz`)).status === 200)
   })
 })

@@ -22,7 +22,7 @@ export function refuseWhenFull(
 ): onRequestAsyncHookHandler {
   return async () => {
     const refusal = ingest.refusal()
-    if (!refusal) return
+    if (!refusal) return ingest.admitted?.()
     stats.refusedRequests++
     const { reason } = refusal
     if (refusal.kind === 'storage') {

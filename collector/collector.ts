@@ -131,9 +131,9 @@ export async function createCollector(config: Config, options: { logger?: Fastif
       }
       if (wal.retainedBytes() > config.wal.max_bytes) return { kind: 'backpressure', reason: 'write-ahead log full' }
       if (memory.over()) return { kind: 'backpressure', reason: 'memory limit' }
-      memory.admitted()
       return undefined
     },
+    admitted: () => memory.admitted(),
     write: async (activities) => {
       const { fresh, commit } = recentIds.admit(activities)
       receiverStats.duplicates += activities.length - fresh.length

@@ -4,7 +4,7 @@
  * truth; the JSON Schema in activity.schema.json is generated from it.
  */
 import { z } from 'zod'
-import { inspectValue, MAX_DEPTH, printable } from './storable.ts'
+import { inspectValue, MAX_DEPTH, printable, stringProblem } from './storable.ts'
 import { uuidv7 } from './uuidv7.ts'
 
 export { uuidv7 }
@@ -187,12 +187,20 @@ export function parseActivity(input: unknown, receivedAt: number = Date.now()): 
     return { ok: false, issues: [{ path: '', message: `expected an object, got ${describe(input)}` }] }
   }
   // First, before anything recurses into the item or a store sees it: one
-  // bounded walk finds what no store can hold (schemas/storable.ts).
-  const inspected = inspectValue(input)
-  if ('message' in inspected) return fail(inspected.path, `${inspected.path ? 'value ' : 'activity '}${inspected.message}`)
-  if (inspected.size > LIMITS.activity) {
-    return fail('', `activity is ${inspected.size} characters of JSON, at most ${LIMITS.activity}`)
+  // bounded walk per field finds what no store can hold (schemas/storable.ts)
+  // and sizes it, details included.
+  const fields = input as Record<string, unknown>
+  let size = 2
+  let detailsSize = 0
+  for (const key of Object.keys(fields)) {
+    const keyProblem = stringProblem(key)
+    if (keyProblem) return fail(printable(key), `field name ${keyProblem}`)
+    const inspected = inspectValue(fields[key], LIMITS.depth - 1)
+    if ('message' in inspected) return fail(inspected.path ? `${printable(key)}.${inspected.path}` : printable(key), `value ${inspected.message}`)
+    size += key.length + 4 + inspected.size
+    if (key === 'details') detailsSize = inspected.size
   }
+  if (size > LIMITS.activity) return fail('', `activity is ${size} characters of JSON, at most ${LIMITS.activity}`)
   const parsed = ActivityInput.safeParse(input)
   if (!parsed.success) {
     return {
@@ -200,7 +208,6 @@ export function parseActivity(input: unknown, receivedAt: number = Date.now()): 
       issues: parsed.error.issues.map((i) => ({ path: i.path.join('.'), message: i.message })),
     }
   }
-  const fields = input as Record<string, unknown>
   // zod's output is a fresh object: completed in place into an Activity
   // rather than copied, as this runs for every event. Attributes and
   // details are taken from the input, not from zod's copy: a key such as
@@ -231,8 +238,9 @@ export function parseActivity(input: unknown, receivedAt: number = Date.now()): 
   if (count > LIMITS.attributes) return fail('attributes', `at most ${LIMITS.attributes} attributes, unknown fields included`)
   if (fields.details !== undefined) {
     v.details = fields.details as Activity['details']
-    const size = typeof v.details === 'string' ? v.details.length : JSON.stringify(v.details).length
-    if (size > LIMITS.details) return fail('details', `details is ${size} characters, at most ${LIMITS.details}`)
+    // A string counts its characters; an object its JSON text (as sized by the walk above).
+    const length = typeof v.details === 'string' ? v.details.length : detailsSize
+    if (length > LIMITS.details) return fail('details', `details is ${length} characters, at most ${LIMITS.details}`)
   }
   // One spelling per id: both stores read UUIDs case-insensitively, so
   // `ABC...` and `abc...` are one row there and must be one id here (dedup).

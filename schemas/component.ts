@@ -49,8 +49,10 @@ export interface Refusal {
 
 /** Where a receiver hands accepted activities: the write-ahead log, behind the admission checks. */
 export interface Ingest {
-  /** Why nothing can be taken now, or undefined when it can. */
+  /** Why nothing can be taken now, or undefined when it can. No side effects: /readyz asks too. */
   refusal(): Refusal | undefined
+  /** A request passed the admission check (what the memory limiter counts as work arriving). */
+  admitted?(): void
   /** Resolves once the activities are durable; rejects when they could not be stored. */
   write(activities: readonly Activity[]): Promise<void>
 }

@@ -35,6 +35,11 @@ const ACTIONS = ['user.login', 'user.logout', 'invoice.create', 'invoice.paid', 
 const CATEGORIES = ['authentication', 'billing', 'database', 'api', 'scheduled_job', 'file', 'search', 'data_modification', 'other']
 
 /** A realistic mix: ~30% user actions (audited), the rest machine events, some warnings. */
+/** The events of bench:ingest, one JSON text each. */
+export function makeEvents(batchSize: number, seed: number): string[] {
+  return makeBody(batchSize, seed).split('\n')
+}
+
 function makeBody(batchSize: number, seed: number): string {
   const lines: string[] = []
   for (let i = 0; i < batchSize; i++) {

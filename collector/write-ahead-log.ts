@@ -4,11 +4,13 @@
  * nothing acknowledged: restart replays from each exporter's cursor.
  *
  * Layout: segment files named by the global byte offset of their first
- * record (`00000000000000000000.wal`). A record is a 12-byte header
- * (payload length, CRC-32 of the payload, activity count; little-endian
- * u32s) and a JSON array of normalized activities. A record never spans two
- * segments. A torn or corrupt tail (a crash mid-write) fails its length or
- * checksum and is cut at open, never parsed as data.
+ * record (`00000000000000000000.wal`), each a run of records
+ * (wal-records.ts: header, checksum, JSON); a record never spans two
+ * segments. A torn tail (a crash mid-write) is cut at open; damaged bytes
+ * elsewhere are skipped and handed to `onCorrupt`, never parsed as data.
+ * Each exporter's cursor is in a ledger of its own (cursor-ledger.ts).
+ * Appends are all or nothing: a failed write is cut back before anyone
+ * hears of it.
  *
  * Durability: `fsync` (default) resolves an append after fdatasync; appends
  * that arrive while one sync runs share the next one (group commit).
@@ -18,12 +20,12 @@ import { EventEmitter } from 'node:events'
 import { mkdirSync, readdirSync } from 'node:fs'
 import { open, readFile, rm, stat, type FileHandle } from 'node:fs/promises'
 import { join } from 'node:path'
-import { crc32 } from 'node:zlib'
 import { z } from 'zod'
 import type { Activity } from '../schemas/activity.ts'
 import type { Logger } from '../schemas/component.ts'
 import { yieldToLoop } from '../schemas/cooperative.ts'
 import { openCursorLedger, type Cursor, type CursorLedger } from './cursor-ledger.ts'
+import { decodeRecord, encodeRecord, HEADER, scanSegment } from './wal-records.ts'
 
 export type { Cursor } from './cursor-ledger.ts'
 
@@ -44,7 +46,6 @@ export const WriteAheadLogConfig = z
 
 export type WriteAheadLogConfig = z.output<typeof WriteAheadLogConfig>
 
-const HEADER = 12
 const NAME = /^(\d{20})\.wal$/
 
 interface Segment {
@@ -147,55 +148,13 @@ export function createWriteAheadLog(
     await onCorrupt({ segment: segment.path, offset, length, bytes: bytes.subarray(0, CORRUPT_SAMPLE), reason })
   }
 
-  /** Is there a whole, checksummed record at `pos` of `buf`? */
-  function recordAt(buf: Buffer, pos: number): number | undefined {
-    if (pos + HEADER > buf.length) return undefined
-    const length = buf.readUInt32LE(pos)
-    if (length === 0 || pos + HEADER + length > buf.length) return undefined
-    return crc32(buf.subarray(pos + HEADER, pos + HEADER + length)) === buf.readUInt32LE(pos + 4) ? length : undefined
-  }
-
-  /**
-   * Index a segment's records. Sealed segments are walked by their lengths
-   * (they were synced before the next began; a record's checksum is checked
-   * when it is read); bytes whose structure breaks are one damaged region.
-   * The last segment is checked record by record: a bad record followed by
-   * a good one is damage (skipped, reported), a bad record with nothing good
-   * after it is a torn write from a crash (cut). Returns the bytes to keep.
-   */
+  /** Index a segment's records (wal-records.ts); report its damage. Returns the bytes to keep. */
   async function scan(segment: Segment, last: boolean): Promise<number> {
     const buf = await readFile(segment.path)
-    let pos = 0
-    while (pos + HEADER <= buf.length) {
-      const length = buf.readUInt32LE(pos)
-      const fits = length > 0 && pos + HEADER + length <= buf.length
-      if (fits && (!last || recordAt(buf, pos) !== undefined)) {
-        index.push({ offset: segment.base + pos, end: segment.base + pos + HEADER + length, count: buf.readUInt32LE(pos + 8) })
-        pos += HEADER + length
-        continue
-      }
-      if (last && fits && hasRecordAfter(buf, pos + HEADER + length)) {
-        await corrupt(segment, pos, HEADER + length, buf.subarray(pos, pos + HEADER + length), 'record fails its checksum')
-        pos += HEADER + length
-        continue
-      }
-      if (last) return pos
-      await corrupt(segment, pos, buf.length - pos, buf.subarray(pos), `sealed segment breaks at byte ${pos} of ${buf.length}`)
-      return buf.length
-    }
-    if (pos < buf.length && !last) await corrupt(segment, pos, buf.length - pos, buf.subarray(pos), `sealed segment ends in ${buf.length - pos} stray bytes`)
-    return last ? pos : buf.length
-  }
-
-  /** Following the lengths from `from`, does any whole, checksummed record come? */
-  function hasRecordAfter(buf: Buffer, from: number): boolean {
-    for (let pos = from; pos + HEADER <= buf.length; ) {
-      if (recordAt(buf, pos) !== undefined) return true
-      const length = buf.readUInt32LE(pos)
-      if (length === 0 || pos + HEADER + length > buf.length) return false
-      pos += HEADER + length
-    }
-    return false
+    const found = scanSegment(buf, last)
+    for (const r of found.records) index.push({ offset: segment.base + r.at, end: segment.base + r.at + r.length, count: r.count })
+    for (const d of found.damaged) await corrupt(segment, d.at, d.length, buf.subarray(d.at, d.at + d.length), d.reason)
+    return found.keep
   }
 
   /** Start a new segment at `end`. The new file is opened first: if that fails, the current segment stays as it was. */
@@ -365,12 +324,7 @@ export function createWriteAheadLog(
 
     append(activities) {
       if (closed) return Promise.reject(new Error('write-ahead log is closed'))
-      const payload = Buffer.from(JSON.stringify(activities))
-      const data = Buffer.allocUnsafe(HEADER + payload.length)
-      data.writeUInt32LE(payload.length, 0)
-      data.writeUInt32LE(crc32(payload), 4)
-      data.writeUInt32LE(activities.length, 8)
-      payload.copy(data, HEADER)
+      const data = encodeRecord(activities)
       return new Promise<number>((resolve, reject) => {
         pending.push({ data, count: activities.length, resolve, reject })
         kick()
@@ -420,8 +374,7 @@ export function createWriteAheadLog(
           if (k > i) await yieldToLoop()
           const at = refs[k]!.offset - from
           const length = buf.readUInt32LE(at)
-          const payload = buf.subarray(at + HEADER, at + HEADER + length)
-          const parsed = crc32(payload) === buf.readUInt32LE(at + 4) ? parseRecord(payload) : undefined
+          const parsed = decodeRecord(buf, at)
           if (!parsed) {
             // Skipped, not retried: the same bytes fail the same way forever.
             await corrupt(segment, refs[k]!.offset - segment.base, HEADER + length, buf.subarray(at, at + HEADER + length), 'record fails its checksum')
@@ -480,10 +433,3 @@ export function createWriteAheadLog(
   }
 }
 
-function parseRecord(payload: Buffer): Activity[] | undefined {
-  try {
-    return JSON.parse(payload.toString('utf8')) as Activity[]
-  } catch {
-    return undefined
-  }
-}

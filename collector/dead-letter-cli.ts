@@ -109,8 +109,9 @@ export async function replayDeadLetters(
   const holder = runningCollector(config.data_dir)
   const stores = createStoreExporters(config, logger).filter((s) => !options.exporter || s.name === options.exporter)
   if (options.exporter && stores.length === 0) throw new Error(`no enabled exporter is named '${options.exporter}' (enabled: ${createStoreExporters(config, logger).map((s) => s.name).join(', ')})`)
+  // Even a dry run opens the store, to see which rows it already holds.
   const embedded = stores.filter((s) => s.embedded).map((s) => s.name)
-  if (holder && embedded.length && !options.dryRun) {
+  if (holder && embedded.length) {
     throw new Error(`the collector (pid ${holder}) holds the embedded ${embedded.join(' and ')} store: stop it first, then replay`)
   }
   const results: ReplayResult[] = []
@@ -119,7 +120,7 @@ export async function replayDeadLetters(
     const { entries, unreadable } = readEntries(path)
     const result: ReplayResult = { exporter: store.name, rows: entries.length, already_stored: 0, replayed: 0, failed: 0 }
     results.push(result)
-    if (entries.length === 0 || (options.dryRun && (holder !== undefined && store.embedded))) continue
+    if (entries.length === 0) continue
     await store.exporter.start()
     try {
       const kept: string[] = [...unreadable]

@@ -53,7 +53,7 @@ export const health: FastifyPluginAsync<HealthOptions> = async (app, { stores, i
     const pipeline = ingest ? { ingest: refusal ? `refusing: ${refusal.reason}` : 'ok' } : {}
     const problems = [
       ...(isAccepting() ? [] : ['the collector is not accepting traffic']),
-      ...stores.filter((_, i) => states[i] !== 'ok').map((s, i) => `${s.exporter.name} ${states.filter((x) => x !== 'ok')[i]}`),
+      ...stores.flatMap((s, i) => (states[i] === 'ok' ? [] : [`${s.exporter.name} ${states[i]}`])),
       ...(refusal ? [`ingest refusing: ${refusal.reason}`] : []),
     ]
     if (problems.length === 0) return { status: 'ready', stores: byName, ...(ingest && { pipeline }) }

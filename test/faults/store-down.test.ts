@@ -74,6 +74,10 @@ describe('a store down at start', () => {
     const ready = await (await fetch(`${down.url}/readyz`)).json()
     expect(ready.details.stores.clickhouse).toMatch(/not connected: .*ECONNREFUSED/)
     expect(ready.details.stores.postgres).toBe('ok')
+    // A query of the store that is not there is a 503 to retry, not a 500.
+    const query = await fetch(`${down.url}/api/v1/activities`)
+    expect(query.status).toBe(503)
+    expect(await query.json()).toMatchObject({ error: 'ACT_ERR_STORAGE_UNAVAILABLE', details: { store: 'clickhouse' } })
     await eventually('PostgreSQL has its rows', async () => (await metric(down.url, 'actline_exporter_queue_activities', 'exporter="postgres"')) === 0)
     down.child.kill('SIGTERM')
     expect(await down.exited).toBe(0)

@@ -73,10 +73,13 @@ export interface MemoryLimiterOptions {
  * refuses forever: the refusal itself keeps the work away that would let
  * anything be freed. So:
  *
- * 1. Over the soft limit (limit_mib - spike_limit_mib), refuse, and reclaim
- *    at most once per min_reclaim_interval_ms: a full V8 collection and
- *    `reclaim` (the engines' allocator purge), as the OpenTelemetry
- *    Collector's limiter forces a GC. Under a flood V8 lets garbage from the
+ * 1. Over the soft limit (limit_mib - spike_limit_mib), reclaim first: a
+ *    full V8 collection and `reclaim` (the engines' allocator purge), as the
+ *    OpenTelemetry Collector's limiter forces a GC. Refuse only if RSS is
+ *    still over once it has run (or if one ran moments before the
+ *    crossing, or RSS is over limit_mib itself); then reclaim at most once
+ *    per min_reclaim_interval_ms while refusing. A query that leaves its
+ *    pages with the allocator does not cost ingest a 429. Under a flood V8 lets garbage from the
  *    exporters' batches pile up to ~150 MB before it collects by itself;
  *    reclaiming every second took the overload test's peak from
  *    831-912 MiB to 736-781 MiB.
@@ -87,17 +90,16 @@ export interface MemoryLimiterOptions {
  *    it admits again. When memory comes back down, the soft limit follows
  *    it back to its configured value.
  *
- * 3. Quiet and above 80% of the soft limit (after a burst), it reclaims at
- *    most every 10 s, so what a burst left behind does not cost the next
+ * 3. When it turns quiet above 80% of the soft limit (after a burst), it
+ *    reclaims once, so what a burst left behind does not cost the next
  *    burst, or a large read, its headroom.
  *
  * The limit is then a bound on what work in flight may add, never a wedge.
  * A genuine leak shows as RSS that grows across rebases (the
  * `actline_memory_limiter_rebases_total` counter, a warning each time).
  */
-/** Share of the soft limit above which a quiet process reclaims, at most every IDLE_RECLAIM_MS. */
+/** Share of the soft limit above which a process that turned quiet reclaims, once per quiet spell. */
 const IDLE_RECLAIM_SHARE = 0.8
-const IDLE_RECLAIM_MS = 10_000
 
 export function createMemoryLimiter(config: MemoryLimiterConfig, options: MemoryLimiterOptions = {}): MemoryLimiter {
   const MiB = 1024 * 1024
@@ -111,6 +113,11 @@ export function createMemoryLimiter(config: MemoryLimiterConfig, options: Memory
   let lastReclaimDone = 0
   let admittedSinceCheck = 0
   let idleSince: number | undefined
+  /** When RSS went over the soft limit, while not yet refusing. */
+  let crossedAt: number | undefined
+  const hard = config.limit_mib * MiB
+  /** A reclaim ran since the process last turned quiet (under the limit). */
+  let reclaimedWhileQuiet = false
   let rss = 0
   let rebases = 0
 
@@ -132,13 +139,27 @@ export function createMemoryLimiter(config: MemoryLimiterConfig, options: Memory
     if (rss <= soft) {
       refusing = false
       idleSince = undefined
+      crossedAt = undefined
       // Memory came back: the soft limit follows it down to the configured one.
       if (soft > floor && rss + spike < soft) soft = Math.max(floor, rss + spike)
       // Near the limit after a burst, and quiet now: give back what the
       // burst left in the allocators before the next one (or a big read)
-      // has to be refused for it. Rarely: a reclaim costs tens of ms.
-      if (!busy && !reclaiming && rss > IDLE_RECLAIM_SHARE * soft && Date.now() - lastReclaim >= IDLE_RECLAIM_MS) reclaim()
+      // has to be refused for it. Once per quiet spell: a reclaim costs tens of ms.
+      if (busy) reclaimedWhileQuiet = false
+      else if (!reclaimedWhileQuiet && !reclaiming && rss > IDLE_RECLAIM_SHARE * soft && Date.now() - lastReclaim >= config.min_reclaim_interval_ms) {
+        reclaimedWhileQuiet = true
+        reclaim()
+      }
       return
+    }
+    if (!refusing && rss <= hard) {
+      // Just over: is it memory in use, or pages the allocators keep? A
+      // reclaim tells. Refuse only once one has run since the crossing (or
+      // ran moments before it) and RSS is still over; up to the hard limit
+      // the spike allowance covers the wait.
+      crossedAt ??= Date.now()
+      if (reclaiming) return
+      if (lastReclaimDone < crossedAt && Date.now() - lastReclaim >= config.min_reclaim_interval_ms) return reclaim()
     }
     refusing = true
     if (!reclaiming && Date.now() - lastReclaim >= config.min_reclaim_interval_ms) reclaim()

@@ -211,6 +211,8 @@ export async function createCollector(config: Config, options: { logger?: Fastif
         await wal.close().catch(() => {})
         throw err
       }
+      // Ingest works from here: the log takes it, whatever the stores do.
+      accepting = true
       // Stores start behind the log: one that is down does not keep the
       // collector from accepting (store-start.ts).
       for (const exporter of exporters) {
@@ -218,7 +220,6 @@ export async function createCollector(config: Config, options: { logger?: Fastif
       }
       // The first attempt gets a moment, so a healthy start logs one line and serves reads at once.
       await Promise.race([Promise.all([...starts.values()].map((s) => s.firstAttempt)), sleep(STARTUP_GRACE_MS)])
-      accepting = true
       const host = config.server.host
       const { port, url } = listeningUrl(app, host, config.server.port)
       const waiting = exporters.filter((e) => starting(e.name) !== undefined).map((e) => e.name)

@@ -117,6 +117,17 @@ export function createBatchProcessor({ config, wal, exporter, accepts, deadLette
     }
     // Retrying was cut short by shutdown: the range stays in flight for the next start.
     if (result.status !== 'permanent') return false
+    // A store whose failed insert may have kept rows (ClickHouse, when a view
+    // failed after the table was written) must not get them again.
+    if (exporter.stored) {
+      const held = await exporter.stored(batch.map((a) => a.id))
+      if (held.size > 0) {
+        logger.warn({ exporter: name, rows: held.size, err: result.error.message }, `${name}: a failed insert left rows in the store; they are not sent again`)
+        stats.exported += held.size
+        batch = batch.filter((a) => !held.has(a.id))
+        if (batch.length === 0) return true
+      }
+    }
     if (batch.length === 1) {
       stats.rejected++
       stats.last_dead_letter = { at: Date.now(), reason: result.error.message }

@@ -4,8 +4,8 @@
  *
  * Replay writes to each exporter's store directly, so it is stored once
  * however often replay runs: PostgreSQL by its key (ON CONFLICT), ClickHouse
- * by asking first which ids it already holds (its rollups count every
- * insert, so a row must not be inserted twice). A row that fails again
+ * by asking first which ids it already holds (`Exporter.stored`; its rollups
+ * count every insert, so a row must not be inserted twice). A row that fails again
  * stays in the file with the new reason; the rest leave it. Embedded stores
  * belong to one process: with them, the collector must be stopped first.
  */
@@ -14,7 +14,6 @@ import { open, rename } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { Activity } from '../schemas/activity.ts'
 import type { Exporter, Logger } from '../schemas/component.ts'
-import type { createClickHouseExporter } from '../exporters/clickhouse-exporter.ts'
 import type { Config } from './config.ts'
 import { deadLetterPath, WAL_DEAD_LETTER, type DeadLetterEntry } from './dead-letter.ts'
 import { runningCollector } from './pid-file.ts'
@@ -93,14 +92,6 @@ export interface ReplayResult {
   failed: number
 }
 
-/** Ids of `ids` ClickHouse already holds. */
-async function storedInClickHouse(exporter: ReturnType<typeof createClickHouseExporter>, ids: string[]): Promise<Set<string>> {
-  const reader = exporter.reader()
-  // Not `AS id`: ClickHouse would read the alias, a String, in the WHERE clause.
-  const rows = await reader.rows<{ stored: string }>(`SELECT toString(id) AS stored FROM ${reader.database}.activities WHERE id IN {ids:Array(UUID)}`, { ids })
-  return new Set(rows.map((r) => r.stored))
-}
-
 export async function replayDeadLetters(
   config: Config,
   options: { exporter?: string; dryRun?: boolean; progress?: (text: string) => void },
@@ -126,7 +117,8 @@ export async function replayDeadLetters(
       const kept: string[] = [...unreadable]
       for (let i = 0; i < entries.length; i += BATCH) {
         const chunk = entries.slice(i, i + BATCH)
-        const known = store.name === 'clickhouse' ? await storedInClickHouse(store.exporter as ReturnType<typeof createClickHouseExporter>, chunk.map((c) => c.entry.activity.id)) : new Set<string>()
+        // Stores that key by id (PostgreSQL) drop a repeat themselves; the others say what they hold.
+        const known = (await store.exporter.stored?.(chunk.map((c) => c.entry.activity.id))) ?? new Set<string>()
         const todo = chunk.filter((c) => !known.has(c.entry.activity.id))
         result.already_stored += chunk.length - todo.length
         if (options.dryRun) {

@@ -81,6 +81,7 @@ export function withRetry(inner: Exporter, config: RetryConfig, logger: Logger, 
     shutdown: () => inner.shutdown(),
     ping: () => inner.ping(),
     ...(inner.reclaimMemory && { reclaimMemory: () => inner.reclaimMemory!() }),
+    ...(inner.stored && { stored: (ids: readonly string[]) => inner.stored!(ids) }),
     abort: () => aborter.abort(),
 
     async export(batch, options = {}): Promise<ExportResult> {

@@ -142,6 +142,22 @@ export function createClickHouseExporter(
       })
     },
 
+    async stored(ids) {
+      const held = new Set<string>()
+      for (let i = 0; i < ids.length; i += 1000) {
+        // Not `AS id`: ClickHouse would read the alias, a String, in the WHERE clause.
+        const rows = await (
+          await started().query({
+            query: `SELECT toString(id) AS held FROM ${config.database}.activities WHERE id IN {ids:Array(UUID)}`,
+            query_params: { ids: ids.slice(i, i + 1000) },
+            format: 'JSONEachRow',
+          })
+        ).json<{ held: string }>()
+        for (const r of rows) held.add(r.held)
+      }
+      return held
+    },
+
     reader() {
       const c = started()
       return {

@@ -35,6 +35,13 @@ export interface Exporter extends Component {
   ping(): Promise<{ ok: true } | { ok: false; error: string }>
   /** Give back memory held but not in use (an embedded engine's freed pages); called when the process is over its memory limit. Never throws. */
   reclaimMemory?(): Promise<void>
+  /**
+   * Which of `ids` the store already holds. For stores whose insert is not
+   * atomic: ClickHouse writes the table before its materialized views, so an
+   * insert a view failed has left its rows behind, and sending them again
+   * in a split batch (another deduplication token) would store them twice.
+   */
+  stored?(ids: readonly string[]): Promise<Set<string>>
 }
 
 /**

@@ -106,4 +106,26 @@ describe('rows a store refuses', () => {
     c.child.kill('SIGTERM')
     await c.exited
   })
+
+  it('are stored once when a view failed after the table took them: an unknown error, retried within its bound, then split without sending them twice', async () => {
+    const data = `${dir.path}/view`
+    const viewConfig = testConfig(data)
+    const stores = await openStores(viewConfig)
+    // code 395 is neither an outage nor a data error: the bounded retry applies.
+    await stores.clickhouse.command({
+      query: "CREATE MATERIALIZED VIEW actline.poison_view ENGINE = MergeTree ORDER BY tuple() AS SELECT id, throwIf(action = 'view.poison', 'a view refused the row') AS x FROM actline.activities",
+      clickhouse_settings: { allow_suspicious_low_cardinality_types: 1 },
+    })
+    await stores.close()
+    const c = await startCollectorProcess(writeConfig(dir.path, `data_dir: ${data}\nserver: { port: 0 }\npipeline: { batch: { timeout_ms: 100 }, retry: { initial_interval_ms: 20, max_interval_ms: 100, max_elapsed_ms: 500 } }\n`))
+    const ids = Array.from({ length: 201 }, () => uuidv7())
+    const rows = ids.map((id, i) => ({ id, action: i === 120 ? 'view.poison' : 'view.good', source: 'system' }))
+    expect((await post(c.url, JSON.stringify(rows))).status).toBe(200)
+    await eventually('log drained', async () => (await backlog(c.url)) === 0, 60_000)
+    c.child.kill('SIGTERM')
+    expect(await c.exited).toBe(0)
+    // The table took the whole first attempt, the row the view refused included: each row once.
+    await expectStoredOnce(viewConfig, ids, { postgres: false })
+    expect(c.output()).toMatch(/a failed insert left rows in the store; they are not sent again/)
+  })
 })

@@ -154,7 +154,7 @@ export async function createCollector(config: Config, options: { logger?: Fastif
         api: {
           config: config.api,
           version: VERSION,
-          ...storeReaders(config, clickhouse, postgres, (name) => starts.get(name)?.pending()),
+          ...storeReaders(config, clickhouse, postgres, starting),
           // An export's own audit activity takes the path every activity takes.
           audit: (activity) => ingest.write([activity]),
         },

@@ -7,7 +7,8 @@
  */
 import { parseArgs } from 'node:util'
 import { ConfigError, loadConfig, type Config } from './config.ts'
-import { createCollector, createLogger } from './collector.ts'
+import { createCollector } from './collector.ts'
+import { createLogger } from './server/logger.ts'
 import { createApiServer } from './api-server.ts'
 import { listDeadLetters, replayDeadLetters } from './dead-letter-cli.ts'
 

@@ -9,16 +9,14 @@ import { readFileSync } from 'node:fs'
 import { resolve, join } from 'node:path'
 import { parse as parseYaml } from 'yaml'
 import { z } from 'zod'
-import { ActivityReceiverConfig } from './activity-receiver.ts'
-import { AuditRouteConfig } from './audit-router.ts'
-import { OtlpReceiverConfig } from './otlp-receiver.ts'
-import { RecentIdsConfig } from './recent-ids.ts'
-import { BatchProcessorConfig } from './batch-processor.ts'
-import { MemoryLimiterConfig } from './memory-limiter.ts'
-import { RetryConfig } from './retrying-exporter.ts'
-import { WriteAheadLogConfig } from './write-ahead-log.ts'
-import { ClickHouseExporterConfig } from '../exporters/clickhouse-exporter.ts'
-import { PostgresExporterConfig } from '../exporters/postgres-exporter.ts'
+import { AuditRouteConfig } from './pipeline/audit-route.ts'
+import { RECEIVERS } from './receivers/index.ts'
+import { RecentIdsConfig } from './pipeline/dedup.ts'
+import { BatchProcessorConfig } from './pipeline/batch-processor.ts'
+import { MemoryLimiterConfig } from './pipeline/memory-limiter.ts'
+import { RetryConfig } from './pipeline/retry.ts'
+import { WriteAheadLogConfig } from './wal/write-ahead-log.ts'
+import { EXPORTERS, type ExporterTypes } from '../exporters/index.ts'
 import { redactUrl } from '../exporters/redact.ts'
 import { AuthConfig } from '../api/auth.ts'
 import { ApiConfig } from '../api/query-api.ts'
@@ -46,6 +44,13 @@ export const ServerConfig = z
     path: ['request_timeout_ms'],
   })
 
+type Sections<T extends Record<string, { config: z.ZodType }>> = { [K in keyof T]: z.output<T[K]['config']> }
+
+/** A section with one key per registered component type, each its own schema and defaults. */
+function sectionsOf<T extends Record<string, { config: z.ZodType }>>(types: T): z.ZodType<Sections<T>> {
+  return z.strictObject(Object.fromEntries(Object.entries(types).map(([name, t]) => [name, t.config.prefault({})]))) as unknown as z.ZodType<Sections<T>>
+}
+
 // `.prefault({})` runs an absent section through its schema, so every
 // default lives once, beside its component.
 export const ConfigSchema = z
@@ -53,10 +58,7 @@ export const ConfigSchema = z
     /** Where the embedded stores keep their files. @default './data' */
     data_dir: z.string().min(1).default('./data'),
     server: ServerConfig.prefault({}),
-    receivers: z
-      .object({ activity: ActivityReceiverConfig.prefault({}), otlp: OtlpReceiverConfig.prefault({}) })
-      .strict()
-      .prefault({}),
+    receivers: sectionsOf(RECEIVERS).prefault({}),
     wal: WriteAheadLogConfig.prefault({}),
     pipeline: z
       .object({
@@ -68,18 +70,12 @@ export const ConfigSchema = z
       })
       .strict()
       .prefault({}),
-    exporters: z
-      .object({
-        clickhouse: ClickHouseExporterConfig.prefault({}),
-        postgres: PostgresExporterConfig.prefault({}),
-      })
-      .strict()
-      .prefault({}),
+    exporters: sectionsOf(EXPORTERS).prefault({}),
     auth: AuthConfig.prefault({}),
     api: ApiConfig.prefault({}),
   })
   .strict()
-  .refine((c) => c.exporters.clickhouse.enabled || c.exporters.postgres.enabled, {
+  .refine((c) => Object.values(c.exporters).some((e) => e.enabled), {
     message: 'at least one exporter must be enabled',
     path: ['exporters'],
   })
@@ -94,25 +90,21 @@ export function isLoopback(host: string): boolean {
 }
 
 /** The validated config, with every store path resolved to an absolute one. */
-export type Config = z.output<typeof ConfigSchema> & {
-  wal: { dir: string }
-  exporters: {
-    clickhouse: { path: string }
-    postgres: { path: string }
-  }
+export type Config = Omit<z.output<typeof ConfigSchema>, 'wal' | 'exporters'> & {
+  wal: z.output<typeof ConfigSchema>['wal'] & { dir: string }
+  exporters: { [K in keyof ExporterTypes]: ReturnType<ExporterTypes[K]['resolve']> }
 }
 
-/** Environment variables that override a key; listed in docs/configuration.md. */
+/** Environment variables that override a key (each exporter lists its own); docs/configuration.md lists them all. */
 export const ENV_OVERRIDES: Record<string, { path: string[]; type: 'string' | 'number' }> = {
   ACTLINE_HOST: { path: ['server', 'host'], type: 'string' },
   ACTLINE_PORT: { path: ['server', 'port'], type: 'number' },
   ACTLINE_LOG_LEVEL: { path: ['server', 'log_level'], type: 'string' },
   ACTLINE_DATA_DIR: { path: ['data_dir'], type: 'string' },
-  ACTLINE_CLICKHOUSE_URL: { path: ['exporters', 'clickhouse', 'url'], type: 'string' },
-  ACTLINE_CLICKHOUSE_USERNAME: { path: ['exporters', 'clickhouse', 'username'], type: 'string' },
-  ACTLINE_CLICKHOUSE_PASSWORD: { path: ['exporters', 'clickhouse', 'password'], type: 'string' },
-  ACTLINE_POSTGRES_URL: { path: ['exporters', 'postgres', 'url'], type: 'string' },
   ACTLINE_WAL_DURABILITY: { path: ['wal', 'durability'], type: 'string' },
+  ...Object.fromEntries(
+    Object.values(EXPORTERS).flatMap((t) => Object.entries(t.env ?? {}).map(([name, { key, type }]) => [name, { path: ['exporters', t.type, key], type }])),
+  ),
 }
 
 export class ConfigError extends Error {
@@ -172,10 +164,9 @@ export function parseConfig(raw: unknown, env: NodeJS.ProcessEnv = {}, source = 
     ...c,
     data_dir: dataDir,
     wal: { ...c.wal, dir: resolve(c.wal.dir ?? join(dataDir, 'wal')) },
-    exporters: {
-      clickhouse: { ...c.exporters.clickhouse, path: resolve(c.exporters.clickhouse.path ?? join(dataDir, 'clickhouse')) },
-      postgres: { ...c.exporters.postgres, path: resolve(c.exporters.postgres.path ?? join(dataDir, 'postgres')) },
-    },
+    exporters: Object.fromEntries(
+      Object.entries(EXPORTERS).map(([name, t]) => [name, (t.resolve as (c: unknown, d: string) => unknown)(c.exporters[name as keyof ExporterTypes], dataDir)]),
+    ) as Config['exporters'],
   }
 }
 

@@ -15,9 +15,9 @@ import { join } from 'node:path'
 import type { Activity } from '../schemas/activity.ts'
 import type { Exporter, Logger } from '../schemas/component.ts'
 import type { Config } from './config.ts'
-import { deadLetterPath, WAL_DEAD_LETTER, type DeadLetterEntry } from './dead-letter.ts'
+import { deadLetterPath, WAL_DEAD_LETTER, type DeadLetterEntry } from './pipeline/dead-letter.ts'
 import { runningCollector } from './pid-file.ts'
-import { createStoreExporters } from './store-exporters.ts'
+import { enabledExporters } from './components.ts'
 
 const BATCH = 1_000
 
@@ -98,8 +98,8 @@ export async function replayDeadLetters(
   logger: Logger,
 ): Promise<ReplayResult[]> {
   const holder = runningCollector(config.data_dir)
-  const stores = createStoreExporters(config, logger).filter((s) => !options.exporter || s.name === options.exporter)
-  if (options.exporter && stores.length === 0) throw new Error(`no enabled exporter is named '${options.exporter}' (enabled: ${createStoreExporters(config, logger).map((s) => s.name).join(', ')})`)
+  const stores = enabledExporters(config, logger).filter((s) => !options.exporter || s.name === options.exporter)
+  if (options.exporter && stores.length === 0) throw new Error(`no enabled exporter is named '${options.exporter}' (enabled: ${enabledExporters(config, logger).map((s) => s.name).join(', ')})`)
   // Even a dry run opens the store, to see which rows it already holds.
   const embedded = stores.filter((s) => s.embedded).map((s) => s.name)
   if (holder && embedded.length) {

@@ -17,6 +17,7 @@ import { suppressTracing } from '@opentelemetry/core'
 import { z } from 'zod'
 import { uuidv7, type ActivityInputType } from '../schemas/activity.ts'
 import { joinCooperatively } from '../schemas/cooperative.ts'
+import { backoffDelay } from '../lib/backoff.ts'
 
 const gzip = promisify(gzipCallback)
 
@@ -249,7 +250,7 @@ export class ActivityClient {
       // Shutdown has counted this batch as dropped already.
       if (this.abandoned) return
       this.counters.retries++
-      const backoff = Math.random() * Math.min(this.config.retryMaxDelayMs, this.config.retryInitialDelayMs * 2 ** attempt)
+      const backoff = backoffDelay({ initial_interval_ms: this.config.retryInitialDelayMs, max_interval_ms: this.config.retryMaxDelayMs, multiplier: 2 }, attempt)
       const wait = Math.min(this.config.retryMaxDelayMs, Math.max(backoff, outcome.retryAfterMs ?? 0))
       await new Promise<void>((resolve) => {
         const t = setTimeout(resolve, wait)

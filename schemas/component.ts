@@ -3,6 +3,7 @@
  * processor and exporter has one lifecycle, and exporters report outcomes
  * instead of throwing, so retry and queueing can wrap them from outside.
  */
+import type { z } from 'zod'
 import type { Activity } from './activity.ts'
 
 export interface Component {
@@ -42,6 +43,36 @@ export interface Exporter extends Component {
    * in a split batch (another deduplication token) would store them twice.
    */
   stored?(ids: readonly string[]): Promise<Set<string>>
+  /** The store the query API reads activities and trends from, where this exporter is it (ClickHouse SQL). Throws before start. */
+  analyticsReader?(): ClickHouseReader
+  /** The store the query API reads the audit trail from (PostgreSQL SQL). Throws before start. */
+  auditReader?(): PostgresReader
+}
+
+/**
+ * An exporter type, as the registry (exporters/index.ts) lists it: the
+ * Collector's exporter.Factory. Everything the collector knows of a type is
+ * here; nothing else names it.
+ */
+export interface ExporterType<Config extends { enabled: boolean } = { enabled: boolean }, Resolved extends Config = Config, E extends Exporter = Exporter> {
+  /** Its name: the config section `exporters.<type>`, and the exporter's name in logs and metrics. */
+  readonly type: string
+  /** The section's schema, every default in it. */
+  readonly config: z.ZodType<Config>
+  /** Environment variables that set a key of the section (docs/configuration.md lists them). */
+  readonly env?: Readonly<Record<string, { key: string; type: 'string' | 'number' }>>
+  /** Paths made absolute, and defaults that depend on where the collector keeps its data. */
+  resolve(config: Config, dataDir: string): Resolved
+  /** Which activities it takes: every one, or those `pipeline.audit_route` selects. */
+  route(config: Resolved): 'all' | 'audit'
+  /** It keeps its files in this process (no server): one process may hold it at a time. */
+  embedded(config: Resolved): boolean
+  create(config: Resolved, logger: Logger): E
+}
+
+/** Declares a registry line, keeping its types (an identity function: the type checker does the work). */
+export function defineExporter<C extends { enabled: boolean }, R extends C, E extends Exporter>(type: ExporterType<C, R, E>): ExporterType<C, R, E> {
+  return type
 }
 
 /**

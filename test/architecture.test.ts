@@ -1,42 +1,132 @@
 /**
- * The folders are the architecture (docs/architecture.md): schemas/ depends on
- * nothing of ours, exporters/, instrumentation/ and api/ on schemas/ only, and
- * only collector/ on the rest. An app importing actline/instrumentation must never
- * load the collector, Fastify or a store client through a stray import.
+ * The folders are the architecture (docs/architecture.md), and this test
+ * keeps them so:
+ *
+ * - lib/ and schemas/ depend on nothing of ours (lib/ on nothing at all);
+ *   exporters/, instrumentation/ and api/ on those two only; only
+ *   collector/ on the rest. An app importing actline/instrumentation must
+ *   never load the collector, Fastify or a store client through a stray import.
+ * - An exporter's folder imports only itself and exporters/'s shared files;
+ *   only the registry (exporters/index.ts) names an exporter's folder.
+ * - Inside collector/ the layers point one way: wal/ <- pipeline/,
+ *   receivers/ <- server/ <- the wiring (collector/*.ts), which nothing
+ *   below it imports.
+ * - No import cycles, anywhere.
  */
-import { readdirSync, readFileSync } from 'node:fs'
-import { join } from 'node:path'
+import { readdirSync, readFileSync, statSync } from 'node:fs'
+import { dirname, join, normalize } from 'node:path'
 import { describe, expect, it } from 'vitest'
 
-const ALLOWED: Record<string, string[]> = {
-  schemas: [],
-  exporters: ['schemas'],
-  instrumentation: ['schemas'],
-  // The query API reads stores through interfaces in schemas/ (ClickHouseReader,
-  // PostgresReader); the collector hands it the exporters' connections.
-  api: ['schemas'],
+const SOURCE_DIRS = ['lib', 'schemas', 'exporters', 'instrumentation', 'api', 'collector']
+
+function filesUnder(dir: string): string[] {
+  return readdirSync(dir).flatMap((name) => {
+    const path = join(dir, name)
+    if (statSync(path).isDirectory()) return filesUnder(path)
+    return path.endsWith('.ts') ? [path] : []
+  })
 }
 
-function importsOf(dir: string): { file: string; target: string }[] {
-  return readdirSync(dir)
-    .filter((f) => f.endsWith('.ts'))
-    .flatMap((file) =>
-      [...readFileSync(join(dir, file), 'utf8').matchAll(/^\s*(?:import|export)\b[^'"]*from\s+'\.\.\/([a-z-]+)\//gm)].map((m) => ({
-        file: `${dir}/${file}`,
-        target: m[1]!,
-      })),
-    )
+interface Edge {
+  from: string
+  to: string
+}
+
+/** Every relative import of our source, static or dynamic, resolved to a repository path. */
+function edges(): Edge[] {
+  return SOURCE_DIRS.flatMap(filesUnder).flatMap((from) =>
+    [...readFileSync(from, 'utf8').matchAll(/^\s*(?:import|export)\b[^'"]*?from\s+'(\.{1,2}\/[^']+)'|import\(\s*'(\.{1,2}\/[^']+)'\s*\)/gm)].map((m) => ({
+      from,
+      to: normalize(join(dirname(from), m[1] ?? m[2]!)),
+    })),
+  )
+}
+
+const ALL = edges()
+const top = (path: string) => path.split('/')[0]!
+/** collector/wal/x.ts -> 'wal'; collector/cli.ts -> 'wiring'. */
+const collectorLayer = (path: string) => (path.split('/').length > 2 ? path.split('/')[1]! : 'wiring')
+
+const ALLOWED: Record<string, string[]> = {
+  lib: ['lib'],
+  schemas: ['schemas', 'lib'],
+  exporters: ['exporters', 'schemas', 'lib'],
+  instrumentation: ['instrumentation', 'schemas', 'lib'],
+  // The query API reads stores through interfaces in schemas/ (ClickHouseReader,
+  // PostgresReader); the collector hands it the exporters' connections.
+  api: ['api', 'schemas', 'lib'],
+}
+
+const COLLECTOR_ALLOWED: Record<string, string[]> = {
+  wal: ['wal'],
+  pipeline: ['pipeline', 'wal'],
+  receivers: ['receivers'],
+  server: ['server', 'receivers', 'pipeline', 'wal'],
 }
 
 describe('dependency direction', () => {
   it.each(Object.entries(ALLOWED))('%s/ imports only from %j', (dir, allowed) => {
-    const stray = importsOf(dir).filter((i) => !allowed.includes(i.target))
+    const stray = ALL.filter((e) => top(e.from) === dir && !allowed.includes(top(e.to)))
     expect(stray).toEqual([])
   })
 
-  it('finds the imports it checks (the check is not vacuous)', () => {
-    expect(importsOf('instrumentation').some((i) => i.target === 'schemas')).toBe(true)
-    expect(importsOf('exporters').some((i) => i.target === 'schemas')).toBe(true)
-    expect(importsOf('api').some((i) => i.target === 'schemas')).toBe(true)
+  it('an exporter folder imports only itself, exporters/ shared files and the lower layers; only the registry imports a folder', () => {
+    const folderOf = (p: string) => (p.startsWith('exporters/') && p.split('/').length > 2 ? p.split('/')[1] : undefined)
+    const stray = ALL.filter((e) => {
+      const to = folderOf(e.to)
+      if (to === undefined) return false
+      return e.from === 'exporters/index.ts' ? false : folderOf(e.from) !== to
+    })
+    expect(stray).toEqual([])
+  })
+
+  it.each(Object.entries(COLLECTOR_ALLOWED))('collector/%s/ imports only from collector/%j (and the layers outside collector/)', (layer, allowed) => {
+    const stray = ALL.filter((e) => e.from.startsWith(`collector/${layer}/`) && top(e.to) === 'collector' && !allowed.includes(collectorLayer(e.to)))
+    expect(stray).toEqual([])
+  })
+
+  it('collector/wal, pipeline and receivers reach outside collector/ only for schemas/ and lib/', () => {
+    const stray = ALL.filter((e) => /^collector\/(wal|pipeline|receivers)\//.test(e.from) && !['collector', 'schemas', 'lib'].includes(top(e.to)))
+    expect(stray).toEqual([])
+  })
+
+  it('a receiver folder never imports another receiver', () => {
+    const folderOf = (p: string) => (p.startsWith('collector/receivers/') && p.split('/').length > 3 ? p.split('/')[2] : undefined)
+    const stray = ALL.filter((e) => {
+      const to = folderOf(e.to)
+      return to !== undefined && e.from !== 'collector/receivers/index.ts' && folderOf(e.from) !== to
+    })
+    expect(stray).toEqual([])
+  })
+
+  it('only the command line imports the processes (collector.ts, api-server.ts)', () => {
+    const stray = ALL.filter((e) => ['collector/collector.ts', 'collector/api-server.ts'].includes(e.to) && e.from !== 'collector/cli.ts')
+    expect(stray).toEqual([])
+  })
+
+  it('has no import cycle', () => {
+    const graph = new Map<string, string[]>()
+    for (const e of ALL) graph.set(e.from, [...(graph.get(e.from) ?? []), e.to])
+    const cycles: string[][] = []
+    const state = new Map<string, 'open' | 'done'>()
+    const visit = (node: string, path: string[]) => {
+      if (state.get(node) === 'done') return
+      if (state.get(node) === 'open') return void cycles.push([...path.slice(path.indexOf(node)), node])
+      state.set(node, 'open')
+      for (const next of graph.get(node) ?? []) visit(next, [...path, node])
+      state.set(node, 'done')
+    }
+    for (const node of graph.keys()) visit(node, [])
+    expect(cycles).toEqual([])
+  })
+
+  it('finds the imports it checks (the checks are not vacuous)', () => {
+    expect(ALL.length).toBeGreaterThan(200)
+    expect(ALL.some((e) => top(e.from) === 'instrumentation' && top(e.to) === 'schemas')).toBe(true)
+    expect(ALL.some((e) => e.from === 'exporters/index.ts' && e.to.startsWith('exporters/clickhouse/'))).toBe(true)
+    expect(ALL.some((e) => e.from.startsWith('collector/server/') && e.to.startsWith('collector/receivers/'))).toBe(true)
+    expect(ALL.some((e) => e.from.startsWith('collector/pipeline/') && e.to.startsWith('collector/wal/'))).toBe(true)
+    // A dynamic import is an edge too.
+    expect(ALL.some((e) => e.from === 'exporters/postgres/embedded.ts' || e.from.startsWith('exporters/clickhouse/'))).toBe(true)
   })
 })

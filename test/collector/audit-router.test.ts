@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { parseActivity, type Activity } from '../../schemas/activity.ts'
-import { AuditRouteConfig, auditPredicate } from '../../collector/audit-router.ts'
+import { AuditRouteConfig, auditPredicate } from '../../collector/pipeline/audit-route.ts'
 
 function act(fields: Record<string, unknown>): Activity {
   const r = parseActivity({ action: 'x.y', source: 'system', ...fields })

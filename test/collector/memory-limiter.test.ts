@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { createMemoryLimiter, MemoryLimiterConfig } from '../../collector/memory-limiter.ts'
+import { createMemoryLimiter, MemoryLimiterConfig } from '../../collector/pipeline/memory-limiter.ts'
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 const MiB = 1024 * 1024

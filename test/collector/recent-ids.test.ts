@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import type { Activity } from '../../schemas/activity.ts'
 import { uuidv7 } from '../../schemas/uuidv7.ts'
-import { createRecentIds, RecentIdsConfig } from '../../collector/recent-ids.ts'
+import { createRecentIds, RecentIdsConfig } from '../../collector/pipeline/dedup.ts'
 
 // Readable names for real ids: the table keeps an id's 128 bits.
 const named = new Map<string, string>()

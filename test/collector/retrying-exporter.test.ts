@@ -1,7 +1,8 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import type { Exporter, ExportResult } from '../../schemas/component.ts'
-import { backoffDelay, RetryConfig, withRetry } from '../../collector/retrying-exporter.ts'
-import { createLogger } from '../../collector/collector.ts'
+import { backoffDelay } from '../../lib/backoff.ts'
+import { RetryConfig, withRetry } from '../../collector/pipeline/retry.ts'
+import { createLogger } from '../../collector/server/logger.ts'
 
 const logger = createLogger('silent')
 const config = RetryConfig.parse({ initial_interval_ms: 100, max_interval_ms: 1_000, multiplier: 2 })

@@ -2,9 +2,9 @@ import { appendFileSync, readdirSync, readFileSync, statSync, truncateSync, writ
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import { parseActivity, type Activity } from '../../schemas/activity.ts'
-import { createWriteAheadLog, WriteAheadLogConfig, type CorruptRegion } from '../../collector/write-ahead-log.ts'
-import { ledgerPath } from '../../collector/cursor-ledger.ts'
-import { createLogger } from '../../collector/collector.ts'
+import { createWriteAheadLog, WriteAheadLogConfig, type CorruptRegion } from '../../collector/wal/write-ahead-log.ts'
+import { ledgerPath } from '../../collector/wal/cursor-ledger.ts'
+import { createLogger } from '../../collector/server/logger.ts'
 import { tempDir } from '../helpers/stores.ts'
 
 const logger = createLogger('silent')

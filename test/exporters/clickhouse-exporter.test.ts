@@ -1,8 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { ClickHouseClient } from '@clickhouse/client'
 import { parseActivity, type Activity } from '../../schemas/activity.ts'
-import { ClickHouseExporterConfig, createClickHouseExporter } from '../../exporters/clickhouse-exporter.ts'
-import { createLogger } from '../../collector/collector.ts'
+import { ClickHouseExporterConfig } from '../../exporters/clickhouse/config.ts'
+import { createClickHouseExporter } from '../../exporters/clickhouse/exporter.ts'
+import { createLogger } from '../../collector/server/logger.ts'
 import { tempDir } from '../helpers/stores.ts'
 
 const logger = createLogger('silent')

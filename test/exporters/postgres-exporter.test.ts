@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { parseActivity, type Activity } from '../../schemas/activity.ts'
-import { createPostgresExporter, PostgresExporterConfig } from '../../exporters/postgres-exporter.ts'
-import { createLogger } from '../../collector/collector.ts'
+import { PostgresExporterConfig } from '../../exporters/postgres/config.ts'
+import { createPostgresExporter } from '../../exporters/postgres/exporter.ts'
+import { createLogger } from '../../collector/server/logger.ts'
 import { createScratchDatabase, PG_URL, tempDir } from '../helpers/stores.ts'
 
 const logger = createLogger('silent')

@@ -8,9 +8,10 @@ import { join } from 'node:path'
 import pg from 'pg'
 import type { ClickHouseClient } from '@clickhouse/client'
 import { parseConfig, type Config } from '../../collector/config.ts'
-import { createCollector, createLogger, type Collector } from '../../collector/collector.ts'
-import { createClickHouseExporter } from '../../exporters/clickhouse-exporter.ts'
-import { createPostgresExporter } from '../../exporters/postgres-exporter.ts'
+import { createCollector, type Collector } from '../../collector/collector.ts'
+import { createLogger } from '../../collector/server/logger.ts'
+import { createClickHouseExporter } from '../../exporters/clickhouse/exporter.ts'
+import { createPostgresExporter } from '../../exporters/postgres/exporter.ts'
 
 export const PG_URL = process.env.PG_URL
 

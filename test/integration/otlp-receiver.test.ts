@@ -14,8 +14,8 @@ import { resourceFromAttributes } from '@opentelemetry/resources'
 import {
   BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor, type ReadableSpan, type SpanExporter,
 } from '@opentelemetry/sdk-trace-base'
-import { decodeTraceRequestJson } from '../../collector/otlp-json.ts'
-import { decodeTraceRequest } from '../../collector/otlp-protobuf.ts'
+import { decodeTraceRequestJson } from '../../collector/receivers/otlp/json.ts'
+import { decodeTraceRequest } from '../../collector/receivers/otlp/protobuf.ts'
 import { toSpanRecord } from '../../instrumentation/activity-span-processor.ts'
 import { eventually, post as postTo, startCollector, storesOf, tempDir, testConfig, type RunningCollector } from '../helpers/stores.ts'
 

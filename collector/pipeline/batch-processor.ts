@@ -1,0 +1,240 @@
+/**
+ * Feeds one exporter from the write-ahead log, in batches by size or age,
+ * like the Collector's batch processor over exporterhelper's persistent
+ * queue. Each exporter has its own cursor, so a slow store backs up only
+ * itself; the log on disk, not memory, holds the backlog.
+ *
+ * Exactly once in the stores: before a batch goes out, its log range is
+ * saved as the cursor's in-flight range. After a crash that range is sent
+ * again as the very same rows (ClickHouse drops the repeat by its
+ * deduplication token, PostgreSQL by ON CONFLICT), then reading resumes.
+ *
+ * Defaults, against the legacy service's 500 rows every 5 s:
+ * - send_batch_size 10,000: ClickHouse wants few, large inserts (each insert
+ *   is a part to merge; its guidance is >= 1,000 rows and about one insert
+ *   per second per table), and 10k rows of ~400 B is ~4 MB, which both stores
+ *   take in tens of milliseconds.
+ * - timeout_ms 1,000: a quiet collector still makes rows queryable within a
+ *   second, at most one small insert per second per store.
+ */
+import { z } from 'zod'
+import type { Activity } from '../../schemas/activity.ts'
+import type { Component, Logger } from '../../schemas/component.ts'
+import type { DeadLetter } from './dead-letter.ts'
+import type { ExporterHealth, RetryingExporter } from './retry.ts'
+import type { Cursor, WriteAheadLog } from '../wal/write-ahead-log.ts'
+
+export const BatchProcessorConfig = z
+  .object({
+    /** Rows per export (whole log records, so a batch may run over by one request's rows). @default 10000 */
+    send_batch_size: z.number().int().min(1).max(1_000_000).default(10_000),
+    /** A partial batch goes out once its oldest row has waited this long. @default 1000 */
+    timeout_ms: z.number().int().min(1).max(600_000).default(1_000),
+  })
+  .strict()
+
+export type BatchProcessorConfig = z.output<typeof BatchProcessorConfig>
+
+export interface BatchStats {
+  /** Rows the store acknowledged. */
+  exported: number
+  /** Rows the store rejected for good, written to the dead-letter file. */
+  rejected: number
+  /** When a row was last dead-lettered, and why. */
+  last_dead_letter?: { at: number; reason: string }
+  /** Export calls and their summed duration, for the mean export latency. */
+  exports: number
+  export_seconds: number
+}
+
+export interface BatchProcessor extends Component {
+  /**
+   * Register this exporter's cursor with the log, before its store is up:
+   * the log keeps every segment a registered cursor still needs, so a store
+   * that is down at start cannot have its backlog deleted under it.
+   */
+  register(): Promise<void>
+  /** Activities in the log this exporter has not passed yet. */
+  readonly pending: number
+  readonly stats: Readonly<BatchStats>
+  /** The exporter's retry state: failing since when, and why. */
+  readonly health: Readonly<ExporterHealth>
+  /** An export call is running (the memory limiter's idea of busy). */
+  readonly exporting: boolean
+  /** Export what the log holds until caught up or `deadline`; what is left stays in the log for the next start. */
+  shutdown(deadline?: number): Promise<void>
+}
+
+export interface BatchProcessorOptions {
+  config: BatchProcessorConfig
+  wal: WriteAheadLog
+  exporter: RetryingExporter
+  /** Which activities this exporter takes; all when absent. */
+  accepts?: (a: Activity) => boolean
+  deadLetter: DeadLetter
+  logger: Logger
+}
+
+export function createBatchProcessor({ config, wal, exporter, accepts, deadLetter, logger }: BatchProcessorOptions): BatchProcessor {
+  const name = exporter.name
+  const stats: BatchStats = { exported: 0, rejected: 0, exports: 0, export_seconds: 0 }
+  let cursor: Cursor = { committed: 0 }
+  let running: Promise<void> | undefined
+  let exporting = false
+  let stopping = false
+  let deadline = Infinity
+  /** When the oldest row not yet exported was first seen waiting. */
+  let waitingSince: number | undefined
+  const wake = new AbortController()
+
+  /** Export the rows of log range [start, end); false when retrying was cut short by shutdown. */
+  async function exportRange(start: number, end: number, rows?: Activity[]): Promise<boolean> {
+    const activities = rows ?? (await wal.read(start, Infinity, end)).activities
+    const batch = accepts ? activities.filter(accepts) : activities
+    if (batch.length > 0) {
+      await wal.saveCursor(name, { committed: start, inflight: { start, end } })
+      const delivered = await deliver(batch)
+      if (!delivered) return false
+    }
+    cursor = { committed: end }
+    await wal.saveCursor(name, cursor)
+    return true
+  }
+
+  /** Send a batch; rows the store refuses for good go to the dead-letter file, alone. */
+  async function deliver(batch: readonly Activity[], half = false): Promise<boolean> {
+    const started = performance.now()
+    exporting = true
+    // The halves of a batch that gave up get one try each for an unknown
+    // error (outages are still retried): a bound of max_elapsed_ms per half
+    // would take log2(rows) times as long to isolate the rows.
+    const result = await exporter.export(batch, half ? { unknownRetryMs: 0 } : {}).finally(() => (exporting = false))
+    stats.exports++
+    stats.export_seconds += (performance.now() - started) / 1000
+    if (result.status === 'success') {
+      stats.exported += batch.length
+      return true
+    }
+    // Retrying was cut short by shutdown: the range stays in flight for the next start.
+    if (result.status !== 'permanent') return false
+    // A store whose failed insert may have kept rows (ClickHouse, when a view
+    // failed after the table was written) must not get them again.
+    if (exporter.stored) {
+      const held = await exporter.stored(batch.map((a) => a.id))
+      if (held.size > 0) {
+        logger.warn({ exporter: name, rows: held.size, err: result.error.message }, `${name}: a failed insert left rows in the store; they are not sent again`)
+        stats.exported += held.size
+        batch = batch.filter((a) => !held.has(a.id))
+        if (batch.length === 0) return true
+      }
+    }
+    if (batch.length === 1) {
+      stats.rejected++
+      stats.last_dead_letter = { at: Date.now(), reason: result.error.message }
+      await deadLetter.write(batch, result.error)
+      logger.error({ exporter: name, id: batch[0]!.id, err: result.error.message }, `${name}: row rejected for good, written to the dead-letter file`)
+      return true
+    }
+    // One bad row must not take 9,999 good ones with it: halve until the
+    // rows the store refuses stand alone.
+    const middle = batch.length >>> 1
+    return (await deliver(batch.slice(0, middle), true)) && (await deliver(batch.slice(middle), true))
+  }
+
+  function due(): boolean {
+    return waitingSince !== undefined && Date.now() - waitingSince >= config.timeout_ms
+  }
+
+  /**
+   * Until the log grows, `ms` pass, or shutdown. A plain timer, not
+   * AbortSignal.any([AbortSignal.timeout()]): Node can garbage-collect a
+   * timeout signal inside a composite before it fires (nodejs/node#57736),
+   * which left a partial batch waiting for the next request, forever if
+   * none came.
+   */
+  function waitForData(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer)
+        wal.events.off('append', done)
+        wake.signal.removeEventListener('abort', done)
+        resolve()
+      }
+      const timer = setTimeout(done, Math.max(1, ms))
+      wal.events.on('append', done)
+      wake.signal.addEventListener('abort', done)
+    })
+  }
+
+  let registered: Promise<Cursor> | undefined
+  const register = () => (registered ??= wal.cursor(name).then((c) => (cursor = c)))
+
+  async function loop(): Promise<void> {
+    await register()
+    // Read again: after an error the loop resumes from what was persisted, in-flight range included.
+    cursor = await wal.cursor(name)
+    if (cursor.inflight) {
+      logger.info({ exporter: name, range: cursor.inflight }, `${name}: sending again the batch in flight at the last stop`)
+      if (!(await exportRange(cursor.inflight.start, cursor.inflight.end))) return
+    }
+    for (;;) {
+      const available = wal.countFrom(cursor.committed)
+      if (available === 0) {
+        waitingSince = undefined
+        if (stopping) return
+        await waitForData(60_000)
+        continue
+      }
+      waitingSince ??= Date.now()
+      if (stopping && Date.now() >= deadline) return
+      if (available < config.send_batch_size && !due() && !stopping) {
+        await waitForData(waitingSince + config.timeout_ms - Date.now())
+        continue
+      }
+      const { activities, next } = await wal.read(cursor.committed, config.send_batch_size)
+      waitingSince = undefined
+      if (!(await exportRange(cursor.committed, next, activities))) return
+    }
+  }
+
+  return {
+    stats,
+    health: exporter.health,
+    register: async () => void (await register()),
+
+    get exporting() {
+      return exporting
+    },
+
+    get pending() {
+      return wal.countFrom(cursor.committed)
+    },
+
+    async start() {
+      // An unexpected error (a failed read or cursor write) must not stop
+      // this exporter for good: log it, wait, and resume from the cursor.
+      running ??= (async () => {
+        for (;;) {
+          try {
+            return await loop()
+          } catch (err) {
+            logger.error({ exporter: name, err: (err as Error).message }, `${name}: reading the write-ahead log failed; resuming from the cursor in 1 s`)
+            if (stopping) return
+            await new Promise((r) => setTimeout(r, 1000))
+          }
+        }
+      })()
+    },
+
+    async shutdown(until = Infinity) {
+      stopping = true
+      deadline = until
+      wake.abort()
+      const timer = Number.isFinite(until) ? setTimeout(() => exporter.abort(), Math.max(0, until - Date.now())) : undefined
+      await running
+      clearTimeout(timer)
+      const left = wal.countFrom(cursor.committed)
+      if (left > 0) logger.warn({ exporter: name, rows: left }, `${name}: not exported before shutdown; kept in the write-ahead log for the next start`)
+    },
+  }
+}

@@ -1,0 +1,11 @@
+/** The receiver registry: the one list of ways in. The config and the server loop over it. */
+import { ActivityReceiverConfig } from './activity/config.ts'
+import { activityReceiver } from './activity/receiver.ts'
+import { OtlpReceiverConfig } from './otlp/config.ts'
+import { otlpReceiver } from './otlp/receiver.ts'
+import { defineReceiver } from './receiver-type.ts'
+
+export const RECEIVERS = {
+  activity: defineReceiver({ type: 'activity', config: ActivityReceiverConfig, enabled: () => true, plugin: activityReceiver }),
+  otlp: defineReceiver({ type: 'otlp', config: OtlpReceiverConfig, enabled: (c) => c.enabled, plugin: otlpReceiver }),
+} as const

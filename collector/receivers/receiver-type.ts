@@ -1,0 +1,28 @@
+/**
+ * A receiver type, as the registry (./index.ts) lists it: a Fastify plugin
+ * serving its routes, its config section with defaults, and whether the
+ * section turns it on. Every receiver hands what it accepted to the same
+ * Ingest, through admission.ts.
+ */
+import type { FastifyPluginAsync } from 'fastify'
+import type { z } from 'zod'
+import type { Ingest } from '../../schemas/component.ts'
+import type { ReceiverStats } from './stats.ts'
+
+export interface ReceiverOptions<Config> {
+  config: Config
+  ingest: Ingest
+  stats: ReceiverStats
+}
+
+export interface ReceiverType<Config = unknown> {
+  /** Its name: the config section `receivers.<type>`. */
+  readonly type: string
+  readonly config: z.ZodType<Config>
+  enabled(config: Config): boolean
+  readonly plugin: FastifyPluginAsync<ReceiverOptions<Config>>
+}
+
+export function defineReceiver<Config>(type: ReceiverType<Config>): ReceiverType<Config> {
+  return type
+}

@@ -1,0 +1,84 @@
+/**
+ * GET /metrics: the collector's own counters in Prometheus text format, so
+ * an SRE can see intake, queue depth and what each store acknowledged.
+ */
+import { monitorEventLoopDelay } from 'node:perf_hooks'
+import type { FastifyPluginAsync } from 'fastify'
+import '../../api/auth.ts'
+import type { ReceiverStats } from '../receivers/stats.ts'
+import type { BatchProcessor } from '../pipeline/batch-processor.ts'
+import type { StoreStatus } from './health.ts'
+import type { MemoryLimiter } from '../pipeline/memory-limiter.ts'
+import type { WriteAheadLog } from '../wal/write-ahead-log.ts'
+
+export interface SelfTelemetryOptions {
+  receiver: Readonly<ReceiverStats>
+  wal: Pick<WriteAheadLog, 'retainedBytes' | 'health'>
+  stores: readonly StoreStatus[]
+  memory: Pick<MemoryLimiter, 'state'>
+}
+
+export const selfTelemetry: FastifyPluginAsync<SelfTelemetryOptions> = async (app, { receiver, stores, wal, memory }) => {
+  const queues = new Map(stores.flatMap((s) => (s.queue ? [[s.exporter.name, s.queue] as const] : [])))
+  // Every request waits behind whatever holds the event loop: its delay is
+  // the floor of ingest latency.
+  const loopDelay = monitorEventLoopDelay({ resolution: 10 })
+  loopDelay.enable()
+  app.addHook('onClose', async () => loopDelay.disable())
+
+  app.get('/metrics', async (_request, reply) => {
+    const lines: string[] = []
+    const metric = (name: string, type: 'counter' | 'gauge', help: string, samples: [Record<string, string>, number][]) => {
+      lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`)
+      for (const [labels, value] of samples) {
+        const l = Object.entries(labels).map(([k, v]) => `${k}="${v}"`).join(',')
+        lines.push(`${name}${l ? `{${l}}` : ''} ${value}`)
+      }
+    }
+    const each = <T>(f: (q: BatchProcessor) => T) => [...queues].map(([exporter, q]) => [{ exporter }, f(q)] as [Record<string, string>, T])
+
+    metric('actline_receiver_activities_total', 'counter', 'Activities received, by outcome.', [
+      [{ outcome: 'accepted' }, receiver.accepted],
+      [{ outcome: 'rejected' }, receiver.rejected],
+    ])
+    metric('actline_receiver_refused_requests_total', 'counter', 'Requests refused before reading (429, or 503 on OTLP): write-ahead log full or memory limit.', [[{}, receiver.refusedRequests]])
+    metric('actline_receiver_duplicates_total', 'counter', 'Accepted activities not written again: their id was accepted moments before (a retry).', [[{}, receiver.duplicates]])
+    metric('actline_otlp_spans_total', 'counter', 'Spans received on /v1/traces, by what became of them.', [
+      [{ outcome: 'mapped' }, receiver.spans.mapped],
+      [{ outcome: 'unmapped' }, receiver.spans.unmapped],
+      [{ outcome: 'invalid' }, receiver.spans.invalid],
+    ])
+    metric('actline_exporter_queue_activities', 'gauge', 'Activities in the write-ahead log this exporter has not passed yet.', each((q) => q.pending))
+    metric('actline_wal_retained_bytes', 'gauge', 'Write-ahead log bytes some exporter still needs.', [[{}, wal.retainedBytes()]])
+    metric('actline_exporter_activities_total', 'counter', 'Activities per exporter, by outcome.', [...queues].flatMap(([exporter, q]) => [
+      [{ exporter, outcome: 'exported' }, q.stats.exported],
+      [{ exporter, outcome: 'dead_lettered' }, q.stats.rejected],
+    ] as [Record<string, string>, number][]))
+    metric('actline_exporter_export_calls_total', 'counter', 'Export calls (batches) per exporter.', each((q) => q.stats.exports))
+    metric('actline_exporter_retries_total', 'counter', 'Failed export attempts that were retried, per exporter.', each((q) => q.health.retries))
+    metric('actline_exporter_failing', 'gauge', '1 while an exporter\'s current batch keeps failing (retrying), else 0.', each((q) => (q.health.failingSince === undefined ? 0 : 1)))
+    metric('actline_exporter_up', 'gauge', '1 once the exporter\'s store is connected and migrated, 0 while its start is retried.', stores.map((s) => [{ exporter: s.exporter.name }, s.starting() === undefined ? 1 : 0]))
+    const walHealth = wal.health()
+    metric('actline_wal_write_failing', 'gauge', '1 while the last write-ahead log append failed (a full disk, an I/O error), else 0.', [[{}, walHealth.writeFailure ? 1 : 0]])
+    metric('actline_wal_corrupt_records_total', 'counter', 'Log records skipped because they failed their checksum or structure (kept in dead-letter/wal.ndjson).', [[{}, walHealth.corruptRecords]])
+    const auth = app.authStats
+    metric('actline_auth_failures_total', 'counter', 'Requests with a missing or unknown API key (401).', [[{}, auth.failures]])
+    metric('actline_auth_blocked_total', 'counter', 'Requests refused (429) because their address failed authentication too often.', [[{}, auth.blocked]])
+    const limiter = memory.state()
+    metric('actline_memory_limiter_refusing', 'gauge', '1 while ingest is refused for memory, else 0.', [[{}, limiter.refusing ? 1 : 0]])
+    metric('actline_memory_limiter_soft_limit_bytes', 'gauge', 'Resident memory at which refusing starts now (raised while idle memory stays high).', [[{}, limiter.soft_limit]])
+    metric('actline_memory_limiter_rebases_total', 'counter', 'Times the limiter found the process idle over its limit and admitted again.', [[{}, limiter.rebases]])
+    metric('actline_exporter_export_seconds_total', 'counter', 'Time spent in export calls per exporter.', each((q) => Number(q.stats.export_seconds.toFixed(6))))
+    metric('actline_event_loop_delay_seconds', 'gauge', 'Event loop delay since the last scrape.', [
+      [{ quantile: '0.5' }, loopDelay.percentile(50) / 1e9],
+      [{ quantile: '0.99' }, loopDelay.percentile(99) / 1e9],
+      [{ quantile: '1' }, loopDelay.max / 1e9],
+    ])
+    loopDelay.reset()
+    const mem = process.memoryUsage()
+    metric('actline_process_resident_memory_bytes', 'gauge', 'Resident set size.', [[{}, mem.rss]])
+    metric('actline_process_heap_used_bytes', 'gauge', 'V8 heap in use (main thread).', [[{}, mem.heapUsed]])
+    metric('actline_process_external_memory_bytes', 'gauge', 'Memory outside the V8 heap held by JavaScript objects (buffers).', [[{}, mem.external]])
+    return reply.type('text/plain; version=0.0.4').send(lines.join('\n') + '\n')
+  })
+}

@@ -1,0 +1,141 @@
+/**
+ * The pipeline every actline process that writes runs, built from the
+ * config and the exporter registry: write-ahead log -> one delivery path
+ * per enabled exporter (pipeline/exporter-helper.ts) -> store, behind one
+ * Ingest (admission, dedup, the log). The collector puts its receivers in
+ * front of it; `actline api` only the query API, whose export audits take
+ * this same path (the Collector's `service`: pipelines out of components).
+ */
+import { join } from 'node:path'
+import type { ClickHouseReader, Exporter, Ingest, Logger, PostgresReader } from '../schemas/component.ts'
+import { ActlineError } from '../schemas/errors.ts'
+import { enabledExporters } from './components.ts'
+import type { Config } from './config.ts'
+import { damagedLogWriter } from './pipeline/dead-letter.ts'
+import { createRecentIds } from './pipeline/dedup.ts'
+import { createExporterPipeline, type ExporterPipeline } from './pipeline/exporter-helper.ts'
+import { createIngest } from './pipeline/ingest.ts'
+import { createMemoryLimiter, type MemoryLimiter } from './pipeline/memory-limiter.ts'
+import { createReceiverStats, type ReceiverStats } from './receivers/stats.ts'
+import type { StoreStatus } from './server/health.ts'
+import { createWriteAheadLog, type WriteAheadLog } from './wal/write-ahead-log.ts'
+
+export interface Service {
+  readonly ingest: Ingest
+  readonly wal: WriteAheadLog
+  readonly memory: MemoryLimiter
+  readonly receiverStats: ReceiverStats
+  readonly pipelines: readonly ExporterPipeline[]
+  /** The stores' exporters, for components that read them (the query API, tests). */
+  readonly exporters: readonly Exporter[]
+  /** Each store as /readyz and /metrics see it. */
+  readonly stores: readonly StoreStatus[]
+  /** The query API's view of the stores; undefined when no enabled exporter serves analytics reads. */
+  readonly readers: { clickhouse: ClickHouseReader; postgres?: PostgresReader } | undefined
+  /** Open the log, register every cursor, remember the log tail's ids. Ingest works from here. */
+  open(): Promise<void>
+  /** Start every store in the background; resolves after each one's first attempt, or `graceMs`. */
+  startExporters(graceMs: number): Promise<void>
+  /** Why a store is not started, or undefined once it is. */
+  starting(name: string): string | undefined
+  /** The shutdown order of exporter-helper.ts for every exporter, then the log, then the stores. */
+  shutdown(deadline: number): Promise<void>
+  pending(): Record<string, number>
+}
+
+export interface ServiceOptions {
+  logger: Logger
+  /** Where the log lives; the collector's `wal.dir` unless another process (actline api) needs its own. */
+  walDir?: string
+}
+
+export function createService(config: Config, { logger, walDir = config.wal.dir }: ServiceOptions): Service {
+  const deadLetterDir = join(config.data_dir, 'dead-letter')
+  const wal = createWriteAheadLog({ ...config.wal, dir: walDir }, logger, damagedLogWriter(deadLetterDir))
+  const pipelines: ExporterPipeline[] = []
+  const memory = createMemoryLimiter(config.pipeline.memory_limiter, {
+    reclaim: async () => void (await Promise.all(pipelines.map((p) => p.exporter.reclaimMemory?.()))),
+    exporting: () => pipelines.some((p) => p.queue.exporting),
+    logger,
+  })
+  for (const { exporter, accepts } of enabledExporters(config, logger)) {
+    pipelines.push(createExporterPipeline({ exporter, ...(accepts && { accepts }), wal, batch: config.pipeline.batch, retry: config.pipeline.retry, deadLetterDir, logger }))
+  }
+  const recentIds = createRecentIds(config.pipeline.dedup)
+  const receiverStats = createReceiverStats()
+  const ingest = createIngest({ wal, maxBytes: config.wal.max_bytes, memory, recentIds, onDuplicates: (n) => (receiverStats.duplicates += n) })
+  const starting = (name: string) => pipelines.find((p) => p.name === name)?.starting() ?? 'not configured'
+
+  return {
+    ingest,
+    wal,
+    memory,
+    receiverStats,
+    pipelines,
+    exporters: pipelines.map((p) => p.exporter),
+    stores: pipelines.map((p) => ({ exporter: p.exporter, starting: () => p.starting(), queue: p.queue })),
+    readers: queryReaders(pipelines),
+    starting,
+
+    async open() {
+      try {
+        await wal.open()
+        await Promise.all(pipelines.map((p) => p.register()))
+        // A client's retry of a request answered just before a crash or
+        // restart must be stored once too: remember the ids the log's tail holds.
+        const restored = recentIds.restore(await wal.tail(recentIds.capacity))
+        if (restored > 0) logger.info({ ids: restored }, 'dedup: remembered the recent ids of the write-ahead log')
+      } catch (err) {
+        memory.stop()
+        await wal.close().catch(() => {})
+        throw err
+      }
+    },
+
+    async startExporters(graceMs) {
+      // Stores start behind the log: one that is down does not keep ingest
+      // from working (pipeline/store-start.ts).
+      const started = Promise.all(pipelines.map((p) => p.start()))
+      await (Number.isFinite(graceMs) ? Promise.race([started, sleep(graceMs)]) : started)
+    },
+
+    async shutdown(deadline) {
+      await Promise.all(pipelines.map((p) => p.drain(deadline)))
+      memory.stop()
+      await wal.close()
+      await Promise.allSettled(pipelines.map((p) => p.close()))
+    },
+
+    pending: () => Object.fromEntries(pipelines.map((p) => [p.name, p.queue.pending])),
+  }
+}
+
+/**
+ * The query API reads the exporter that serves analytics (and the audit
+ * trail, where one serves it), resolved per call: stores connect after the
+ * routes are registered. A store not connected yet is a 503 the client can
+ * retry, not a 500.
+ */
+function queryReaders(pipelines: readonly ExporterPipeline[]): Service['readers'] {
+  const analytics = pipelines.find((p) => p.exporter.analyticsReader)
+  if (!analytics) return undefined
+  const audit = pipelines.find((p) => p.exporter.auditReader)
+  const ready = (p: ExporterPipeline) => {
+    const why = p.starting()
+    if (why !== undefined) throw new ActlineError('ACT_ERR_STORAGE_UNAVAILABLE', `the ${p.name} store is not connected yet (${why}); retry later`, { store: p.name }, { 'retry-after': '5' })
+  }
+  return {
+    clickhouse: {
+      get database() {
+        ready(analytics)
+        return analytics.exporter.analyticsReader!().database
+      },
+      rows: async (sql, params, signal) => (ready(analytics), analytics.exporter.analyticsReader!().rows(sql, params, signal)),
+    },
+    ...(audit && { postgres: { rows: async (sql, params) => (ready(audit), audit.exporter.auditReader!().rows(sql, params)) } }),
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms).unref())
+}

@@ -1,0 +1,216 @@
+/**
+ * Exports audit-relevant activities to PostgreSQL's `audit_log`: to a server
+ * when `url` is set, otherwise to the embedded PGlite, through `pg` either way.
+ */
+import pg from 'pg'
+import type { Activity } from '../../schemas/activity.ts'
+import type { PostgresExporterConfig } from './config.ts'
+import type { Exporter, Logger, PostgresReader } from '../../schemas/component.ts'
+import { MIGRATIONS_TABLE, monthStart, partitionDdl, postgresMigrations } from '../../schemas/postgres-schema.ts'
+import { logMigrations, migrate, sqlOf, type MigrationTarget } from '../../schemas/migrations.ts'
+import { probe, reportOutcome } from '../classify.ts'
+import { classifyPostgres } from './classify.ts'
+import { startEmbeddedPostgres, type EmbeddedPostgres } from './embedded.ts'
+import { redactUrl } from '../redact.ts'
+import { isoTime } from '../time-format.ts'
+import { joinCooperatively } from '../../schemas/cooperative.ts'
+
+const COLUMNS = `id uuid, occurred_at timestamptz, received_at timestamptz, source text, action text, category text,
+  severity text, status text, entity_type text, entity_id text, actor_id text, tenant_id text, service text,
+  trace_id text, span_id text, correlation_id text, duration_ms double precision, details jsonb, ip inet,
+  user_agent text, attributes jsonb`
+
+const NAMES = COLUMNS.split(',').map((c) => c.trim().split(/\s+/)[0]).join(', ')
+
+// One parameter holding the batch as JSON: a constant-size statement whatever
+// the batch size (a multi-row VALUES list hits pg's 65535-parameter cap at
+// ~3000 rows), and JSON.stringify is native, unlike per-value serialization.
+const INSERT_SQL = `INSERT INTO audit_log (${NAMES})
+SELECT ${NAMES} FROM jsonb_to_recordset($1::jsonb) AS r(${COLUMNS})
+ON CONFLICT (id, occurred_at) DO NOTHING`
+
+const PARTITION_CHECK_MS = 6 * 60 * 60 * 1000
+
+export function createPostgresExporter(
+  config: PostgresExporterConfig & { path: string },
+  logger: Logger,
+): Exporter & { pool(): pg.Pool; reader(): PostgresReader } {
+  let pool: pg.Pool | undefined
+  let embedded: EmbeddedPostgres | undefined
+  let timer: NodeJS.Timeout | undefined
+  let closed = false
+  const partitions = new Set<string>()
+
+  async function ensurePartitions(times: Iterable<number>): Promise<void> {
+    const months = new Set<number>()
+    for (const t of times) months.add(monthStart(t).getTime())
+    for (const month of months) {
+      const { name, sql } = partitionDdl(month)
+      if (partitions.has(name)) continue
+      try {
+        await started().query(sql)
+      } catch (err) {
+        // Another collector created it between our check and our CREATE.
+        const code = (err as { code?: string }).code
+        if (code !== '42P07' && code !== '23505') throw err
+      }
+      partitions.add(name)
+    }
+  }
+
+  function monthsAhead(): number[] {
+    const now = new Date()
+    return Array.from({ length: config.partitions_ahead_months + 2 }, (_, i) =>
+      Date.UTC(now.getUTCFullYear(), now.getUTCMonth() + i - 1, 1),
+    )
+  }
+
+  function started(): pg.Pool {
+    if (!pool) throw new Error('postgres exporter is not started')
+    return pool
+  }
+
+  function reader(): PostgresReader {
+    const p = started()
+    // Through the same pool: the embedded server takes one connection at a
+    // time, so reads queue behind (and between) export batches.
+    return { rows: async <T>(sql: string, params: readonly unknown[] = []) => (await p.query(sql, params as unknown[])).rows as T[] }
+  }
+
+  return {
+    name: 'postgres',
+
+    pool: started,
+
+    auditReader: reader,
+
+    reader,
+
+    async start() {
+      if (pool) return
+      closed = false
+      let connection: pg.PoolConfig
+      if (config.url) {
+        logger.info({ target: redactUrl(config.url) }, 'postgres: connecting')
+        connection = { connectionString: config.url, max: config.pool_size }
+      } else {
+        logger.info({ target: `embedded:${config.path}` }, 'postgres: starting embedded PGlite')
+        embedded = await startEmbeddedPostgres(config.path, { sharedBuffers: config.embedded_shared_buffers, nice: config.embedded_nice })
+        connection = { ...embedded.connection, max: 1 }
+      }
+      const opened = new pg.Pool({ ...connection, statement_timeout: config.statement_timeout_ms, connectionTimeoutMillis: 10_000 })
+      // An idle connection the server dropped must not crash the process;
+      // the next query reconnects and a failed export is retried.
+      opened.on('error', (err) => logger.warn({ err: err.message }, 'postgres: idle connection lost'))
+      try {
+        await migrate(postgresTarget(opened), postgresMigrations, {}, logMigrations('postgres', logger))
+        const existing = await opened.query<{ name: string }>(
+          `SELECT c.relname AS name FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = 'audit_log'::regclass`,
+        )
+        for (const r of existing.rows) partitions.add(r.name)
+        pool = opened
+        await ensurePartitions(monthsAhead())
+      } catch (err) {
+        // Nothing half-open stays behind: the next attempt starts over.
+        pool = undefined
+        await opened.end().catch(() => {})
+        await embedded?.stop()
+        embedded = undefined
+        throw err
+      }
+      timer = setInterval(() => {
+        ensurePartitions(monthsAhead()).catch((err) => logger.warn({ err: (err as Error).message }, 'postgres: could not create partitions ahead'))
+      }, PARTITION_CHECK_MS).unref()
+    },
+
+    export(batch) {
+      return reportOutcome(async () => {
+        const p = started()
+        await ensurePartitions(batch.map((a) => a.timestamp))
+        await p.query(INSERT_SQL, [`[${await joinCooperatively(batch, (a) => JSON.stringify(toRow(a)), ',')}]`])
+      }, classifyPostgres)
+    },
+
+    ping() {
+      return probe(() => started().query('SELECT 1'))
+    },
+
+    async shutdown() {
+      if (closed) return
+      closed = true
+      clearInterval(timer)
+      await pool?.end()
+      pool = undefined
+      await embedded?.stop()
+    },
+  }
+}
+
+function postgresTarget(pool: pg.Pool): MigrationTarget {
+  return {
+    async appliedVersions() {
+      // Under the lock too: two concurrent CREATE TABLE IF NOT EXISTS can
+      // still collide on the catalog's unique index.
+      return withMigrationLock(pool, async (client) => {
+        await client.query(
+          `CREATE TABLE IF NOT EXISTS ${MIGRATIONS_TABLE} (version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`,
+        )
+        const { rows } = await client.query<{ version: number }>(`SELECT version FROM ${MIGRATIONS_TABLE}`)
+        return new Set(rows.map((r) => r.version))
+      })
+    },
+    async apply(m, statements) {
+      // A second collector starting at the same time waits here, then sees
+      // the version recorded and skips it.
+      await withMigrationLock(pool, async (client) => {
+        const done = await client.query(`SELECT 1 FROM ${MIGRATIONS_TABLE} WHERE version = $1`, [m.version])
+        if (done.rowCount !== 0) return
+        for (const statement of statements) await client.query(sqlOf(statement))
+        await client.query(`INSERT INTO ${MIGRATIONS_TABLE} (version, name) VALUES ($1, $2)`, [m.version, m.name])
+      })
+    },
+  }
+}
+
+/** Run fn in a transaction holding the migrations advisory lock. */
+async function withMigrationLock<T>(pool: pg.Pool, fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+  const client = await pool.connect()
+  try {
+    await client.query('BEGIN')
+    await client.query(`SELECT pg_advisory_xact_lock(hashtext('${MIGRATIONS_TABLE}'))`)
+    const result = await fn(client)
+    await client.query('COMMIT')
+    return result
+  } catch (err) {
+    await client.query('ROLLBACK').catch(() => {})
+    throw err
+  } finally {
+    client.release()
+  }
+}
+
+function toRow(a: Activity) {
+  return {
+    id: a.id,
+    occurred_at: isoTime(a.timestamp),
+    received_at: isoTime(a.received_at),
+    source: a.source,
+    action: a.action,
+    category: a.category,
+    severity: a.severity,
+    status: a.status,
+    entity_type: a.entity_type,
+    entity_id: a.entity_id,
+    actor_id: a.actor_id,
+    tenant_id: a.tenant_id,
+    service: a.service,
+    trace_id: a.trace_id,
+    span_id: a.span_id,
+    correlation_id: a.correlation_id,
+    duration_ms: a.duration_ms,
+    details: a.details,
+    ip: a.ip,
+    user_agent: a.user_agent,
+    attributes: a.attributes,
+  }
+}

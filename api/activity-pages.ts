@@ -6,38 +6,29 @@
  */
 import { z } from 'zod'
 import type { ClickHouseReader } from '../schemas/component.ts'
+import { ACTIVITY_ROW, type FieldKind } from '../schemas/activity-row.ts'
 import { ActlineError } from '../schemas/errors.ts'
 import { DimensionFilters, RowFilters, storableTime, TimeRange, type Filters } from './query-params.ts'
 import { clickhouseWhere } from './sql-filters.ts'
 
 const nullableText = z.string().nullable()
 
-/** A row as the API returns it (activities, export): times in ISO 8601 UTC, absent optional fields null. */
-export const ActivityRow = z
-  .object({
-    id: z.string(),
-    timestamp: z.string().meta({ description: 'ISO 8601, UTC, millisecond precision' }),
-    received_at: z.string(),
-    source: z.string(),
-    action: z.string(),
-    category: z.string(),
-    severity: z.string(),
-    status: z.string(),
-    entity_type: nullableText,
-    entity_id: nullableText,
-    actor_id: nullableText,
-    tenant_id: nullableText,
-    service: nullableText,
-    trace_id: nullableText,
-    span_id: nullableText,
-    correlation_id: nullableText,
-    duration_ms: z.number().nullable(),
-    details: z.unknown().meta({ description: 'the object or string sent, or null' }),
-    ip: nullableText,
-    user_agent: nullableText,
-    attributes: z.record(z.string(), z.string()),
-  })
-  .strict()
+/** Each kind of field as the API returns it: times in ISO 8601 UTC, absent optional fields null. */
+const API_TYPE = {
+  uuid: z.string(),
+  time: z.string().meta({ description: 'ISO 8601, UTC, millisecond precision' }),
+  text: z.string(),
+  'optional-text': nullableText,
+  'optional-number': z.number().nullable(),
+  json: z.unknown().meta({ description: 'the object or string sent, or null' }),
+  ip: nullableText,
+  map: z.record(z.string(), z.string()),
+} as const satisfies Record<FieldKind, z.ZodType>
+
+type RowShape = { [F in (typeof ACTIVITY_ROW)[number] as F['name']]: (typeof API_TYPE)[F['kind']] }
+
+/** A row as the API returns it (activities, export), its fields in ACTIVITY_ROW order. */
+export const ActivityRow = z.strictObject(Object.fromEntries(ACTIVITY_ROW.map((f) => [f.name, API_TYPE[f.kind]])) as RowShape)
 export type ActivityRow = z.output<typeof ActivityRow>
 
 /** The query string of a paged listing (/activities, /audit): the filters, a page size and the cursor. */
@@ -103,18 +94,43 @@ function realInstant(text: string): boolean {
   return back.slice(0, 19) === iso.slice(0, 19)
 }
 
-/** A row as selected: times as text under their own names (an alias named `timestamp` would shadow the column in ORDER BY). */
-type Raw = Omit<ActivityRow, 'details' | 'timestamp' | 'received_at'> & { details: string; timestamp_text: string; received_at_text: string }
+/**
+ * Each kind of field as selected from ClickHouse. Times as text under their
+ * own names (an alias named `timestamp` would shadow the column in ORDER BY),
+ * addresses as text.
+ */
+const SELECT: Partial<Record<FieldKind, (name: string) => string>> = {
+  time: (name) => `toString(${name}) AS ${name}_text`,
+  ip: (name) => `if(isNull(${name}), NULL, IPv6NumToString(assumeNotNull(${name}))) AS ${name}`,
+}
 
-const OPTIONAL = ['entity_type', 'entity_id', 'actor_id', 'tenant_id', 'service', 'trace_id', 'span_id', 'correlation_id', 'user_agent'] as const
+const SELECT_LIST = ACTIVITY_ROW.map((f) => SELECT[f.kind]?.(f.name) ?? f.name).join(', ')
 
-function toApi({ id, timestamp_text, received_at_text, details, ...rest }: Raw): ActivityRow {
-  const row = { id, timestamp: `${timestamp_text.replace(' ', 'T')}Z`, received_at: `${received_at_text.replace(' ', 'T')}Z`, ...rest } as ActivityRow
-  for (const key of OPTIONAL) if (row[key] === '') row[key] = null
+/** A row as selected. */
+type Raw = Record<string, unknown> & { id: string; timestamp_text: string }
+
+/** Back from ClickHouse's forms: empty text is an absent field, details JSON text, IPv4 unmapped. */
+const FROM_CLICKHOUSE: Partial<Record<FieldKind, (raw: Raw, name: string) => unknown>> = {
+  time: (raw, name) => `${(raw[`${name}_text`] as string).replace(' ', 'T')}Z`,
+  'optional-text': (raw, name) => (raw[name] === '' ? null : raw[name]),
   // Objects were stored as JSON text; a plain string detail stays a string.
-  row.details = details === '' ? null : details[0] === '{' || details[0] === '[' ? safeJson(details) : details
-  if (row.ip?.startsWith('::ffff:') && row.ip.includes('.')) row.ip = row.ip.slice(7)
-  return row
+  json: (raw, name) => {
+    const text = raw[name] as string
+    return text === '' ? null : text[0] === '{' || text[0] === '[' ? safeJson(text) : text
+  },
+  ip: (raw, name) => {
+    const ip = raw[name] as string | null
+    return ip?.startsWith('::ffff:') && ip.includes('.') ? ip.slice(7) : ip
+  },
+}
+
+function toApi(raw: Raw): ActivityRow {
+  const row: Record<string, unknown> = {}
+  for (const f of ACTIVITY_ROW) {
+    const from = FROM_CLICKHOUSE[f.kind]
+    row[f.name] = from ? from(raw, f.name) : raw[f.name]
+  }
+  return row as ActivityRow
 }
 
 function safeJson(text: string): unknown {
@@ -184,9 +200,7 @@ async function readWindow(
   // The hour bucket leads the order as it leads the table's sort key, so
   // ClickHouse reads in key order and stops after the page.
   const raw = await reader.rows<Raw>(
-    `SELECT id, toString(timestamp) AS timestamp_text, toString(received_at) AS received_at_text, source, action, category, severity, status,
-       entity_type, entity_id, actor_id, tenant_id, service, trace_id, span_id, correlation_id, duration_ms, details,
-       if(isNull(ip), NULL, IPv6NumToString(assumeNotNull(ip))) AS ip, user_agent, attributes
+    `SELECT ${SELECT_LIST}
 FROM ${reader.database}.activities
 WHERE ${where}${keyset}
 ORDER BY toStartOfHour(timestamp) DESC, timestamp DESC, id DESC

@@ -1,6 +1,7 @@
 /** GET /api/v1/audit: the PostgreSQL audit trail, newest first, with the /activities filters and a keyset cursor. */
 import type { FastifyPluginAsync } from 'fastify'
 import { z } from 'zod'
+import { ACTIVITY_ROW, postgresColumn } from '../schemas/activity-row.ts'
 import { ActlineError } from '../schemas/errors.ts'
 import { ActivityRow, decodeCursor, encodeCursor, PageQuery, pageBody, takePage } from './activity-pages.ts'
 import type { ApiContext } from './context.ts'
@@ -11,6 +12,9 @@ import { postgresWhere } from './sql-filters.ts'
 const AuditLogRow = ActivityRow.omit({ timestamp: true })
   .extend({ occurred_at: z.string().meta({ description: 'ISO 8601, UTC' }) })
   .strict()
+
+/** audit_log's columns in row order; an address as text. */
+const SELECT_LIST = ACTIVITY_ROW.map((f) => (f.kind === 'ip' ? `host(${postgresColumn(f)}) AS ${postgresColumn(f)}` : postgresColumn(f))).join(', ')
 
 /** The cursor keeps PostgreSQL's full microsecond precision, so ties break exactly. */
 const PG_TIME = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$/
@@ -38,8 +42,7 @@ export const auditRoute: FastifyPluginAsync<ApiContext> = async (app, ctx) => {
         keyset = ` AND (occurred_at, id) < ($${params.push(after.timestamp)}::timestamptz, $${params.push(after.id)}::uuid)`
       }
       const rows = await ctx.postgres.rows<AuditRow>(
-        `SELECT id, occurred_at, received_at, source, action, category, severity, status, entity_type, entity_id, actor_id, tenant_id,
-   service, trace_id, span_id, correlation_id, duration_ms, details, host(ip) AS ip, user_agent, attributes,
+        `SELECT ${SELECT_LIST},
    to_char(occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS cursor_ts
 FROM audit_log WHERE ${where}${keyset}
 ORDER BY occurred_at DESC, id DESC LIMIT $${params.push(limit + 1)}`,

@@ -9,6 +9,7 @@ import { Readable } from 'node:stream'
 import type { FastifyPluginAsync } from 'fastify'
 import { z } from 'zod'
 import { parseActivity, type Activity } from '../schemas/activity.ts'
+import { ROW_COLUMNS } from '../schemas/activity-row.ts'
 import { ActivityRow, readPage, type Cursor } from './activity-pages.ts'
 import type { ApiContext } from './context.ts'
 import { DimensionFilters, RowFilters, TimeRange, type Filters } from './query-params.ts'
@@ -38,10 +39,8 @@ export const ExportQuery = TimeRange.extend(DimensionFilters.shape)
   .extend({ format: z.enum(['csv', 'ndjson', 'json']).default('ndjson') })
   .strict()
 
-const CSV_COLUMNS = [
-  'id', 'timestamp', 'received_at', 'source', 'action', 'category', 'severity', 'status', 'entity_type', 'entity_id', 'actor_id',
-  'tenant_id', 'service', 'trace_id', 'span_id', 'correlation_id', 'duration_ms', 'details', 'ip', 'user_agent', 'attributes',
-] as const satisfies readonly (keyof ActivityRow)[]
+/** The CSV header: the row's fields in order (schemas/activity-row.ts). */
+const CSV_COLUMNS = ROW_COLUMNS
 
 /**
  * RFC 4180 quoting. A text cell starting with = + - @ is prefixed with a

@@ -6,6 +6,7 @@
 import { z } from 'zod'
 import { inspectValue, MAX_DEPTH, printable, stringProblem } from './storable.ts'
 import { uuidv7 } from './uuidv7.ts'
+import { ACTIVITY_ROW, INPUT_FIELDS } from './activity-row.ts'
 
 export { uuidv7 }
 
@@ -60,12 +61,7 @@ export type Status = (typeof STATUSES)[number]
 export type Category = (typeof CATEGORIES)[number]
 
 /** Keys every activity may carry; anything else is an unknown field. */
-export const ACTIVITY_FIELDS = [
-  'id', 'timestamp', 'source', 'action', 'category', 'severity', 'status',
-  'entity_type', 'entity_id', 'actor_id', 'tenant_id', 'service', 'trace_id',
-  'span_id', 'correlation_id', 'duration_ms', 'details', 'ip', 'user_agent',
-  'attributes',
-] as const
+export const ACTIVITY_FIELDS = INPUT_FIELDS
 
 export const LIMITS = {
   /** Characters in an identifier-like field (actor_id, entity_id, ...). */
@@ -164,6 +160,10 @@ export interface Activity {
   user_agent?: string
   attributes: Record<string, string>
 }
+
+/** Checked when compiling: the stored row (activity-row.ts) has exactly the keys of Activity. */
+type RowNames = (typeof ACTIVITY_ROW)[number]['name']
+export const ROW_MATCHES_ACTIVITY: [keyof Activity] extends [RowNames] ? ([RowNames] extends [keyof Activity] ? true : never) : never = true
 
 export interface FieldIssue {
   /** Dotted path of the offending field; '' for the item itself. */

@@ -1,7 +1,7 @@
 /**
  * The error catalogue every HTTP surface shares (receivers, the query API):
  * a client sees JSON `{ error, message, details }` with a stable code to
- * switch on. collector/errors.ts holds the one handler that renders it.
+ * switch on. collector/server/errors.ts holds the one handler that renders it.
  */
 export const ERROR_STATUS = {
   ACT_ERR_MALFORMED_BODY: 400,

@@ -8,6 +8,7 @@ import { Readable } from 'node:stream'
 import { mkdirSync } from 'node:fs'
 import type { ClickHouseClient } from '@clickhouse/client'
 import type { Activity } from '../../schemas/activity.ts'
+import { ACTIVITY_ROW, ROW_COLUMNS, type FieldKind } from '../../schemas/activity-row.ts'
 import type { ClickHouseExporterConfig } from './config.ts'
 import type { ClickHouseReader, Exporter, Logger } from '../../schemas/component.ts'
 import { clickhouseMigrations, MIGRATIONS_TABLE, ttlClause, type ClickHouseSchemaOptions } from '../../schemas/clickhouse-schema.ts'
@@ -95,7 +96,7 @@ export function createClickHouseExporter(
         // instead of by the client row by row through a stream transform.
         const body = await joinCooperatively(batch, (a) => JSON.stringify(toRow(a)), '\n')
         const { stream } = await c.exec({
-          query: `INSERT INTO ${config.database}.activities (${COLUMNS.join(', ')}) FORMAT JSONCompactEachRow`,
+          query: `INSERT INTO ${config.database}.activities (${ROW_COLUMNS.join(', ')}) FORMAT JSONCompactEachRow`,
           values: Readable.from([body]),
           clickhouse_settings: {
             // A retried batch carries the same token, so ClickHouse drops the
@@ -214,38 +215,30 @@ function dedupToken(batch: readonly Activity[]): string {
   return h.digest('hex')
 }
 
-const COLUMNS = [
-  'id', 'timestamp', 'received_at', 'source', 'action', 'category', 'severity', 'status', 'entity_type',
-  'entity_id', 'actor_id', 'tenant_id', 'service', 'trace_id', 'span_id', 'correlation_id', 'duration_ms',
-  'details', 'ip', 'user_agent', 'attributes',
-] as const satisfies readonly (keyof Activity)[]
+/**
+ * How each kind of field is written for JSONCompactEachRow: an absent text is
+ * '' (the columns are not Nullable: LowCardinality(String) is cheaper), an
+ * absent number or address NULL, details as JSON text.
+ */
+const ENCODE: Record<FieldKind, (value: unknown) => unknown> = {
+  uuid: (v) => v,
+  time: (v) => clickhouseTime(v as number),
+  text: (v) => v,
+  'optional-text': (v) => v ?? '',
+  'optional-number': (v) => v ?? null,
+  json: (v) => (v === undefined ? '' : typeof v === 'string' ? v : JSON.stringify(v)),
+  ip: (v) => v ?? null,
+  map: (v) => v,
+}
+
+const FIELDS = ACTIVITY_ROW.map((f) => ({ name: f.name, encode: ENCODE[f.kind] }))
 
 /**
- * One row in COLUMNS order, for JSONCompactEachRow: ClickHouse parses arrays
- * with a quarter less CPU than objects (measured: 11.5 vs 15.4 us/row embedded).
+ * One row in ACTIVITY_ROW order, for JSONCompactEachRow: ClickHouse parses
+ * arrays with a quarter less CPU than objects (measured: 11.5 vs 15.4 us/row embedded).
  */
 function toRow(a: Activity): unknown[] {
-  return [
-    a.id,
-    clickhouseTime(a.timestamp),
-    clickhouseTime(a.received_at),
-    a.source,
-    a.action,
-    a.category,
-    a.severity,
-    a.status,
-    a.entity_type ?? '',
-    a.entity_id ?? '',
-    a.actor_id ?? '',
-    a.tenant_id ?? '',
-    a.service ?? '',
-    a.trace_id ?? '',
-    a.span_id ?? '',
-    a.correlation_id ?? '',
-    a.duration_ms ?? null,
-    a.details === undefined ? '' : typeof a.details === 'string' ? a.details : JSON.stringify(a.details),
-    a.ip ?? null,
-    a.user_agent ?? '',
-    a.attributes,
-  ]
+  const row = new Array<unknown>(FIELDS.length)
+  for (let i = 0; i < FIELDS.length; i++) row[i] = FIELDS[i]!.encode(a[FIELDS[i]!.name])
+  return row
 }

@@ -4,6 +4,7 @@
  */
 import pg from 'pg'
 import type { Activity } from '../../schemas/activity.ts'
+import { ACTIVITY_ROW, postgresColumn, type FieldKind } from '../../schemas/activity-row.ts'
 import type { PostgresExporterConfig } from './config.ts'
 import type { Exporter, Logger, PostgresReader } from '../../schemas/component.ts'
 import { MIGRATIONS_TABLE, monthStart, partitionDdl, postgresMigrations } from '../../schemas/postgres-schema.ts'
@@ -15,12 +16,21 @@ import { redactUrl } from '../redact.ts'
 import { isoTime } from '../time-format.ts'
 import { joinCooperatively } from '../../schemas/cooperative.ts'
 
-const COLUMNS = `id uuid, occurred_at timestamptz, received_at timestamptz, source text, action text, category text,
-  severity text, status text, entity_type text, entity_id text, actor_id text, tenant_id text, service text,
-  trace_id text, span_id text, correlation_id text, duration_ms double precision, details jsonb, ip inet,
-  user_agent text, attributes jsonb`
+/** Each kind of field as PostgreSQL types it, for jsonb_to_recordset (the audit_log DDL uses the same types). */
+export const PG_TYPE: Record<FieldKind, string> = {
+  uuid: 'uuid',
+  time: 'timestamptz',
+  text: 'text',
+  'optional-text': 'text',
+  'optional-number': 'double precision',
+  json: 'jsonb',
+  ip: 'inet',
+  map: 'jsonb',
+}
 
-const NAMES = COLUMNS.split(',').map((c) => c.trim().split(/\s+/)[0]).join(', ')
+const COLUMNS = ACTIVITY_ROW.map((f) => `${postgresColumn(f)} ${PG_TYPE[f.kind]}`).join(', ')
+
+const NAMES = ACTIVITY_ROW.map(postgresColumn).join(', ')
 
 // One parameter holding the batch as JSON: a constant-size statement whatever
 // the batch size (a multi-row VALUES list hits pg's 65535-parameter cap at
@@ -189,28 +199,11 @@ async function withMigrationLock<T>(pool: pg.Pool, fn: (client: pg.PoolClient) =
   }
 }
 
-function toRow(a: Activity) {
-  return {
-    id: a.id,
-    occurred_at: isoTime(a.timestamp),
-    received_at: isoTime(a.received_at),
-    source: a.source,
-    action: a.action,
-    category: a.category,
-    severity: a.severity,
-    status: a.status,
-    entity_type: a.entity_type,
-    entity_id: a.entity_id,
-    actor_id: a.actor_id,
-    tenant_id: a.tenant_id,
-    service: a.service,
-    trace_id: a.trace_id,
-    span_id: a.span_id,
-    correlation_id: a.correlation_id,
-    duration_ms: a.duration_ms,
-    details: a.details,
-    ip: a.ip,
-    user_agent: a.user_agent,
-    attributes: a.attributes,
-  }
+const FIELDS = ACTIVITY_ROW.map((f) => ({ name: f.name, column: postgresColumn(f), time: f.kind === 'time' }))
+
+/** One row as a jsonb_to_recordset object: times in RFC 3339, absent fields left out (NULL). */
+function toRow(a: Activity): Record<string, unknown> {
+  const row: Record<string, unknown> = {}
+  for (const f of FIELDS) row[f.column] = f.time ? isoTime(a[f.name] as number) : a[f.name]
+  return row
 }

@@ -5,8 +5,9 @@
  */
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
 import type { Exporter } from '../schemas/component.ts'
-import type { Config } from './config.ts'
-import { writePidFile } from './pid-file.ts'
+import { PID_FILE, type Config } from './config.ts'
+import { join } from 'node:path'
+import { writePidFile } from '../lib/pid-file.ts'
 import { announceAccess, buildApp, listeningUrl } from './server/app.ts'
 import { createLogger } from './server/logger.ts'
 import { createService } from './service.ts'
@@ -77,7 +78,7 @@ export async function createCollector(config: Config, options: { logger?: Fastif
     pending: service.pending,
 
     async start() {
-      removePid = writePidFile(config.data_dir)
+      removePid = writePidFile(join(config.data_dir, PID_FILE))
       await service.open()
       try {
         await app.listen({ host: config.server.host, port: config.server.port })

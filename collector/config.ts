@@ -85,6 +85,9 @@ export const ConfigSchema = z
     path: ['server', 'host'],
   })
 
+/** In data_dir: names the process holding the embedded stores (lib/pid-file.ts). */
+export const PID_FILE = 'actline.pid'
+
 export function isLoopback(host: string): boolean {
   return host === 'localhost' || host === '::1' || /^127(\.\d{1,3}){3}$/.test(host)
 }

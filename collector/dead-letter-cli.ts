@@ -14,9 +14,9 @@ import { open, rename } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { Activity } from '../schemas/activity.ts'
 import type { Exporter, Logger } from '../schemas/component.ts'
-import type { Config } from './config.ts'
+import { PID_FILE, type Config } from './config.ts'
 import { deadLetterPath, WAL_DEAD_LETTER, type DeadLetterEntry } from './pipeline/dead-letter.ts'
-import { runningCollector } from './pid-file.ts'
+import { livePid } from '../lib/pid-file.ts'
 import { enabledExporters } from './components.ts'
 
 const BATCH = 1_000
@@ -97,7 +97,7 @@ export async function replayDeadLetters(
   options: { exporter?: string; dryRun?: boolean; progress?: (text: string) => void },
   logger: Logger,
 ): Promise<ReplayResult[]> {
-  const holder = runningCollector(config.data_dir)
+  const holder = livePid(join(config.data_dir, PID_FILE))
   const stores = enabledExporters(config, logger).filter((s) => !options.exporter || s.name === options.exporter)
   if (options.exporter && stores.length === 0) throw new Error(`no enabled exporter is named '${options.exporter}' (enabled: ${enabledExporters(config, logger).map((s) => s.name).join(', ')})`)
   // Even a dry run opens the store, to see which rows it already holds.

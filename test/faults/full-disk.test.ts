@@ -6,27 +6,19 @@
  * traffic again by itself; after a kill -9 and a restart every acknowledged
  * id is in both stores exactly once.
  */
-import { execFileSync } from 'node:child_process'
-import { mkdirSync, rmSync, statfsSync, writeFileSync } from 'node:fs'
+import { rmSync, statfsSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
 import { eventually, tempDir, testConfig } from '../helpers/stores.ts'
 import { backlog, killChildren, startCollectorProcess, writeConfig } from '../helpers/process.ts'
-import { expectStoredOnce, startLoad } from '../helpers/faults.ts'
+import { expectStoredOnce, mountTmpfs, startLoad } from '../helpers/faults.ts'
 
 const dir = tempDir('actline-disk-')
 const mountPoint = join(dir.path, 'walfs')
-mkdirSync(mountPoint)
-let mounted = false
-try {
-  execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=8m', 'tmpfs', mountPoint], { stdio: 'pipe' })
-  mounted = true
-} catch (err) {
-  console.warn(`full-disk test skipped: cannot mount a tmpfs here (${(err as Error).message.split('\n')[0]}); it needs root, and .ci/run runs it as root`)
-}
+const { mounted, unmount } = mountTmpfs(mountPoint, '8m', 'full-disk test')
 afterAll(() => {
   killChildren()
-  if (mounted) execFileSync('umount', ['-l', mountPoint])
+  unmount()
   dir.remove()
 })
 

@@ -4,6 +4,8 @@
  * the check every case ends with: each acknowledged id once in each store
  * it was routed to.
  */
+import { execFileSync } from 'node:child_process'
+import { mkdirSync } from 'node:fs'
 import http from 'node:http'
 import { expect } from 'vitest'
 import { uuidv7 } from '../../schemas/activity.ts'
@@ -90,4 +92,20 @@ export async function metric(url: string, name: string, labels = ''): Promise<nu
   const text = await (await fetch(`${url}/metrics`)).text()
   const line = text.split('\n').find((l) => l.startsWith(`${name}${labels ? `{${labels}}` : ''} `))
   return line === undefined ? undefined : Number(line.split(' ').at(-1))
+}
+
+/**
+ * A real small filesystem at `path`: a tmpfs of `size` (e.g. '8m'). Mounting
+ * needs root (.ci/run is); without it, `mounted` is false and the caller
+ * skips, saying why. `unmount` is for afterAll.
+ */
+export function mountTmpfs(path: string, size: string, what: string): { mounted: boolean; unmount(): void } {
+  mkdirSync(path, { recursive: true })
+  try {
+    execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${size}`, 'tmpfs', path], { stdio: 'pipe' })
+  } catch (err) {
+    console.warn(`${what} skipped: cannot mount a tmpfs here (${(err as Error).message.split('\n')[0]}); it needs root, and .ci/run runs it as root`)
+    return { mounted: false, unmount() {} }
+  }
+  return { mounted: true, unmount: () => execFileSync('umount', ['-l', path]) }
 }

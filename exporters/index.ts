@@ -6,8 +6,9 @@
  * exporter").
  */
 import { clickhouse } from './clickhouse/index.ts'
+import { file } from './file/index.ts'
 import { postgres } from './postgres/index.ts'
 
-export const EXPORTERS = { clickhouse, postgres } as const
+export const EXPORTERS = { clickhouse, postgres, file } as const
 
 export type ExporterTypes = typeof EXPORTERS

@@ -8,7 +8,7 @@ import { Readable } from 'node:stream'
 import { mkdirSync } from 'node:fs'
 import type { ClickHouseClient } from '@clickhouse/client'
 import type { Activity } from '../../schemas/activity.ts'
-import { ACTIVITY_ROW, ROW_COLUMNS, type FieldKind } from '../../schemas/activity-row.ts'
+import { AS_IS, compileRowEncoder, ROW_COLUMNS, type FieldEncoding } from '../../schemas/activity-row.ts'
 import type { ClickHouseExporterConfig } from './config.ts'
 import type { ClickHouseReader, Exporter, Logger } from '../../schemas/component.ts'
 import { clickhouseMigrations, MIGRATIONS_TABLE, ttlClause, type ClickHouseSchemaOptions } from '../../schemas/clickhouse-schema.ts'
@@ -220,25 +220,17 @@ function dedupToken(batch: readonly Activity[]): string {
  * '' (the columns are not Nullable: LowCardinality(String) is cheaper), an
  * absent number or address NULL, details as JSON text.
  */
-const ENCODE: Record<FieldKind, (value: unknown) => unknown> = {
-  uuid: (v) => v,
-  time: (v) => clickhouseTime(v as number),
-  text: (v) => v,
-  'optional-text': (v) => v ?? '',
-  'optional-number': (v) => v ?? null,
-  json: (v) => (v === undefined ? '' : typeof v === 'string' ? v : JSON.stringify(v)),
-  ip: (v) => v ?? null,
-  map: (v) => v,
+const ENCODING: FieldEncoding = {
+  ...AS_IS,
+  time: (v) => `time(${v})`,
+  'optional-text': (v) => `${v} ?? ''`,
+  'optional-number': (v) => `${v} ?? null`,
+  json: (v) => `(${v} === undefined ? '' : typeof ${v} === 'string' ? ${v} : JSON.stringify(${v}))`,
+  ip: (v) => `${v} ?? null`,
 }
-
-const FIELDS = ACTIVITY_ROW.map((f) => ({ name: f.name, encode: ENCODE[f.kind] }))
 
 /**
  * One row in ACTIVITY_ROW order, for JSONCompactEachRow: ClickHouse parses
  * arrays with a quarter less CPU than objects (measured: 11.5 vs 15.4 us/row embedded).
  */
-function toRow(a: Activity): unknown[] {
-  const row = new Array<unknown>(FIELDS.length)
-  for (let i = 0; i < FIELDS.length; i++) row[i] = FIELDS[i]!.encode(a[FIELDS[i]!.name])
-  return row
-}
+export const toRow: (a: Activity) => unknown[] = compileRowEncoder('array', ENCODING, { time: clickhouseTime })

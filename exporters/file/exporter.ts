@@ -24,7 +24,7 @@ import { promisify } from 'node:util'
 import { gzip as gzipCallback } from 'node:zlib'
 import { livePid, writePidFile } from '../../lib/pid-file.ts'
 import type { Activity } from '../../schemas/activity.ts'
-import { ACTIVITY_ROW } from '../../schemas/activity-row.ts'
+import { AS_IS, compileRowEncoder } from '../../schemas/activity-row.ts'
 import type { Exporter, Logger } from '../../schemas/component.ts'
 import { joinCooperatively } from '../../schemas/cooperative.ts'
 import { probe, reportOutcome } from '../classify.ts'
@@ -208,11 +208,7 @@ export function createFileExporter(config: FileExporterConfig & { directory: str
 }
 
 /** The activity under the contract's field names, in row order; times in RFC 3339, absent fields left out. */
-function fileRow(a: Activity): Record<string, unknown> {
-  const row: Record<string, unknown> = {}
-  for (const field of ACTIVITY_ROW) row[field.name] = field.kind === 'time' ? isoTime(a[field.name] as number) : a[field.name]
-  return row
-}
+const fileRow: (a: Activity) => Record<string, unknown> = compileRowEncoder('object', { ...AS_IS, time: (v) => `iso(${v})` }, { iso: isoTime })
 
 function tokenOf(batch: readonly Activity[]): string {
   const h = createHash('sha256')

@@ -4,7 +4,7 @@
  */
 import pg from 'pg'
 import type { Activity } from '../../schemas/activity.ts'
-import { ACTIVITY_ROW, postgresColumn, type FieldKind } from '../../schemas/activity-row.ts'
+import { ACTIVITY_ROW, AS_IS, compileRowEncoder, postgresColumn, type FieldKind } from '../../schemas/activity-row.ts'
 import type { PostgresExporterConfig } from './config.ts'
 import type { Exporter, Logger, PostgresReader } from '../../schemas/component.ts'
 import { MIGRATIONS_TABLE, monthStart, partitionDdl, postgresMigrations } from '../../schemas/postgres-schema.ts'
@@ -199,11 +199,5 @@ async function withMigrationLock<T>(pool: pg.Pool, fn: (client: pg.PoolClient) =
   }
 }
 
-const FIELDS = ACTIVITY_ROW.map((f) => ({ name: f.name, column: postgresColumn(f), time: f.kind === 'time' }))
-
-/** One row as a jsonb_to_recordset object: times in RFC 3339, absent fields left out (NULL). */
-function toRow(a: Activity): Record<string, unknown> {
-  const row: Record<string, unknown> = {}
-  for (const f of FIELDS) row[f.column] = f.time ? isoTime(a[f.name] as number) : a[f.name]
-  return row
-}
+/** One row as a jsonb_to_recordset object under audit_log's column names: times in RFC 3339, absent fields left out (NULL). */
+const toRow: (a: Activity) => Record<string, unknown> = compileRowEncoder('object', { ...AS_IS, time: (v) => `iso(${v})` }, { iso: isoTime }, postgresColumn)

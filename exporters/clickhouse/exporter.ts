@@ -95,24 +95,26 @@ export function createClickHouseExporter(
         // The body is built here, a chunk at a time (see schemas/cooperative.ts),
         // instead of by the client row by row through a stream transform.
         const body = await joinCooperatively(batch, (a) => JSON.stringify(toRow(a)), '\n')
+        const settings: Record<string, string | number> = {
+          // A retried batch carries the same token, so ClickHouse drops the
+          // repeat instead of storing every row twice.
+          insert_deduplication_token: dedupToken(batch),
+          // Embedded, the insert runs on the collector's own cores and in its
+          // memory: let the ingest thread win (the queue absorbs the wait),
+          // and bound the threads (each parses and aggregates its own blocks).
+          ...(!config.url && {
+            os_thread_priority: config.embedded_nice,
+            max_threads: config.embedded_insert_threads,
+            max_insert_threads: config.embedded_insert_threads,
+          }),
+        }
+        // In the statement, not clickhouse_settings: the embedded connection
+        // turns those into SET statements on its one session, so they stayed
+        // for every later query (the query API read with one thread at nice
+        // 10 after the first insert).
         const { stream } = await c.exec({
-          query: `INSERT INTO ${config.database}.activities (${ROW_COLUMNS.join(', ')}) FORMAT JSONCompactEachRow`,
+          query: `INSERT INTO ${config.database}.activities (${ROW_COLUMNS.join(', ')}) SETTINGS ${settingsClause(settings)} FORMAT JSONCompactEachRow`,
           values: Readable.from([body]),
-          clickhouse_settings: {
-            // A retried batch carries the same token, so ClickHouse drops the
-            // repeat instead of storing every row twice.
-            insert_deduplication_token: dedupToken(batch),
-            // Embedded, the insert runs on the collector's own cores and in its
-            // memory: let the ingest thread win (the queue absorbs the wait),
-            // and bound the threads (each parses and aggregates its own blocks).
-            ...(config.url
-              ? {}
-              : {
-                  os_thread_priority: String(config.embedded_nice),
-                  max_threads: config.embedded_insert_threads,
-                  max_insert_threads: String(config.embedded_insert_threads),
-                }),
-          },
         })
         stream.destroy() // nothing to read; frees the HTTP socket
       }, classifyClickHouse)
@@ -207,6 +209,13 @@ async function reconcileTtl(client: ClickHouseClient, { database, ttlDays }: Cli
     // Old parts are cleaned by merges over time instead of one big rewrite now.
     clickhouse_settings: { materialize_ttl_after_modify: 0 },
   })
+}
+
+/** A SETTINGS clause; names are ours, string values quoted as ClickHouse literals. */
+function settingsClause(settings: Record<string, string | number>): string {
+  return Object.entries(settings)
+    .map(([name, value]) => `${name} = ${typeof value === 'number' ? value : `'${value.replaceAll('\\', '\\\\').replaceAll("'", "\\'")}'`}`)
+    .join(', ')
 }
 
 function dedupToken(batch: readonly Activity[]): string {

@@ -39,6 +39,15 @@ describe('clickhouse exporter (embedded engine)', () => {
     expect(await count(exporter.client(), rows.map((r) => r.id))).toBe(500)
   })
 
+  it("keeps an insert's thread and priority settings to the insert: reads after it run with the engine's own", async () => {
+    const reader = exporter.reader()
+    const settings = () => reader.rows<{ threads: number; nice: number }>("SELECT getSetting('max_threads') AS threads, getSetting('os_thread_priority') AS nice")
+    const [before] = await settings()
+    expect(await exporter.export(batch(10))).toEqual({ status: 'success' })
+    expect(await settings()).toEqual([before])
+    expect(before!.nice).toBe(0)
+  })
+
   it('records each migration once however often it starts', async () => {
     const again = createClickHouseExporter(config, logger)
     await again.start()

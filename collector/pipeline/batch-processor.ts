@@ -20,6 +20,7 @@
 import { z } from 'zod'
 import type { Activity } from '../../schemas/activity.ts'
 import type { Component, Logger } from '../../schemas/component.ts'
+import { createHistogram, type Histogram } from '../../lib/histogram.ts'
 import type { DeadLetter } from './dead-letter.ts'
 import type { ExporterHealth, RetryingExporter } from './retry.ts'
 import type { Cursor, WriteAheadLog } from '../wal/write-ahead-log.ts'
@@ -45,6 +46,8 @@ export interface BatchStats {
   /** Export calls and their summed duration, for the mean export latency. */
   exports: number
   export_seconds: number
+  /** Each export call's duration (retries included), seconds. */
+  export_duration: Histogram
 }
 
 export interface BatchProcessor extends Component {
@@ -77,7 +80,7 @@ export interface BatchProcessorOptions {
 
 export function createBatchProcessor({ config, wal, exporter, accepts, deadLetter, logger }: BatchProcessorOptions): BatchProcessor {
   const name = exporter.name
-  const stats: BatchStats = { exported: 0, rejected: 0, exports: 0, export_seconds: 0 }
+  const stats: BatchStats = { exported: 0, rejected: 0, exports: 0, export_seconds: 0, export_duration: createHistogram() }
   let cursor: Cursor = { committed: 0 }
   let running: Promise<void> | undefined
   let exporting = false
@@ -109,8 +112,10 @@ export function createBatchProcessor({ config, wal, exporter, accepts, deadLette
     // error (outages are still retried): a bound of max_elapsed_ms per half
     // would take log2(rows) times as long to isolate the rows.
     const result = await exporter.export(batch, half ? { unknownRetryMs: 0 } : {}).finally(() => (exporting = false))
+    const seconds = (performance.now() - started) / 1000
     stats.exports++
-    stats.export_seconds += (performance.now() - started) / 1000
+    stats.export_seconds += seconds
+    stats.export_duration.observe(seconds)
     if (result.status === 'success') {
       stats.exported += batch.length
       return true

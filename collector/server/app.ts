@@ -11,6 +11,7 @@ import { installErrorHandler } from './errors.ts'
 import { health, type StoreStatus } from './health.ts'
 import type { MemoryLimiter } from '../pipeline/memory-limiter.ts'
 import { selfTelemetry } from './metrics.ts'
+import { createRequestMetrics, requestMetrics } from './request-metrics.ts'
 import type { WriteAheadLog } from '../wal/write-ahead-log.ts'
 import { auth, type AuthConfig } from '../../api/auth.ts'
 import { API_PREFIX, queryApi, type QueryApiOptions } from '../../api/query-api.ts'
@@ -73,8 +74,10 @@ export function listeningUrl(app: FastifyInstance, host: string, configuredPort:
 
 export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   const app = await createServer(options.logger, options.auth, options.timeouts)
+  const requests = createRequestMetrics()
+  await app.register(requestMetrics, { metrics: requests })
   await app.register(health, { stores: options.stores, ingest: options.ingest, isAccepting: options.isAccepting })
-  await app.register(selfTelemetry, { receiver: options.receiverStats, stores: options.stores, wal: options.wal, memory: options.memory })
+  await app.register(selfTelemetry, { receiver: options.receiverStats, stores: options.stores, wal: options.wal, memory: options.memory, requests })
   for (const [name, t] of Object.entries(RECEIVERS)) {
     const type = t as ReceiverType<unknown>
     const config = options.receivers[name as keyof typeof RECEIVERS]

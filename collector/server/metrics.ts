@@ -10,15 +10,21 @@ import type { BatchProcessor } from '../pipeline/batch-processor.ts'
 import type { StoreStatus } from './health.ts'
 import type { MemoryLimiter } from '../pipeline/memory-limiter.ts'
 import type { WriteAheadLog } from '../wal/write-ahead-log.ts'
+import type { Histogram } from '../../lib/histogram.ts'
+import type { RequestMetrics } from './request-metrics.ts'
 
 export interface SelfTelemetryOptions {
   receiver: Readonly<ReceiverStats>
   wal: Pick<WriteAheadLog, 'retainedBytes' | 'health'>
   stores: readonly StoreStatus[]
   memory: Pick<MemoryLimiter, 'state'>
+  requests: RequestMetrics
 }
 
-export const selfTelemetry: FastifyPluginAsync<SelfTelemetryOptions> = async (app, { receiver, stores, wal, memory }) => {
+/** When the process started, for process_start_time_seconds. */
+const STARTED_S = (Date.now() - performance.now()) / 1000
+
+export const selfTelemetry: FastifyPluginAsync<SelfTelemetryOptions> = async (app, { receiver, stores, wal, memory, requests }) => {
   const queues = new Map(stores.flatMap((s) => (s.queue ? [[s.exporter.name, s.queue] as const] : [])))
   // Every request waits behind whatever holds the event loop: its delay is
   // the floor of ingest latency.
@@ -33,6 +39,17 @@ export const selfTelemetry: FastifyPluginAsync<SelfTelemetryOptions> = async (ap
       for (const [labels, value] of samples) {
         const l = Object.entries(labels).map(([k, v]) => `${k}="${v}"`).join(',')
         lines.push(`${name}${l ? `{${l}}` : ''} ${value}`)
+      }
+    }
+    const histogram = (name: string, help: string, series: [Record<string, string>, Histogram][]) => {
+      lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} histogram`)
+      for (const [labels, h] of series) {
+        const l = Object.entries(labels).map(([k, v]) => `${k}="${v}",`).join('')
+        const counts = h.cumulative()
+        h.bounds.forEach((bound, i) => lines.push(`${name}_bucket{${l}le="${bound}"} ${counts[i]}`))
+        lines.push(`${name}_bucket{${l}le="+Inf"} ${h.count}`)
+        const plain = l.slice(0, -1)
+        lines.push(`${name}_sum${plain ? `{${plain}}` : ''} ${Number(h.sum.toFixed(6))}`, `${name}_count${plain ? `{${plain}}` : ''} ${h.count}`)
       }
     }
     const each = <T>(f: (q: BatchProcessor) => T) => [...queues].map(([exporter, q]) => [{ exporter }, f(q)] as [Record<string, string>, T])
@@ -75,10 +92,16 @@ export const selfTelemetry: FastifyPluginAsync<SelfTelemetryOptions> = async (ap
       [{ quantile: '1' }, loopDelay.max / 1e9],
     ])
     loopDelay.reset()
+    histogram('actline_exporter_export_duration_seconds', 'Export calls per exporter by duration, retries included.', each((q) => q.stats.export_duration))
+    histogram('actline_http_request_duration_seconds', 'Requests by route pattern, method and status class, by duration.', [...requests.values()].map((r) => [r.labels, r.histogram]))
+    // The process metrics under prom-client's names, which Node.js dashboards expect.
+    const cpu = process.cpuUsage()
+    metric('process_cpu_seconds_total', 'counter', 'User and system CPU time of the process (every thread), seconds.', [[{}, (cpu.user + cpu.system) / 1e6]])
+    metric('process_start_time_seconds', 'gauge', 'When the process started, seconds since the Unix epoch.', [[{}, Number(STARTED_S.toFixed(3))]])
     const mem = process.memoryUsage()
-    metric('actline_process_resident_memory_bytes', 'gauge', 'Resident set size.', [[{}, mem.rss]])
-    metric('actline_process_heap_used_bytes', 'gauge', 'V8 heap in use (main thread).', [[{}, mem.heapUsed]])
-    metric('actline_process_external_memory_bytes', 'gauge', 'Memory outside the V8 heap held by JavaScript objects (buffers).', [[{}, mem.external]])
+    metric('process_resident_memory_bytes', 'gauge', 'Resident set size: the process, the embedded engines included.', [[{}, mem.rss]])
+    metric('nodejs_heap_size_used_bytes', 'gauge', 'V8 heap in use (main thread).', [[{}, mem.heapUsed]])
+    metric('nodejs_external_memory_bytes', 'gauge', 'Memory outside the V8 heap held by JavaScript objects (buffers).', [[{}, mem.external]])
     return reply.type('text/plain; version=0.0.4').send(lines.join('\n') + '\n')
   })
 }

@@ -45,6 +45,12 @@ function digest(key: string): string {
   return createHash('sha256').update(key).digest('hex')
 }
 
+/** Who holds a key: the configured keys by their digest, so no key is kept or compared in the clear. */
+export function keyring(config: AuthConfig): { size: number; lookup(key: string): Principal | undefined } {
+  const byDigest = new Map(config.keys.map((k) => [digest(k.key), { name: k.name, scopes: k.scopes }]))
+  return { size: byDigest.size, lookup: (key) => byDigest.get(digest(key)) }
+}
+
 function presentedKey(request: FastifyRequest): string | undefined {
   const header = request.headers.authorization
   if (header) {
@@ -77,7 +83,7 @@ export function grants(principal: Principal, scope: Scope): boolean {
 
 export const auth = fp<{ config: AuthConfig }>(
   async (app, { config }) => {
-    const byDigest = new Map(config.keys.map((k) => [digest(k.key), { name: k.name, scopes: k.scopes }]))
+    const keys = keyring(config)
     const stats: AuthStats = { failures: 0, blocked: 0 }
     // Per address: failures in the current window. A guesser is stopped
     // after max_failures, and logged, without a line per guess.
@@ -86,7 +92,7 @@ export const auth = fp<{ config: AuthConfig }>(
     app.decorateRequest('principal', undefined)
     app.addHook('onRequest', async (request) => {
       const scope = request.routeOptions.config?.scope
-      if (byDigest.size === 0) {
+      if (keys.size === 0) {
         request.principal = LOOPBACK
         return
       }
@@ -103,7 +109,7 @@ export const auth = fp<{ config: AuthConfig }>(
         )
       }
       const key = presentedKey(request)
-      const principal = key === undefined ? undefined : byDigest.get(digest(key))
+      const principal = key === undefined ? undefined : keys.lookup(key)
       if (principal) request.principal = principal
       if (!scope) return
       if (!principal) {

@@ -40,6 +40,7 @@ export async function createApiServer(config: Config, logger: FastifyBaseLogger)
       await app.listen({ host: config.server.host, port: config.server.port })
       // A store that is down answers 503 until it is up (pipeline/store-start.ts).
       await service.startExporters(Infinity)
+      await service.startClickHouseHttp()
       ready = true
       const { url } = listeningUrl(app, config.server.host, config.server.port)
       logger.info({ url }, `actline query API listening on ${url}${API_PREFIX}`)

@@ -19,7 +19,7 @@ export interface Collector {
   /** The stores' exporters, for components that read them (the query API, tests). */
   readonly exporters: readonly Exporter[]
   /** Start stores, then listen. Resolves with the bound address. */
-  start(): Promise<{ host: string; port: number; url: string }>
+  start(): Promise<{ host: string; port: number; url: string; clickhouseHttp?: string }>
   /** Graceful and idempotent; bounded by server.shutdown_timeout_ms. */
   shutdown(): Promise<void>
   /** Rows queued or in flight, per exporter. */
@@ -90,12 +90,13 @@ export async function createCollector(config: Config, options: { logger?: Fastif
       accepting = true
       // The first attempt gets a moment, so a healthy start logs one line and serves reads at once.
       await service.startExporters(STARTUP_GRACE_MS)
+      const clickhouseHttp = await service.startClickHouseHttp()
       const host = config.server.host
       const { port, url } = listeningUrl(app, host, config.server.port)
       const waiting = service.pipelines.filter((p) => p.starting() !== undefined).map((p) => p.name)
       logger.info({ url, exporters: service.pipelines.map((p) => p.name), ...(waiting.length && { not_connected: waiting }) }, `actline collector listening on ${url}`)
       announceAccess(logger, config, url)
-      return { host, port, url }
+      return { host, port, url, ...(clickhouseHttp && { clickhouseHttp }) }
     },
 
     shutdown() {

@@ -10,6 +10,7 @@ import { resolve, join } from 'node:path'
 import { parse as parseYaml } from 'yaml'
 import { z } from 'zod'
 import { AuditRouteConfig } from './pipeline/audit-route.ts'
+import { ClickHouseHttpConfig } from './extensions/clickhouse-http/config.ts'
 import { RECEIVERS } from './receivers/index.ts'
 import { RecentIdsConfig } from './pipeline/dedup.ts'
 import { BatchProcessorConfig } from './pipeline/batch-processor.ts'
@@ -37,6 +38,8 @@ export const ServerConfig = z
     request_timeout_ms: z.number().int().min(1000).default(30_000),
     /** An idle keep-alive connection is closed after this. @default 5000 */
     keep_alive_timeout_ms: z.number().int().min(100).default(5_000),
+    /** ClickHouse's HTTP interface for the embedded store, read-only (collector/extensions/clickhouse-http). */
+    clickhouse_http: ClickHouseHttpConfig.prefault({}),
   })
   .strict()
   .refine((c) => c.request_timeout_ms >= c.headers_timeout_ms, {
@@ -84,6 +87,10 @@ export const ConfigSchema = z
     message: 'listening beyond loopback needs API keys: add auth.keys, or keep server.host on 127.0.0.1 / ::1',
     path: ['server', 'host'],
   })
+  .refine((c) => c.auth.keys.length > 0 || !c.server.clickhouse_http.enabled || isLoopback(c.server.clickhouse_http.host), {
+    message: 'serving the ClickHouse endpoint beyond loopback needs API keys: add auth.keys, or keep server.clickhouse_http.host on 127.0.0.1 / ::1',
+    path: ['server', 'clickhouse_http', 'host'],
+  })
 
 /** In data_dir: names the process holding the embedded stores (lib/pid-file.ts). */
 export const PID_FILE = 'actline.pid'
@@ -105,6 +112,7 @@ export const ENV_OVERRIDES: Record<string, { path: string[]; type: 'string' | 'n
   ACTLINE_LOG_LEVEL: { path: ['server', 'log_level'], type: 'string' },
   ACTLINE_DATA_DIR: { path: ['data_dir'], type: 'string' },
   ACTLINE_WAL_DURABILITY: { path: ['wal', 'durability'], type: 'string' },
+  ACTLINE_CLICKHOUSE_HTTP_PORT: { path: ['server', 'clickhouse_http', 'port'], type: 'number' },
   ...Object.fromEntries(
     Object.values(EXPORTERS).flatMap((t) => Object.entries(t.env ?? {}).map(([name, { key, type }]) => [name, { path: ['exporters', t.type, key], type }])),
   ),

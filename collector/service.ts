@@ -7,7 +7,7 @@
  * this same path (the Collector's `service`: pipelines out of components).
  */
 import { join } from 'node:path'
-import type { ClickHouseReader, Exporter, Ingest, Logger, PostgresReader } from '../schemas/component.ts'
+import type { ClickHouseReader, Exporter, Ingest, Logger, PostgresReader, ReadOnlySql, SqlLimits } from '../schemas/component.ts'
 import { ActlineError } from '../schemas/errors.ts'
 import { enabledExporters } from './components.ts'
 import type { Config } from './config.ts'
@@ -19,6 +19,7 @@ import { createMemoryLimiter, type MemoryLimiter } from './pipeline/memory-limit
 import { createReceiverStats, type ReceiverStats } from './receivers/stats.ts'
 import type { StoreStatus } from './server/health.ts'
 import { createWriteAheadLog, type WriteAheadLog } from './wal/write-ahead-log.ts'
+import { createClickHouseHttp } from './extensions/clickhouse-http/server.ts'
 
 export interface Service {
   readonly ingest: Ingest
@@ -32,6 +33,12 @@ export interface Service {
   readonly stores: readonly StoreStatus[]
   /** The query API's view of the stores; undefined when no enabled exporter serves analytics reads. */
   readonly readers: { clickhouse: ClickHouseReader; postgres?: PostgresReader } | undefined
+  /**
+   * Serve ClickHouse's HTTP interface for the embedded analytics store
+   * (`server.clickhouse_http`), read-only; nothing when the store is a
+   * server, disabled, or the endpoint is off. Resolves with its URL.
+   */
+  startClickHouseHttp(): Promise<string | undefined>
   /** Open the log, register every cursor, remember the log tail's ids. Ingest works from here. */
   open(): Promise<void>
   /** Start every store in the background; resolves after each one's first attempt, or `graceMs`. */
@@ -64,6 +71,7 @@ export function createService(config: Config, { logger, walDir = config.wal.dir 
   const recentIds = createRecentIds(config.pipeline.dedup)
   const receiverStats = createReceiverStats()
   const ingest = createIngest({ wal, maxBytes: config.wal.max_bytes, memory, recentIds, onDuplicates: (n) => (receiverStats.duplicates += n) })
+  let closeEndpoint = async () => {}
   const starting = (name: string) => pipelines.find((p) => p.name === name)?.starting() ?? 'not configured'
 
   return {
@@ -75,6 +83,18 @@ export function createService(config: Config, { logger, walDir = config.wal.dir 
     exporters: pipelines.map((p) => p.exporter),
     stores: pipelines.map((p) => ({ exporter: p.exporter, starting: () => p.starting(), queue: p.queue })),
     readers: queryReaders(pipelines),
+
+    async startClickHouseHttp() {
+      const store = pipelines.find((p) => p.exporter.analyticsReader && p.exporter.openReadOnlySql)
+      if (!store || !config.server.clickhouse_http.enabled) return undefined
+      const session = readOnlySession(store, config.server.clickhouse_http)
+      const server = createClickHouseHttp({ config: config.server.clickhouse_http, auth: config.auth, logger, session: session.get })
+      closeEndpoint = async () => {
+        await server.close()
+        await session.close()
+      }
+      return server.start()
+    },
     starting,
 
     async open() {
@@ -100,6 +120,7 @@ export function createService(config: Config, { logger, walDir = config.wal.dir 
     },
 
     async shutdown(deadline) {
+      await closeEndpoint()
       await Promise.all(pipelines.map((p) => p.drain(deadline)))
       memory.stop()
       await wal.close()
@@ -133,6 +154,25 @@ function queryReaders(pipelines: readonly ExporterPipeline[]): Service['readers'
       rows: async (sql, params, signal) => (ready(analytics), analytics.exporter.analyticsReader!().rows(sql, params, signal)),
     },
     ...(audit && { postgres: { rows: async (sql, params) => (ready(audit), audit.exporter.auditReader!().rows(sql, params)) } }),
+  }
+}
+
+/** The store's read-only session, opened on first use once the store has started. */
+function readOnlySession(store: ExporterPipeline, limits: SqlLimits): { get(): Promise<ReadOnlySql>; close(): Promise<void> } {
+  let opened: Promise<ReadOnlySql> | undefined
+  return {
+    get() {
+      const why = store.starting()
+      if (why !== undefined) return Promise.reject(Object.assign(new Error(`the ${store.name} store is not connected yet (${why}); retry later. (NETWORK_ERROR)`), { storeCode: 210 }))
+      opened ??= store.exporter.openReadOnlySql!(limits).catch((err: unknown) => {
+        opened = undefined
+        throw err
+      })
+      return opened
+    },
+    async close() {
+      await (await opened?.catch(() => undefined))?.close()
+    },
   }
 }
 

@@ -47,6 +47,40 @@ export interface Exporter extends Component {
   analyticsReader?(): ClickHouseReader
   /** The store the query API reads the audit trail from (PostgreSQL SQL). Throws before start. */
   auditReader?(): PostgresReader
+  /**
+   * A read-only SQL session on an embedded analytics store, for serving its
+   * ClickHouse HTTP interface. Absent when the store is a server (which has
+   * its own) or not embedded. Throws before start.
+   */
+  openReadOnlySql?(limits: SqlLimits): Promise<ReadOnlySql>
+}
+
+/** Bounds set on a read-only session before it is made read-only, so no query can lift them. */
+export interface SqlLimits {
+  max_execution_time_s: number
+  max_result_rows: number
+  max_memory_usage_bytes: number
+}
+
+/** The result of one read-only statement: its bytes in the format asked for, and what it read. */
+export interface SqlResult {
+  bytes: Uint8Array
+  rowsRead: number
+  bytesRead: number
+  elapsedSeconds: number
+}
+
+/** An error the store raised, with its own code (ClickHouse's numbers). */
+export interface SqlError extends Error {
+  storeCode: number
+}
+
+export interface ReadOnlySql {
+  /** The default database, as `USE` sets it. */
+  use(database: string): Promise<void>
+  /** One statement; `params` bind `{name:Type}` placeholders from their text. Rejects with a SqlError. */
+  query(sql: string, options: { format: string; params?: Record<string, string>; signal?: AbortSignal }): Promise<SqlResult>
+  close(): Promise<void>
 }
 
 /**

@@ -62,6 +62,7 @@ const COLLECTOR_ALLOWED: Record<string, string[]> = {
   pipeline: ['pipeline', 'wal'],
   receivers: ['receivers'],
   server: ['server', 'receivers', 'pipeline', 'wal'],
+  extensions: ['extensions'],
 }
 
 describe('dependency direction', () => {

@@ -10,7 +10,8 @@ import type { ClickHouseClient } from '@clickhouse/client'
 import type { Activity } from '../../schemas/activity.ts'
 import { AS_IS, compileRowEncoder, ROW_COLUMNS, type FieldEncoding } from '../../schemas/activity-row.ts'
 import type { ClickHouseExporterConfig } from './config.ts'
-import type { ClickHouseReader, Exporter, Logger } from '../../schemas/component.ts'
+import type { ClickHouseReader, Exporter, Logger, SqlLimits } from '../../schemas/component.ts'
+import { openReadOnlySql } from './read-only.ts'
 import { clickhouseMigrations, MIGRATIONS_TABLE, ttlClause, type ClickHouseSchemaOptions } from '../../schemas/clickhouse-schema.ts'
 import { logMigrations, migrate, sqlOf, type MigrationTarget } from '../../schemas/migrations.ts'
 import { probe, reportOutcome } from '../classify.ts'
@@ -137,6 +138,14 @@ export function createClickHouseExporter(
     },
 
     analyticsReader: reader,
+
+    // Embedded only: a server serves its own HTTP interface.
+    ...(!config.url && {
+      openReadOnlySql: (limits: SqlLimits) => {
+        started()
+        return openReadOnlySql(config.path, config.database, limits, config.embedded_nice)
+      },
+    }),
 
     reader,
 

@@ -56,14 +56,17 @@ describe('across a restart', () => {
     await expectStoredOnce(testConfig(dir.path), ids)
   })
 
-  it('serves the embedded PostgreSQL to nobody: the collector listens on its HTTP port only', async () => {
-    const c = await startCollectorProcess(configFile)
+  it('serves the embedded PostgreSQL to nobody: the collector listens on its HTTP port and its read-only ClickHouse endpoint only', async () => {
+    const c = await startCollectorProcess(writeConfig(dir.path, `data_dir: ${dir.path}\nserver: { port: 0, clickhouse_http: { port: 0 } }\n`))
     try {
       const port = Number(new URL(c.url).port)
+      await eventually('the ClickHouse endpoint listening', async () => /"clickhouse_http":"http:/.test(c.output()), 30_000)
+      const clickhousePort = Number(/"clickhouse_http":"http:\/\/[^"]+:(\d+)"/.exec(c.output())![1])
       // The audit trail works...
       expect((await fetch(`${c.url}/api/v1/audit?limit=1`)).status).toBe(200)
-      // ...and there is no socket another process could connect to.
-      expect(listeningSockets(c.child.pid!)).toEqual({ tcp: [port], unix: [] })
+      // ...and there is no other socket another process could connect to.
+      const sockets = listeningSockets(c.child.pid!)
+      expect({ ...sockets, tcp: [...sockets.tcp].sort((a, b) => a - b) }).toEqual({ tcp: [port, clickhousePort].sort((a, b) => a - b), unix: [] })
     } finally {
       c.child.kill('SIGTERM')
       await c.exited

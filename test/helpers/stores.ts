@@ -47,7 +47,7 @@ export function testConfig(dataDir: string, overrides: Record<string, any> = {})
   return parseConfig({
     data_dir: dataDir,
     ...overrides,
-    server: { port: 0, log_level: process.env.ACTLINE_TEST_LOG ?? 'silent', shutdown_timeout_ms: 10_000, ...overrides.server },
+    server: { port: 0, log_level: process.env.ACTLINE_TEST_LOG ?? 'silent', shutdown_timeout_ms: 10_000, ...overrides.server, clickhouse_http: { port: 0, ...overrides.server?.clickhouse_http } },
     pipeline: {
       ...overrides.pipeline,
       batch: { timeout_ms: 100, ...overrides.pipeline?.batch },
@@ -63,12 +63,14 @@ export interface RunningCollector {
   collector: Collector
   url: string
   config: Config
+  /** The embedded store's ClickHouse HTTP interface, when it serves one. */
+  clickhouseHttp?: string
 }
 
 export async function startCollector(config: Config): Promise<RunningCollector> {
   const collector = await createCollector(config, { logger: createLogger(config.server.log_level) })
-  const { url } = await collector.start()
-  return { collector, url, config }
+  const { url, clickhouseHttp } = await collector.start()
+  return { collector, url, config, ...(clickhouseHttp && { clickhouseHttp }) }
 }
 
 /** Direct clients on a collector's stores, opened after the collector has shut down or beside it. */

@@ -1,0 +1,128 @@
+/**
+ * What the endpoint checks in a query before the engine sees it: one
+ * statement, of a kind that only reads, and its FORMAT clause. The engine's
+ * `readonly = 1` refuses every write by itself; this refuses what readonly
+ * still allows but a dashboard has no business sending (KILL QUERY would
+ * cancel ingest's inserts), and names the format for the response headers.
+ */
+
+export class ClickHouseError extends Error {
+  constructor(
+    readonly code: number,
+    message: string,
+  ) {
+    super(message)
+    this.name = 'ClickHouseError'
+  }
+}
+
+/** Statement kinds a read-only client may run. */
+const READING = new Set(['SELECT', 'WITH', 'SHOW', 'DESCRIBE', 'DESC', 'EXPLAIN', 'EXISTS'])
+
+/** Every other statement ClickHouse knows: refused as a write would be. Any other first word is a syntax error. */
+const OTHER = new Set([
+  'INSERT', 'ALTER', 'DROP', 'CREATE', 'TRUNCATE', 'RENAME', 'EXCHANGE', 'SYSTEM', 'KILL', 'SET', 'OPTIMIZE', 'ATTACH', 'DETACH',
+  'GRANT', 'REVOKE', 'USE', 'BACKUP', 'RESTORE', 'UNDROP', 'MOVE', 'CHECK', 'DELETE', 'UPDATE', 'WATCH', 'REPLACE', 'UPSERT',
+])
+
+export interface Statement {
+  /** The statement, without a trailing semicolon. */
+  sql: string
+  /** The format its FORMAT clause names, if any. */
+  format?: string
+}
+
+/**
+ * The query's code with strings, quoted names and comments blanked out, so a
+ * `;` or `FORMAT` inside them is not taken for syntax.
+ */
+function code(sql: string): string {
+  let out = ''
+  for (let i = 0; i < sql.length; ) {
+    const c = sql[i]!
+    if (c === "'" || c === '"' || c === '`') {
+      let j = i + 1
+      while (j < sql.length && sql[j] !== c) j += sql[j] === '\\' ? 2 : 1
+      out += ' '.repeat(Math.min(j + 1, sql.length) - i)
+      i = j + 1
+    } else if (sql.startsWith('--', i) || c === '#') {
+      const end = sql.indexOf('\n', i)
+      const j = end === -1 ? sql.length : end
+      out += ' '.repeat(j - i)
+      i = j
+    } else if (sql.startsWith('/*', i)) {
+      const end = sql.indexOf('*/', i + 2)
+      const j = end === -1 ? sql.length : end + 2
+      out += ' '.repeat(j - i)
+      i = j
+    } else {
+      out += c
+      i++
+    }
+  }
+  return out
+}
+
+export function checkStatement(text: string): Statement {
+  const blanked = code(text)
+  const semicolon = blanked.indexOf(';')
+  if (semicolon !== -1 && blanked.slice(semicolon + 1).trim() !== '') {
+    throw new ClickHouseError(62, 'Syntax error (Multi-statements are not allowed): failed at position ' + (semicolon + 1) + '. (SYNTAX_ERROR)')
+  }
+  const end = semicolon === -1 ? text.length : semicolon
+  const sql = text.slice(0, end).trimEnd()
+  const first = /^[\s(]*([A-Za-z]+)/.exec(blanked)?.[1]?.toUpperCase()
+  if (first === undefined) throw new ClickHouseError(62, 'Empty query. (SYNTAX_ERROR)')
+  if (OTHER.has(first)) throw new ClickHouseError(164, `${first} is not allowed: this endpoint only reads. Cannot execute query in readonly mode. (READONLY)`)
+  if (!READING.has(first)) throw new ClickHouseError(62, `Syntax error: failed at position 1 ('${first}'): Expected one of: SELECT, WITH, SHOW, DESCRIBE, EXPLAIN, EXISTS. (SYNTAX_ERROR)`)
+  const format = /\bFORMAT\s+([A-Za-z][A-Za-z0-9]*)\s*$/i.exec(blanked.slice(0, end))?.[1]
+  return { sql, ...(format && { format }) }
+}
+
+/** ClickHouse's status for an exception code (src/Server/HTTP/exceptionCodeToHTTPStatus.cpp). */
+export function httpStatus(code: number): number {
+  if (code === 194) return 401
+  if ([192, 193, 516, 497].includes(code)) return 403
+  if ([36, 6, 25, 26, 27, 38, 41, 72, 441, 676, 677, 15, 44, 8, 62, 117, 53, 321].includes(code)) return 400
+  if ([60, 46, 47, 50, 56, 81, 115, 63, 73].includes(code)) return 404
+  if (code === 48) return 501
+  if (code === 159) return 408
+  // 210: the store is not connected yet (ours; ClickHouse sends 503 for its own socket timeouts too).
+  if (code === 209 || code === 210) return 503
+  return 500
+}
+
+const ESCAPES: Record<string, string> = { b: '\b', f: '\f', r: '\r', n: '\n', t: '\t', '0': '\0', a: '\x07', v: '\v' }
+
+/** ClickHouse's "escaped" text (how a param_ value of a String type arrives) back to the value. */
+function unescape(text: string): string {
+  return text.replace(/\\(x[0-9a-fA-F]{2}|.)/gs, (_, c: string) => (c.length === 3 ? String.fromCharCode(parseInt(c.slice(1), 16)) : (ESCAPES[c] ?? c)))
+}
+
+const quote = (value: string) => `'${value.replaceAll('\\', '\\\\').replaceAll("'", "\\'")}'`
+const STRING_TYPE = /^\s*(LowCardinality\(\s*)?(Nullable\(\s*)?(String|FixedString\(\d+\))\s*\)?\s*\)?\s*$/
+
+/**
+ * `{name:Type}` placeholders bound as ClickHouse binds `param_name`: the
+ * value's text parsed as Type. Spelled as `CAST('<text>' AS Type)` in the
+ * statement (an Identifier as a quoted name), because the embedded engine's
+ * own binder re-escapes text and would read `param_x=t\'1` as `t\'1`.
+ * Only placeholders in code are bound, never text inside a string literal.
+ */
+export function bindParams(sql: string, params: Readonly<Record<string, string>>): string {
+  const blanked = code(sql)
+  let out = ''
+  let last = 0
+  for (const m of blanked.matchAll(/\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*:\s*([^{}]+?)\s*\}/g)) {
+    const [, name, type] = m as unknown as [string, string, string]
+    const text = params[name]
+    if (text === undefined) throw new ClickHouseError(456, `Substitution \`${name}\` is not set. (UNKNOWN_QUERY_PARAMETER)`)
+    let value: string
+    if (type === 'Identifier') value = `\`${text.replaceAll('\\', '\\\\').replaceAll('`', '\\`')}\``
+    else if (STRING_TYPE.test(type)) value = /Nullable/.test(type) && text === '\\N' ? `CAST(NULL AS ${type})` : `CAST(${quote(unescape(text))} AS ${type})`
+    else value = `CAST(${quote(text)} AS ${type})`
+    out += sql.slice(last, m.index) + value
+    last = m.index! + m[0].length
+  }
+  return out + sql.slice(last)
+}

@@ -129,9 +129,12 @@ describe('ClickHouse HTTP interface of the embedded store', () => {
     await expect(client.command({ query: 'DROP TABLE actline.activities' })).rejects.toMatchObject({ code: '164', type: 'READONLY' })
   })
 
-  it('bounds a result: too many rows is an error, not a flood', async () => {
+  it('bounds a result and a query: too many rows and too large a query are errors, not a flood', async () => {
     const res = await raw('SELECT number FROM numbers(2000000)')
     expect(res.headers.get('x-clickhouse-exception-code')).toBe('396')
+    const large = await raw(`SELECT '${'x'.repeat(2 * 1024 * 1024)}'`)
+    expect([large.status, large.headers.get('x-clickhouse-exception-code')]).toEqual([413, '229'])
+    expect(await large.text()).toMatch(/^Code: 229\. DB::Exception: Query is too large.*\(QUERY_IS_TOO_LARGE\)\n$/)
   })
 })
 

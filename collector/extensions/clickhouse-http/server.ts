@@ -55,11 +55,17 @@ export function createClickHouseHttp({ config, auth, logger, session }: ClickHou
   app.addContentTypeParser('*', { parseAs: 'buffer' }, (_request, body, done) => done(null, body))
 
   app.setErrorHandler((err: Error & { statusCode?: number; storeCode?: number; code?: string | number }, request, reply) => {
-    const code = err instanceof ClickHouseError ? err.code : typeof err.storeCode === 'number' ? err.storeCode : err.statusCode === 413 ? 202 : 1002
-    const message = err instanceof ClickHouseError || typeof err.storeCode === 'number' ? err.message : `${err.message}. (UNKNOWN_EXCEPTION)`
+    const tooLarge = err.statusCode === 413
+    const code = err instanceof ClickHouseError ? err.code : typeof err.storeCode === 'number' ? err.storeCode : tooLarge ? 229 : 1002
+    const message =
+      err instanceof ClickHouseError || typeof err.storeCode === 'number'
+        ? err.message
+        : tooLarge
+          ? `Query is too large: more than server.clickhouse_http.max_query_bytes (${config.max_query_bytes}). (QUERY_IS_TOO_LARGE)`
+          : `${err.message}. (UNKNOWN_EXCEPTION)`
     if (code === 1002) request.log.error({ err }, 'clickhouse_http: unexpected error')
     return reply
-      .code(err.statusCode === 413 ? 413 : httpStatus(code))
+      .code(httpStatus(code))
       .header('x-clickhouse-exception-code', String(code))
       .type('text/plain; charset=UTF-8')
       .send(`Code: ${code}. DB::Exception: ${message}\n`)

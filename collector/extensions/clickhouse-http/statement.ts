@@ -85,6 +85,7 @@ export function httpStatus(code: number): number {
   if ([192, 193, 516, 497].includes(code)) return 403
   if ([36, 6, 25, 26, 27, 38, 41, 72, 441, 676, 677, 15, 44, 8, 62, 117, 53, 321].includes(code)) return 400
   if ([60, 46, 47, 50, 56, 81, 115, 63, 73].includes(code)) return 404
+  if (code === 229) return 413
   if (code === 48) return 501
   if (code === 159) return 408
   // 210: the store is not connected yet (ours; ClickHouse sends 503 for its own socket timeouts too).

@@ -7,6 +7,7 @@
  * this same path (the Collector's `service`: pipelines out of components).
  */
 import { join } from 'node:path'
+import { sleep } from '../lib/sleep.ts'
 import type { ClickHouseReader, Exporter, Ingest, Logger, PostgresReader, ReadOnlySql, SqlLimits } from '../schemas/component.ts'
 import { ActlineError } from '../schemas/errors.ts'
 import { enabledExporters } from './components.ts'
@@ -43,8 +44,6 @@ export interface Service {
   open(): Promise<void>
   /** Start every store in the background; resolves after each one's first attempt, or `graceMs`. */
   startExporters(graceMs: number): Promise<void>
-  /** Why a store is not started, or undefined once it is. */
-  starting(name: string): string | undefined
   /** The shutdown order of exporter-helper.ts for every exporter, then the log, then the stores. */
   shutdown(deadline: number): Promise<void>
   pending(): Record<string, number>
@@ -72,7 +71,6 @@ export function createService(config: Config, { logger, walDir = config.wal.dir 
   const receiverStats = createReceiverStats()
   const ingest = createIngest({ wal, maxBytes: config.wal.max_bytes, memory, recentIds, onDuplicates: (n) => (receiverStats.duplicates += n) })
   let closeEndpoint = async () => {}
-  const starting = (name: string) => pipelines.find((p) => p.name === name)?.starting() ?? 'not configured'
 
   return {
     ingest,
@@ -95,7 +93,6 @@ export function createService(config: Config, { logger, walDir = config.wal.dir 
       }
       return server.start()
     },
-    starting,
 
     async open() {
       try {
@@ -174,8 +171,4 @@ function readOnlySession(store: ExporterPipeline, limits: SqlLimits): { get(): P
       await (await opened?.catch(() => undefined))?.close()
     },
   }
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms).unref())
 }

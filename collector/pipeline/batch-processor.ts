@@ -21,6 +21,7 @@ import { z } from 'zod'
 import type { Activity } from '../../schemas/activity.ts'
 import type { Component, Logger } from '../../schemas/component.ts'
 import { createHistogram, type Histogram } from '../../lib/histogram.ts'
+import { sleep } from '../../lib/sleep.ts'
 import type { DeadLetter } from './dead-letter.ts'
 import type { ExporterHealth, RetryingExporter } from './retry.ts'
 import type { Cursor, WriteAheadLog } from '../wal/write-ahead-log.ts'
@@ -225,7 +226,7 @@ export function createBatchProcessor({ config, wal, exporter, accepts, deadLette
           } catch (err) {
             logger.error({ exporter: name, err: (err as Error).message }, `${name}: reading the write-ahead log failed; resuming from the cursor in 1 s`)
             if (stopping) return
-            await new Promise((r) => setTimeout(r, 1000))
+            await sleep(1000)
           }
         }
       })()

@@ -17,6 +17,7 @@
  */
 import type { Activity } from '../../schemas/activity.ts'
 import type { Exporter, Logger } from '../../schemas/component.ts'
+import { sleep } from '../../lib/sleep.ts'
 import type { WriteAheadLog } from '../wal/write-ahead-log.ts'
 import { createBatchProcessor, type BatchProcessor, type BatchProcessorConfig } from './batch-processor.ts'
 import { createDeadLetter } from './dead-letter.ts'
@@ -78,8 +79,4 @@ export function createExporterPipeline({ exporter, accepts, wal, batch, retry, d
     },
     close: () => exporter.shutdown(),
   }
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms).unref())
 }

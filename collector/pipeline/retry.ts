@@ -15,6 +15,7 @@
 import { z } from 'zod'
 import type { Exporter, ExportResult, Logger } from '../../schemas/component.ts'
 import { backoffDelay } from '../../lib/backoff.ts'
+import { sleep } from '../../lib/sleep.ts'
 
 export const RetryConfig = z
   .object({
@@ -107,17 +108,4 @@ export function withRetry(inner: Exporter, config: RetryConfig, logger: Logger, 
       }
     },
   }
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve()
-    const timer = setTimeout(done, ms)
-    signal.addEventListener('abort', done, { once: true })
-    function done() {
-      clearTimeout(timer)
-      signal.removeEventListener('abort', done)
-      resolve()
-    }
-  })
 }

@@ -7,6 +7,7 @@
  */
 import type { Exporter, Logger } from '../../schemas/component.ts'
 import { backoffDelay } from '../../lib/backoff.ts'
+import { sleep } from '../../lib/sleep.ts'
 import type { RetryConfig } from './retry.ts'
 
 export interface StoreStart {
@@ -22,12 +23,11 @@ export interface StoreStart {
 
 export function startInBackground(exporter: Exporter, retry: RetryConfig, logger: Logger, then: () => Promise<void> = async () => {}): StoreStart {
   let pending: string | undefined = 'connecting'
-  let stopped = false
-  let wake: (() => void) | undefined
+  const stopping = new AbortController()
   let attempted: () => void = () => {}
   const firstAttempt = new Promise<void>((resolve) => (attempted = resolve))
   const done = (async () => {
-    for (let attempt = 0; !stopped; attempt++) {
+    for (let attempt = 0; !stopping.signal.aborted; attempt++) {
       try {
         await exporter.start()
         pending = undefined
@@ -40,13 +40,7 @@ export function startInBackground(exporter: Exporter, retry: RetryConfig, logger
         pending = (err as Error).message
         const delay = Math.max(100, backoffDelay(retry, attempt))
         logger.warn({ exporter: exporter.name, attempt: attempt + 1, retry_in_ms: delay, err: pending }, `${exporter.name}: cannot start the store yet; ingest goes on into the write-ahead log, retrying`)
-        await new Promise<void>((resolve) => {
-          const timer = setTimeout(resolve, delay)
-          wake = () => {
-            clearTimeout(timer)
-            resolve()
-          }
-        })
+        await sleep(delay, stopping.signal)
       }
     }
     attempted()
@@ -56,8 +50,7 @@ export function startInBackground(exporter: Exporter, retry: RetryConfig, logger
     done,
     firstAttempt,
     async stop() {
-      stopped = true
-      wake?.()
+      stopping.abort()
       await done
     },
   }

@@ -3,7 +3,6 @@
  * when `url` is set, otherwise to the embedded engine (chdb) in this process,
  * with the same SQL either way.
  */
-import { createHash } from 'node:crypto'
 import { Readable } from 'node:stream'
 import { mkdirSync } from 'node:fs'
 import type { ClickHouseClient } from '@clickhouse/client'
@@ -16,6 +15,7 @@ import { clickhouseMigrations, MIGRATIONS_TABLE, ttlClause, type ClickHouseSchem
 import { logMigrations, migrate, sqlOf, type MigrationTarget } from '../../schemas/migrations.ts'
 import { probe, reportOutcome } from '../classify.ts'
 import { classifyClickHouse } from './classify.ts'
+import { batchToken } from '../encoding.ts'
 import { redactUrl } from '../redact.ts'
 import { clickhouseTime } from '../time-format.ts'
 import { joinCooperatively } from '../../schemas/cooperative.ts'
@@ -99,7 +99,7 @@ export function createClickHouseExporter(
         const settings: Record<string, string | number> = {
           // A retried batch carries the same token, so ClickHouse drops the
           // repeat instead of storing every row twice.
-          insert_deduplication_token: dedupToken(batch),
+          insert_deduplication_token: batchToken(batch),
           // Embedded, the insert runs on the collector's own cores and in its
           // memory: let the ingest thread win (the queue absorbs the wait),
           // and bound the threads (each parses and aggregates its own blocks).
@@ -225,12 +225,6 @@ function settingsClause(settings: Record<string, string | number>): string {
   return Object.entries(settings)
     .map(([name, value]) => `${name} = ${typeof value === 'number' ? value : `'${value.replaceAll('\\', '\\\\').replaceAll("'", "\\'")}'`}`)
     .join(', ')
-}
-
-function dedupToken(batch: readonly Activity[]): string {
-  const h = createHash('sha256')
-  for (const a of batch) h.update(a.id)
-  return h.digest('hex')
 }
 
 /**

@@ -8,6 +8,7 @@
  * Statements run one at a time: a dashboard's panels queue here instead of
  * taking every core from ingest.
  */
+import { serialQueue } from '../../lib/serial.ts'
 import type { ReadOnlySql, SqlError, SqlLimits, SqlResult } from '../../schemas/component.ts'
 
 interface ChdbError extends Error {
@@ -47,12 +48,7 @@ export async function openReadOnlySql(path: string, database: string, limits: Sq
     session.close()
     throw storeError(err)
   }
-  let queue: Promise<unknown> = Promise.resolve()
-  const serial = <T>(fn: () => Promise<T>): Promise<T> => {
-    const run = queue.then(fn, fn)
-    queue = run.catch(() => {})
-    return run
-  }
+  const serial = serialQueue()
   return {
     use: (name) =>
       serial(async () => {

@@ -16,19 +16,18 @@
  * whether it is already in a file (skipped), and bytes past the recorded
  * length, a write cut short, are cut off before it is written again.
  */
-import { createHash } from 'node:crypto'
 import { constants } from 'node:fs'
 import { access, mkdir, open, readdir, readFile, rename, rm, type FileHandle } from 'node:fs/promises'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { gzip as gzipCallback } from 'node:zlib'
 import { livePid, writePidFile } from '../../lib/pid-file.ts'
+import { serialQueue } from '../../lib/serial.ts'
 import type { Activity } from '../../schemas/activity.ts'
-import { AS_IS, compileRowEncoder } from '../../schemas/activity-row.ts'
 import type { Exporter, Logger } from '../../schemas/component.ts'
 import { joinCooperatively } from '../../schemas/cooperative.ts'
 import { probe, reportOutcome } from '../classify.ts'
-import { isoTime } from '../time-format.ts'
+import { batchToken, isoRowEncoder } from '../encoding.ts'
 import { classifyFile } from './classify.ts'
 import type { FileExporterConfig } from './config.ts'
 
@@ -66,13 +65,7 @@ export function createFileExporter(config: FileExporterConfig & { directory: str
   let release: (() => void) | undefined
   let sequence = 0
   /** Exports and rotations run one at a time, in order. */
-  let chain: Promise<unknown> = Promise.resolve()
-
-  function serial<T>(fn: () => Promise<T>): Promise<T> {
-    const run = chain.then(fn, fn)
-    chain = run.catch(() => {})
-    return run
-  }
+  const serial = serialQueue()
 
   async function saveState(next: State): Promise<void> {
     const tmp = join(dir, `${STATE_FILE}${TMP}`)
@@ -153,7 +146,7 @@ export function createFileExporter(config: FileExporterConfig & { directory: str
 
   async function write(batch: readonly Activity[]): Promise<void> {
     if (!started) throw new Error('file exporter is not started')
-    const token = tokenOf(batch)
+    const token = batchToken(batch)
     if (token === state.token) return
     if (current && due(current)) await finish()
     current ??= await openNew()
@@ -208,10 +201,4 @@ export function createFileExporter(config: FileExporterConfig & { directory: str
 }
 
 /** The activity under the contract's field names, in row order; times in RFC 3339, absent fields left out. */
-const fileRow: (a: Activity) => Record<string, unknown> = compileRowEncoder('object', { ...AS_IS, time: (v) => `iso(${v})` }, { iso: isoTime })
-
-function tokenOf(batch: readonly Activity[]): string {
-  const h = createHash('sha256')
-  for (const a of batch) h.update(a.id)
-  return h.digest('hex')
-}
+const fileRow = isoRowEncoder()

@@ -3,8 +3,7 @@
  * when `url` is set, otherwise to the embedded PGlite, through `pg` either way.
  */
 import pg from 'pg'
-import type { Activity } from '../../schemas/activity.ts'
-import { ACTIVITY_ROW, AS_IS, compileRowEncoder, postgresColumn, type FieldKind } from '../../schemas/activity-row.ts'
+import { ACTIVITY_ROW, postgresColumn, type FieldKind } from '../../schemas/activity-row.ts'
 import type { PostgresExporterConfig } from './config.ts'
 import type { Exporter, Logger, PostgresReader } from '../../schemas/component.ts'
 import { MIGRATIONS_TABLE, monthStart, partitionDdl, postgresMigrations } from '../../schemas/postgres-schema.ts'
@@ -13,7 +12,7 @@ import { probe, reportOutcome } from '../classify.ts'
 import { classifyPostgres } from './classify.ts'
 import { startEmbeddedPostgres, type EmbeddedPostgres } from './embedded.ts'
 import { redactUrl } from '../redact.ts'
-import { isoTime } from '../time-format.ts'
+import { isoRowEncoder } from '../encoding.ts'
 import { joinCooperatively } from '../../schemas/cooperative.ts'
 
 /** Each kind of field as PostgreSQL types it, for jsonb_to_recordset (the audit_log DDL uses the same types). */
@@ -200,4 +199,4 @@ async function withMigrationLock<T>(pool: pg.Pool, fn: (client: pg.PoolClient) =
 }
 
 /** One row as a jsonb_to_recordset object under audit_log's column names: times in RFC 3339, absent fields left out (NULL). */
-const toRow: (a: Activity) => Record<string, unknown> = compileRowEncoder('object', { ...AS_IS, time: (v) => `iso(${v})` }, { iso: isoTime }, postgresColumn)
+const toRow = isoRowEncoder(postgresColumn)

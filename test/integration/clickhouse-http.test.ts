@@ -61,6 +61,11 @@ describe('ClickHouse HTTP interface of the embedded store', () => {
     const [ident] = await (await client.query({ query: 'SELECT count() AS n FROM {t:Identifier}', query_params: { t: 'activities' }, format: 'JSONEachRow' })).json<{ n: string }>()
     expect(Number(ident!.n)).toBe(N)
     await expect(client.query({ query: 'SELECT {missing:String}', format: 'JSONEachRow' })).rejects.toMatchObject({ code: '456' })
+    // Out of the type's range is an error, as ClickHouse binds it, never a wrapped-around value.
+    await expect(client.query({ query: 'SELECT {n:UInt8} AS n', query_params: { n: 1000 }, format: 'JSONEachRow' })).rejects.toMatchObject({ code: '6' })
+    // A long value travels in the URL as ClickHouse clients send it.
+    const [long] = await (await client.query({ query: 'SELECT length({v:String}) AS n', query_params: { v: 'x'.repeat(200_000) }, format: 'JSONEachRow' })).json<{ n: string }>()
+    expect(Number(long!.n)).toBe(200_000)
   })
 
   it('honours default_format, a FORMAT clause, the database parameter, and says the format and summary in headers', async () => {
@@ -123,6 +128,8 @@ describe('ClickHouse HTTP interface of the embedded store', () => {
     expect((await raw("SELECT ';' AS semicolon; ")).status).toBe(200)
     const malformed = await raw('SELEC 1')
     expect([malformed.status, malformed.headers.get('x-clickhouse-exception-code')]).toEqual([400, '62'])
+    const deep = await raw(`SELECT ${'('.repeat(10_000)}1${')'.repeat(10_000)}`)
+    expect([deep.status, deep.headers.get('x-clickhouse-exception-code')]).toEqual([400, '306'])
     const format = await raw('SELECT 1', { search: { default_format: 'NoSuchFormat' } })
     expect([format.status, format.headers.get('x-clickhouse-exception-code')]).toEqual([404, '73'])
     await expect(client.query({ query: 'SELECT * FROM no_such_table', format: 'JSONEachRow' })).rejects.toMatchObject({ code: '60', type: 'UNKNOWN_TABLE' })

@@ -50,7 +50,8 @@ export interface ClickHouseHttp {
 
 export function createClickHouseHttp({ config, auth, logger, session }: ClickHouseHttpOptions): ClickHouseHttp {
   const keys = keyring(auth)
-  const app: FastifyInstance = Fastify({ bodyLimit: config.max_query_bytes, requestTimeout: 60_000, forceCloseConnections: 'idle' })
+  // param_ values travel in the URL: let it be as long as a query may be (ClickHouse's http_max_uri_size is 1 MiB too).
+  const app: FastifyInstance = Fastify({ bodyLimit: config.max_query_bytes, requestTimeout: 60_000, forceCloseConnections: 'idle', http: { maxHeaderSize: config.max_query_bytes } })
   app.removeAllContentTypeParsers()
   app.addContentTypeParser('*', { parseAs: 'buffer' }, (_request, body, done) => done(null, body))
 

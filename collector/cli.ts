@@ -4,6 +4,7 @@
  *   actline api [--config FILE]       serve only the query API (/api/v1) from the configured stores
  *   actline validate-config FILE      check a config file; exit 1 with the errors
  *   actline dead-letter list|replay   what the stores refused, and sending it again
+ *   actline demo [--data-dir DIR]     the collector on embedded stores with synthetic traffic
  */
 import { parseArgs } from 'node:util'
 import { ConfigError, loadConfig, type Config } from './config.ts'
@@ -11,6 +12,7 @@ import { createCollector } from './collector.ts'
 import { createLogger } from './server/logger.ts'
 import { createApiServer } from './api-server.ts'
 import { listDeadLetters, replayDeadLetters } from './dead-letter-cli.ts'
+import { runDemo } from './demo/demo.ts'
 
 const USAGE = `usage:
   actline start [--config FILE]     run the collector (or set ACTLINE_CONFIG)
@@ -20,6 +22,9 @@ const USAGE = `usage:
   actline dead-letter replay [--exporter E] [--dry-run] [--json]
                                     send them again once the cause is fixed; each row is stored once,
                                     however often replay runs (embedded stores: stop the collector first)
+  actline demo [--data-dir DIR] [--days 90] [--per-day 3000] [--rate 5] [--port 4318] [--clickhouse-port 8123]
+                                    the collector on embedded stores with 90 days of synthetic history,
+                                    then live traffic; in a temporary directory, removed on exit, unless --data-dir
   actline --help
 
 example:
@@ -35,6 +40,13 @@ export async function main(argv: string[]): Promise<number> {
       exporter: { type: 'string' },
       'dry-run': { type: 'boolean' },
       json: { type: 'boolean' },
+      'data-dir': { type: 'string' },
+      days: { type: 'string' },
+      'per-day': { type: 'string' },
+      rate: { type: 'string' },
+      port: { type: 'string' },
+      'clickhouse-port': { type: 'string' },
+      seed: { type: 'string' },
     },
   })
   const [command, ...rest] = positionals
@@ -60,6 +72,8 @@ export async function main(argv: string[]): Promise<number> {
       return start(values.config ?? process.env.ACTLINE_CONFIG, 'api')
     case 'dead-letter':
       return deadLetter(rest[0], values)
+    case 'demo':
+      return demo(values)
     default:
       console.error(`unknown command '${command}'\n${USAGE}`)
       return 2
@@ -99,6 +113,50 @@ async function deadLetter(sub: string | undefined, values: { config?: string; ex
     return results.some((r) => r.failed > 0) ? 1 : 0
   } catch (err) {
     console.error(`dead-letter replay: ${(err as Error).message}`)
+    return 1
+  }
+}
+
+/** A non-negative whole number option, or a one-line error naming it. */
+function count(values: Record<string, unknown>, name: string, fallback: number, max: number): number {
+  const raw = values[name]
+  if (raw === undefined) return fallback
+  const n = Number(raw)
+  if (!Number.isInteger(n) || n < 0 || n > max) throw new UsageError(`--${name} must be a whole number from 0 to ${max}, got '${String(raw)}'`)
+  return n
+}
+
+class UsageError extends Error {}
+
+async function demo(values: Record<string, unknown>): Promise<number> {
+  let options
+  try {
+    options = {
+      ...(typeof values['data-dir'] === 'string' && { dataDir: values['data-dir'] }),
+      days: count(values, 'days', 90, 3650),
+      perDay: count(values, 'per-day', 3000, 1_000_000),
+      rate: count(values, 'rate', 5, 10_000),
+      port: count(values, 'port', 4318, 65535),
+      clickhousePort: count(values, 'clickhouse-port', 8123, 65535),
+      seed: count(values, 'seed', 1, 2 ** 31),
+      out: process.stdout,
+    }
+  } catch (err) {
+    if (!(err instanceof UsageError)) throw err
+    console.error(`demo: ${err.message}`)
+    return 2
+  }
+  const stop = new AbortController()
+  const onSignal = () => (stop.signal.aborted ? process.exit(130) : stop.abort())
+  process.on('SIGINT', onSignal)
+  process.on('SIGTERM', onSignal)
+  try {
+    await runDemo(options, stop.signal)
+    return 0
+  } catch (err) {
+    if (stop.signal.aborted && (err as Error).name === 'AbortError') return 0
+    const e = err as NodeJS.ErrnoException
+    console.error(`demo: ${e.code === 'EADDRINUSE' ? `${e.message}: another collector is running there; pick others with --port and --clickhouse-port` : e.message}`)
     return 1
   }
 }

@@ -12,14 +12,23 @@
  *   - the first page of /activities with filters.
  * Reports p50/p95/p99 per scenario.
  *
+ * Then Grafana's view of the same store: one refresh of every panel and
+ * variable of the two ClickHouse dashboards over the last 30 days, through
+ * the ClickHouse HTTP interface of `actline api` (bench/dashboard-refresh.ts),
+ * one query at a time and all at once. And what a refresh costs ingest: a
+ * collector on a copy of the store takes bench:ingest's 10,000 events/s
+ * phase with no dashboard, one refresh every 5 s (Grafana's shortest
+ * auto-refresh) and refreshes back to back, interleaved.
+ *
  * First, what the rollups cost ingest: the embedded exporter's insert time
  * per row with every view, the three grains' only, the minute one only, and none,
  * 5,000-row batches, the variants interleaved so drift hits them alike.
  *
  * Options (env): BENCH_ROWS (default 10000000), BENCH_RUNS (per scenario,
- * default 60), BENCH_DIR (reuse a loaded data directory).
+ * default 60), BENCH_DIR (reuse a loaded data directory), BENCH_REFRESHES
+ * (default 20), BENCH_SECONDS (per ingest phase, default 20), BENCH_SKIP_INSERT.
  */
-import { existsSync, mkdirSync } from 'node:fs'
+import { cpSync, existsSync, mkdirSync, writeFileSync } from 'node:fs'
 import { cpus, totalmem, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Agent, request } from 'node:http'
@@ -31,6 +40,9 @@ import { tempDir } from '../test/helpers/stores.ts'
 import { startNodeProcess, writeConfig } from '../test/helpers/process.ts'
 import { syntheticInsertSql } from '../test/helpers/synthetic.ts'
 import { quantile, queryScenarios } from './query-scenarios.ts'
+import { closedPort } from '../test/helpers/ports.ts'
+import { measureRefresh, refresh, refreshQueries } from './dashboard-refresh.ts'
+import { metrics, runGenerator, startCollector, timeToStored } from './collector-process.ts'
 
 const ROWS = Number(process.env.BENCH_ROWS ?? 10_000_000)
 const RUNS = Number(process.env.BENCH_RUNS ?? 60)
@@ -76,7 +88,6 @@ async function load(): Promise<void> {
   ).json<{ table: string; rows: string; size: string }>()
   for (const s of sizes) log(`  ${s.table}: ${Number(s.rows).toLocaleString()} rows, ${s.size}`)
   await ch.shutdown()
-  const { writeFileSync } = await import('node:fs')
   writeFileSync(marker, new Date().toISOString())
 }
 
@@ -163,9 +174,10 @@ async function main(): Promise<void> {
   log(`machine: ${cpus().length} x ${cpus()[0]?.model}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, node ${process.version}`)
   const insertTable = process.env.BENCH_SKIP_INSERT ? '' : await insertCosts()
   await load()
+  const chPort = await closedPort()
   const config = writeConfig(
     dir,
-    `data_dir: ${dir}\nserver: { port: 0, log_level: warn }\nexporters: { postgres: { enabled: false } }\napi: { rate_limit: { enabled: false } }\n`,
+    `data_dir: ${dir}\nserver: { port: 0, log_level: warn, clickhouse_http: { port: ${chPort} } }\nexporters: { postgres: { enabled: false } }\napi: { rate_limit: { enabled: false } }\n`,
   )
   const api = await startNodeProcess([join(import.meta.dirname, '../bin/actline.js'), 'api', '--config', config], {}, 'actline api')
   const base = `${api.url}/api/v1`
@@ -197,11 +209,88 @@ async function main(): Promise<void> {
     results.push(row)
     log(`${s.name}: p50 ${row.p50.toFixed(2)} ms, p95 ${row.p95.toFixed(2)} ms, p99 ${row.p99.toFixed(2)} ms (${(bytes / 1024).toFixed(0)} KiB)`)
   }
+  const dashboards = await dashboardRefresh(`http://127.0.0.1:${chPort}`)
   api.child.kill('SIGTERM')
   await api.exited
+  const interference = process.env.BENCH_SKIP_INGEST ? '' : await ingestDuringRefresh()
   if (insertTable) console.log(`\n${insertTable}`)
+  console.log(dashboards)
+  if (interference) console.log(interference)
   console.log(`\n| scenario (${RUNS} runs each) | p50 ms | p95 ms | p99 ms | response |\n| --- | ---: | ---: | ---: | ---: |`)
   for (const r of results) console.log(`| ${r.name} | ${r.p50.toFixed(2)} | ${r.p95.toFixed(2)} | ${r.p99.toFixed(2)} | ${(r.bytes / 1024).toFixed(0)} KiB |`)
+}
+
+const REFRESHES = Number(process.env.BENCH_REFRESHES ?? 20)
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 20)
+/** The last 30 days up to now, as a dashboard opens with "Last 30 days" (the data ends at the last midnight). */
+const last30 = () => ({ from: Date.now() - 30 * DAY, to: Date.now() })
+
+async function dashboardRefresh(url: string): Promise<string> {
+  const out: string[] = []
+  for (const [label, set] of [['All', {}], ['tenant t3', { tenant: 't3' }]] as const) {
+    const queries = refreshQueries(last30(), set)
+    log(`dashboards, ${label}: ${queries.length} queries a refresh, ${REFRESHES} refreshes`)
+    const r = await measureRefresh(url, queries, REFRESHES, log)
+    log(`  one at a time ${r.sumMs.toFixed(0)} ms, concurrent ${r.wallMs.toFixed(0)} ms, slowest ${r.slowest.name} ${r.slowest.ms.toFixed(1)} ms`)
+    out.push(
+      `\nDashboards refresh, last 30 days, ${label} (${queries.length} queries; medians of ${REFRESHES} refreshes): one at a time ${r.sumMs.toFixed(0)} ms in total, all at once ${r.wallMs.toFixed(0)} ms; slowest: ${r.slowest.name} ${r.slowest.ms.toFixed(1)} ms\n\n${r.table}`,
+    )
+  }
+  return out.join('\n')
+}
+
+/** bench:ingest's 10,000 events/s phase on a collector serving a copy of the store, with and without dashboards refreshing it. */
+async function ingestDuringRefresh(): Promise<string> {
+  const copy = tempDir('actline-bench-refresh-')
+  log(`copying the store to ${copy.path} for the ingest phases...`)
+  cpSync(join(dir, 'clickhouse'), join(copy.path, 'clickhouse'), { recursive: true })
+  const chPort = await closedPort()
+  const configFile = join(copy.path, 'collector.yaml')
+  writeFileSync(configFile, `data_dir: ${copy.path}\nserver: { port: 0, log_level: warn, clickhouse_http: { port: ${chPort} } }\n`)
+  const collector = await startCollector(configFile)
+  const ch = `http://127.0.0.1:${chPort}`
+  await runGenerator({ url: collector.url, mode: 'rate', rate: 10, concurrency: 64, durationMs: 3000, batchSize: 500 })
+  await timeToStored(collector.url)
+  for (let i = 0; i < 2; i++) await refresh(ch, refreshQueries(last30()))
+  const modes = ['no dashboard', 'refresh every 5 s', 'refreshes back to back'] as const
+  const results = new Map<string, { accepted: number[]; p99: number[]; refreshMs: number[]; refreshes: number }>(modes.map((m) => [m, { accepted: [], p99: [], refreshMs: [], refreshes: 0 }]))
+  for (let round = 1; round <= 2; round++) {
+    for (const mode of modes) {
+      const r = results.get(mode)!
+      const stop = { done: false }
+      const refresher = (async () => {
+        while (!stop.done && mode !== 'no dashboard') {
+          const t = performance.now()
+          r.refreshMs.push((await refresh(ch, refreshQueries(last30()))).wallMs)
+          r.refreshes++
+          if (mode === 'refresh every 5 s') await new Promise((res) => setTimeout(res, Math.max(0, 5000 - (performance.now() - t))))
+        }
+      })()
+      const load = await runGenerator({ url: collector.url, mode: 'rate', rate: 20, concurrency: 64, durationMs: SECONDS * 1000, batchSize: 500 })
+      stop.done = true
+      await refresher
+      await timeToStored(collector.url)
+      r.accepted.push(load.accepted / (load.elapsedMs / 1000))
+      r.p99.push(load.latencyMs.p99)
+      log(`ingest round ${round}, ${mode}: ${Math.round(r.accepted.at(-1)!)} accepted events/s, p99 ${load.latencyMs.p99} ms${r.refreshes ? `, ${r.refreshes} refreshes so far` : ''}`)
+    }
+  }
+  const final = await metrics(collector.url)
+  collector.child.kill('SIGTERM')
+  await new Promise((res) => collector.child.once('exit', res))
+  copy.remove()
+  const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1]!
+  const base = med(results.get('no dashboard')!.accepted)
+  return [
+    `\nIngest at 10,000 events/s offered (20 x 500-event requests/s, ${SECONDS} s a phase, 2 interleaved rounds) on a collector serving the 10M-row store; ${final.accepted.toLocaleString()} accepted in all`,
+    '',
+    '| dashboards | accepted events/s (median) | vs none | request p99 ms | refresh wall ms (median) | refreshes |',
+    '| --- | ---: | ---: | ---: | ---: | ---: |',
+    ...modes.map((m) => {
+      const r = results.get(m)!
+      return `| ${m} | ${Math.round(med(r.accepted)).toLocaleString()} | ${(med(r.accepted) / base).toFixed(3)} | ${med(r.p99)} | ${r.refreshMs.length ? med(r.refreshMs).toFixed(0) : '-'} | ${r.refreshes} |`
+    }),
+  ].join('\n')
 }
 
 await main()

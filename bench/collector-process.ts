@@ -1,0 +1,58 @@
+/**
+ * The collector as a real process for the benchmarks, and the load
+ * generator (bench/load-generator.ts) as another: what bench:ingest and
+ * the dashboard refresh of bench:query both drive.
+ */
+import { spawn } from 'node:child_process'
+import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { createInterface } from 'node:readline'
+import { fileURLToPath } from 'node:url'
+import type { LoadResult, Options } from './load-generator.ts'
+
+const root = fileURLToPath(new URL('..', import.meta.url))
+
+export async function startCollector(configFile: string) {
+  const child = spawn(process.execPath, [join(root, 'bin/actline.js'), 'start', '--config', configFile], { stdio: ['ignore', 'pipe', 'inherit'] })
+  const url = await new Promise<string>((resolve, reject) => {
+    createInterface({ input: child.stdout! }).on('line', (line) => {
+      const m = /"url":"(http:[^"]+)"/.exec(line)
+      if (m) resolve(m[1]!)
+      else if (/"level":(40|50|60)/.test(line)) process.stderr.write(`  collector: ${line}\n`)
+    })
+    child.once('exit', (code) => reject(new Error(`collector exited with ${code} before listening`)))
+  })
+  // Peak RSS from the kernel's own high-water mark, plus our samples.
+  const status = () => readFileSync(`/proc/${child.pid}/status`, 'utf8')
+  const kb = (field: string) => Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(status())?.[1] ?? NaN) * 1024
+  return { child, url, peakRss: () => kb('VmHWM'), rss: () => kb('VmRSS') }
+}
+
+export async function metrics(url: string) {
+  const text = await (await fetch(`${url}/metrics`)).text()
+  const get = (re: RegExp) => Number(re.exec(text)?.[1] ?? NaN)
+  return {
+    loopDelayP99Ms: Math.round(get(/actline_event_loop_delay_seconds\{quantile="0.99"\} ([\d.e-]+)/) * 1000),
+    loopDelayMaxMs: Math.round(get(/actline_event_loop_delay_seconds\{quantile="1"\} ([\d.e-]+)/) * 1000),
+    accepted: get(/actline_receiver_activities_total\{outcome="accepted"\} (\d+)/),
+    pending: get(/actline_exporter_queue_activities\{exporter="clickhouse"\} (\d+)/) + get(/actline_exporter_queue_activities\{exporter="postgres"\} (\d+)/),
+    chExported: get(/actline_exporter_activities_total\{exporter="clickhouse",outcome="exported"\} (\d+)/),
+    pgExported: get(/actline_exporter_activities_total\{exporter="postgres",outcome="exported"\} (\d+)/),
+  }
+}
+
+export function runGenerator(options: Options): Promise<LoadResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', join(root, 'bench/load-generator.ts'), JSON.stringify(options)], { stdio: ['ignore', 'pipe', 'inherit'] })
+    let out = ''
+    child.stdout.on('data', (c) => (out += c))
+    child.once('exit', (code) => (code === 0 ? resolve(JSON.parse(out) as LoadResult) : reject(new Error(`load generator exited with ${code}`))))
+  })
+}
+
+/** Milliseconds from now until no row is queued or in flight, i.e. all are stored. */
+export async function timeToStored(url: string): Promise<number> {
+  const t0 = performance.now()
+  while ((await metrics(url)).pending > 0) await new Promise((r) => setTimeout(r, 10))
+  return Math.round(performance.now() - t0)
+}

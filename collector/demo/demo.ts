@@ -56,7 +56,7 @@ export async function runDemo(o: DemoOptions, signal: AbortSignal): Promise<void
       writeFileSync(join(dataDir, BACKFILLED), new Date(now).toISOString())
     }
     if (signal.aborted) return
-    printUrls(say, url, clickhouseHttp, traffic.incidents.length)
+    printUrls(say, url, clickhouseHttp, traffic.incidents.length, o.days)
     if (o.rate <= 0) return
     say(`live traffic: ~${o.rate} activities/s; Ctrl-C stops the demo`)
     const rnd = random(o.seed + 1)
@@ -100,6 +100,7 @@ async function backfill(url: string, from: number, to: number, traffic: Paramete
   if (batch.length) {
     await send(url, batch, signal)
     sent += batch.length
+    batch = []
   }
   bar(days)
   o.out.write(`\nbackfill: ${sent.toLocaleString('en-US')} activities over ${days} days in ${((Date.now() - started) / 1000).toFixed(1)} s\n`)
@@ -136,13 +137,13 @@ async function send(url: string, batch: readonly ActivityInputType[], signal: Ab
   }
 }
 
-function printUrls(say: (line: string) => void, url: string, clickhouseHttp: string | undefined, incidents: number): void {
+function printUrls(say: (line: string) => void, url: string, clickhouseHttp: string | undefined, incidents: number, days: number): void {
   const week = new Date(Date.now() - 7 * DAY).toISOString().slice(0, 10)
   say('')
   say(`The history has ${incidents} incidents (a service failing for a few hours). Open:`)
   say(`  query API     ${url}/api/v1/activities?limit=20`)
   say(`  trends        ${url}/api/v1/trends?interval=day&from=${week}`)
-  say(`  anomalies     ${url}/api/v1/anomalies`)
+  say(`  anomalies     ${url}/api/v1/anomalies?metric=error_rate&from=now-${days}d   (the incidents' hours)`)
   say(`  OpenAPI       ${url}/api/v1/openapi.json`)
   say(`  metrics       ${url}/metrics`)
   if (clickhouseHttp) {

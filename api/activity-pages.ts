@@ -212,6 +212,13 @@ LIMIT {limit:UInt32}`,
   return { rows: page.rows.map(toApi), ...(page.next && { next: page.next }) }
 }
 
+/** How many rows the filters match: the listing's WHERE, counted by the engine. */
+export async function countRows(reader: ClickHouseReader, filters: Filters, signal?: AbortSignal): Promise<number> {
+  const { where, params } = clickhouseWhere(filters)
+  const [row] = await reader.rows<{ n: string | number }>(`SELECT count() AS n FROM ${reader.database}.activities WHERE ${where}`, params, signal)
+  return Number(row?.n ?? 0)
+}
+
 /**
  * A keyset page from a query that asked for `limit + 1` rows: the extra row
  * only says a next page exists, whose cursor is the last row kept.

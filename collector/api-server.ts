@@ -12,6 +12,7 @@ import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
 import { API_PREFIX, queryApi } from '../api/query-api.ts'
 import type { Config } from './config.ts'
 import { announceAccess, createServer, listeningUrl } from './server/app.ts'
+import { webUi } from './server/web-ui.ts'
 import { health } from './server/health.ts'
 import { createService } from './service.ts'
 import { VERSION } from './version.ts'
@@ -31,6 +32,7 @@ export async function createApiServer(config: Config, logger: FastifyBaseLogger)
   const app = await createServer(logger, config.auth, config.server)
   await app.register(health, { stores: service.stores, isAccepting: () => ready })
   await app.register(queryApi, { prefix: API_PREFIX, config: config.api, version: VERSION, ...readers, audit: (activity) => service.ingest.write([activity]) })
+  await app.register(webUi)
   let stopped: Promise<void> | undefined
 
   return {

@@ -10,50 +10,8 @@ import { ACTIVITY_ROW, INPUT_FIELDS } from './activity-row.ts'
 
 export { uuidv7 }
 
-export const SOURCES = ['user', 'system', 'integration', 'database', 'scheduled'] as const
-
-/** Ordered from least to most severe; routing rules compare by index. */
-export const SEVERITIES = ['info', 'notice', 'warning', 'critical'] as const
-
-export const STATUSES = ['success', 'failure', 'pending', 'canceled'] as const
-
-/**
- * The documented category list (docs/event-contract.md explains each).
- * Closed on purpose: dashboards group by it, so a typo must be an error,
- * not a new series. Anything that fits none is `other`.
- */
-export const CATEGORIES = [
-  'authentication',
-  'authorization',
-  'security',
-  'compliance',
-  'user_management',
-  'account',
-  'profile',
-  'admin',
-  'configuration',
-  'data_access',
-  'data_modification',
-  'data_export',
-  'data_import',
-  'database',
-  'api',
-  'integration',
-  'notification',
-  'communication',
-  'billing',
-  'payment',
-  'subscription',
-  'content',
-  'file',
-  'search',
-  'workflow',
-  'scheduled_job',
-  'system',
-  'performance',
-  'error',
-  'other',
-] as const
+export { CATEGORIES, SEVERITIES, SOURCES, STATUSES } from './vocabulary.ts'
+import { CATEGORIES, SEVERITIES, SOURCES, STATUSES } from './vocabulary.ts'
 
 export type Source = (typeof SOURCES)[number]
 export type Severity = (typeof SEVERITIES)[number]

@@ -1,6 +1,10 @@
 import { execFileSync } from 'node:child_process'
 
-/** Tests that spawn `actline` run the compiled artifact users run, so build it once first. */
+/**
+ * Tests that spawn `actline` run the compiled artifact users run, and the
+ * browser tests the monitor users get: build both once first.
+ */
 export default function setup(): void {
   execFileSync(process.execPath, ['node_modules/typescript/bin/tsc', '-p', 'tsconfig.build.json'], { stdio: 'inherit' })
+  execFileSync(process.execPath, ['node_modules/vite/bin/vite.js', 'build', '--config', 'dashboards/web/vite.config.ts', '--logLevel', 'warn'], { stdio: 'inherit' })
 }

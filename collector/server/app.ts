@@ -12,6 +12,7 @@ import { health, type StoreStatus } from './health.ts'
 import type { MemoryLimiter } from '../pipeline/memory-limiter.ts'
 import { selfTelemetry } from './metrics.ts'
 import { createRequestMetrics, requestMetrics } from './request-metrics.ts'
+import { webUi } from './web-ui.ts'
 import type { WriteAheadLog } from '../wal/write-ahead-log.ts'
 import { auth, type AuthConfig } from '../../api/auth.ts'
 import { API_PREFIX, queryApi, type QueryApiOptions } from '../../api/query-api.ts'
@@ -83,7 +84,10 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     const config = options.receivers[name as keyof typeof RECEIVERS]
     if (type.enabled(config)) await app.register(type.plugin, { config, ingest: options.ingest, stats: options.receiverStats })
   }
-  if (options.api) await app.register(queryApi, { ...options.api, prefix: API_PREFIX })
+  if (options.api) {
+    await app.register(queryApi, { ...options.api, prefix: API_PREFIX })
+    await app.register(webUi)
+  }
   return app
 }
 

@@ -1,5 +1,5 @@
 /** The actline monitor: one page, five views, all state in the URL, all data from /api/v1. */
-import { StrictMode, useEffect, useState } from 'react'
+import { StrictMode, useEffect, useRef, useState } from 'react'
 import { createRoot } from 'react-dom/client'
 import { onAuthError, setApiKey, apiKey } from './api.ts'
 import { KeyPrompt } from './components.tsx'
@@ -18,11 +18,16 @@ function App() {
   const [askKey, setAskKey] = useState<string | null>(null)
   // A new key remounts the view, which loads again with it.
   const [keyVersion, setKeyVersion] = useState(0)
+  const refused = useRef(false)
   useEffect(
     () =>
       onAuthError((e) => {
-        if (e.status === 401) setApiKey(null)
-        setAskKey(e.status === 403 ? `${e.message}. Use a key with the read scope.` : apiKey() ? `${e.message}.` : 'This collector has API keys configured: enter one to read its activities.')
+        // Several requests fail at once with the same key: the first one forgets it, all say why.
+        if (e.status === 401 && apiKey() !== null) {
+          refused.current = true
+          setApiKey(null)
+        }
+        setAskKey(e.status === 403 ? `${e.message}. Use a key with the read scope.` : refused.current ? `That key was refused: ${e.message}.` : 'This collector has API keys configured: enter one to read its activities.')
       }),
     [],
   )

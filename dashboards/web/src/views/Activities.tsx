@@ -21,29 +21,41 @@ export interface Paged {
   loadMore(): void
 }
 
-/** The rows of a filter, page by page; a new filter starts over and abandons the old one's requests. */
+/**
+ * The rows of a filter, page by page. One request at a time (a ref, not
+ * state, guards it: a render may ask twice before the state says loading);
+ * a new filter abandons the old one's request and starts over.
+ */
 export function usePaged(route: string, filters: Record<string, string>): Paged {
   const key = JSON.stringify(filters)
-  const [state, setState] = useState<{ rows: Activity[]; cursor: string | null; done: boolean; loading: boolean; error: unknown }>({ rows: [], cursor: null, done: false, loading: false, error: null })
-  const inFlight = useRef<AbortController | null>(null)
-  const generation = useRef(0)
+  const [state, setState] = useState<{ rows: Activity[]; done: boolean; loading: boolean; error: unknown }>({ rows: [], done: false, loading: false, error: null })
+  const run = useRef<{ key: string; cursor: string | null; busy: boolean; done: boolean; ctl: AbortController | null }>({ key, cursor: null, busy: false, done: false, ctl: null })
   useEffect(() => {
-    inFlight.current?.abort()
-    generation.current++
-    setState({ rows: [], cursor: null, done: false, loading: false, error: null })
+    run.current.ctl?.abort()
+    run.current = { key, cursor: null, busy: false, done: false, ctl: null }
+    setState({ rows: [], done: false, loading: false, error: null })
   }, [key])
   const loadMore = useCallback(() => {
-    setState((s) => {
-      if (s.loading || s.done || s.error) return s
-      const gen = generation.current
-      const ctl = new AbortController()
-      inFlight.current = ctl
-      getJson<Page<Activity>>(apiPath(route, { ...filters, limit: PAGE, cursor: s.cursor }), ctl.signal).then(
-        (page) => gen === generation.current && setState((p) => ({ rows: p.rows.concat(page.data), cursor: page.next_cursor, done: page.next_cursor === null, loading: false, error: null })),
-        (error) => gen === generation.current && (error as Error).name !== 'AbortError' && setState((p) => ({ ...p, loading: false, error })),
-      )
-      return { ...s, loading: true }
-    })
+    const r = run.current
+    if (r.busy || r.done || r.key !== key) return
+    r.busy = true
+    r.ctl = new AbortController()
+    setState((s) => ({ ...s, loading: true }))
+    getJson<Page<Activity>>(apiPath(route, { ...filters, limit: PAGE, cursor: r.cursor }), r.ctl.signal).then(
+      (page) => {
+        if (run.current !== r) return
+        r.busy = false
+        r.cursor = page.next_cursor
+        r.done = page.next_cursor === null
+        setState((s) => ({ rows: s.rows.concat(page.data), done: r.done, loading: false, error: null }))
+      },
+      (error) => {
+        if (run.current !== r || (error as Error).name === 'AbortError') return
+        r.busy = false
+        r.done = true
+        setState((s) => ({ ...s, loading: false, error }))
+      },
+    )
     // eslint-disable-next-line react-hooks/exhaustive-deps
   }, [key, route])
   return { ...state, loadMore }

@@ -48,9 +48,9 @@ export function LiveTail({ params }: { params: URLSearchParams }) {
     const ctl = new AbortController()
     const tick = async () => {
       try {
-        // From the newest row shown (inclusive: rows of the same millisecond may still arrive), else the last minute.
-        const from = newest.current ?? new Date(Date.now() - 60_000).toISOString()
-        const page = await getJson<Page<Activity>>(apiPath('activities', { ...filters, from, limit: 200 }), ctl.signal)
+        // First the newest rows, as tail -f starts; then from the newest shown
+        // (inclusive: rows of the same millisecond may still arrive).
+        const page = await getJson<Page<Activity>>(apiPath('activities', newest.current ? { ...filters, from: newest.current, limit: 200 } : { ...filters, limit: 50 }), ctl.signal)
         if (stopped) return
         setError(null)
         setRows((shown) => {

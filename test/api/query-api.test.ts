@@ -208,6 +208,35 @@ describe('query API (embedded stores)', () => {
     expect(q.json.data.every((x: any) => x.details.word === 'charlie')).toBe(true)
   })
 
+  it('counts what the same filters list', async () => {
+    const all = await get(`/activities/count?from=${start}`)
+    expect(all.json).toEqual({ count: rows.length })
+    const some = await get(`/activities/count?from=${start}&action=invoice.pay&status=failure`)
+    expect(some.json.count).toBe(rows.filter((x) => x.action === 'invoice.pay' && x.status === 'failure').length)
+    const search = await get(`/activities/count?from=${start}&q=CHARLIE&service=web`)
+    expect(search.json.count).toBe(rows.filter((x) => x.details.word === 'charlie' && x.service === 'web').length)
+    const bad = await get('/activities/count?status=nope&cursor=x')
+    expect(bad.status).toBe(400)
+    expect(bad.json.error).toBe('ACT_ERR_VALIDATION')
+  })
+
+  it('serves the monitor at / to a browser, and its assets, from its own origin only', async () => {
+    const page = await fetch(`${c.url}/`, { headers: { 'accept-encoding': 'gzip' } })
+    expect(page.status).toBe(200)
+    expect(page.headers.get('content-type')).toBe('text/html; charset=utf-8')
+    expect(page.headers.get('content-security-policy')).toContain("default-src 'self'")
+    const html = await page.text()
+    const script = /src="(\/assets\/[^"]+\.js)"/.exec(html)?.[1]
+    expect(script).toBeDefined()
+    const js = await fetch(`${c.url}${script}`)
+    expect(js.status).toBe(200)
+    expect(js.headers.get('cache-control')).toContain('immutable')
+    const again = await fetch(`${c.url}${script}`, { headers: { 'if-none-match': js.headers.get('etag')! } })
+    expect(again.status).toBe(304)
+    expect((await fetch(`${c.url}/favicon.svg`)).status).toBe(200)
+    expect((await fetch(`${c.url}/assets/nope.js`)).status).toBe(404)
+  })
+
   it('a cursor walk returns every row exactly once, while rows are being inserted', async () => {
     const { clickhouse } = storesOf(c.collector)
     const before = await (await clickhouse.query({ query: 'SELECT toString(id) AS id FROM actline.activities', format: 'JSONEachRow' })).json<{ id: string }>()
@@ -287,6 +316,7 @@ describe('query API (embedded stores)', () => {
     const range = `from=${new Date(start).toISOString()}&to=${new Date(end).toISOString()}`
     const calls: [method: string, path: string, query?: string][] = [
       ['get', '/activities', 'limit=5'],
+      ['get', '/activities/count', 'action=invoice.pay'],
       ['get', '/trends', `${range}&interval=day&metrics=count,failures,error_rate,unique_actors,p50,p95,p99&group_by=action&top=2&forecast=2`],
       ['get', '/trends', `${range}&interval=hour&status=failure`],
       ['get', '/breakdown', `${range}&dimension=action`],
@@ -319,7 +349,7 @@ describe('query API (embedded stores)', () => {
     const doc = (await get('/openapi.json')).json
     expect(doc.openapi).toBe('3.1.0')
     expect(Object.keys(doc.paths).sort()).toEqual(
-      ['activities', 'anomalies', 'audit', 'breakdown', 'cache/clear', 'cache/stats', 'export', 'health/score', 'trends'].map((p) => `/api/v1/${p}`),
+      ['activities', 'activities/count', 'anomalies', 'audit', 'breakdown', 'cache/clear', 'cache/stats', 'export', 'health/score', 'trends'].map((p) => `/api/v1/${p}`),
     )
     const trends = doc.paths['/api/v1/trends'].get
     expect(trends['x-required-scope']).toBe('read')

@@ -9,6 +9,7 @@
  * SCREENSHOTS=1 writes each view to docs/images/.
  */
 import { mkdirSync, readFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { Browser, Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -18,8 +19,9 @@ import { eventually, post, startCollector, tempDir, testConfig, type RunningColl
 const N = 100_000
 const SOURCES = ['user', 'system', 'integration', 'database', 'scheduled'] as const
 const CATEGORY = { user: 'authentication', system: 'system', integration: 'integration', database: 'database', scheduled: 'scheduled_job' } as const
-const SHOTS = process.env.SCREENSHOTS ? join(import.meta.dirname, '../../docs/images') : join(tempDir('actline-shots-').path)
+const SHOTS = process.env.SCREENSHOTS ? join(import.meta.dirname, '../../docs/images') : join(tmpdir(), 'actline-monitor-shots')
 const hex32 = (i: number) => i.toString(16).padStart(32, '0')
+mkdirSync(SHOTS, { recursive: true })
 
 function activity(i: number, base: number) {
   const source = SOURCES[i % 5]!
@@ -203,7 +205,9 @@ describe('the activity monitor in Chromium', () => {
     expect(pages.length).toBe(N / 200)
     expect(new Set(pages).size).toBe(pages.length)
     expect(maxRows).toBeLessThan(60)
-    // The end of the list is the end of the API's walk.
+    // The end of the list is the end of the API's walk (the last page came in below the view: scroll to it).
+    await page.getByTestId('list').evaluate((el) => (el.scrollTop = el.scrollHeight))
+    await page.waitForTimeout(200)
     expect((await visibleIds()).at(-1)).toBe((await allApiIds('from=now-24h')).at(-1))
   }, 240_000)
 
@@ -326,4 +330,3 @@ describe('the monitor of a collector with API keys', () => {
   })
 })
 
-mkdirSync(SHOTS, { recursive: true })

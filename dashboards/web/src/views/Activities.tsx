@@ -167,6 +167,17 @@ export function Activities({ params }: { params: URLSearchParams }) {
       </div>
       {paged.error ? <ErrorBox error={paged.error} /> : null}
       {!paged.error && paged.done && paged.rows.length === 0 ? <Empty>No activity matches these filters in this time range.</Empty> : null}
+      <div className={`list-head${compact ? ' compact' : ''}`} aria-hidden="true">
+        <span>time</span>
+        <span>status</span>
+        <span>action</span>
+        <span className="source">source</span>
+        <span className="actor">actor</span>
+        {!compact && <span className="entity">entity</span>}
+        <span className="service">service</span>
+        {!compact && <span className="tenant">tenant</span>}
+        <span className="duration">duration</span>
+      </div>
       <div className={`list${compact ? ' compact' : ''}`} ref={scroller} tabIndex={0} role="grid" aria-label="Activities" aria-rowcount={count ?? -1} onKeyDown={onKey} data-testid="list">
         <div style={{ height: virtual.getTotalSize(), position: 'relative' }}>
           {items.map((item) => {

@@ -1,6 +1,6 @@
 /** Breakdowns, anomalies, the health score and the collector's own state (/readyz, /metrics). */
 import { useEffect, useMemo, useState } from 'react'
-import { apiPath, getJson, request } from '../api.ts'
+import { apiPath, getJson } from '../api.ts'
 import { ErrorBox, FilterBar, filtersOf, Loading } from '../components.tsx'
 import { bytes, localTime, num, percent } from '../format.ts'
 import { hrefFor, setParams } from '../route.ts'
@@ -64,7 +64,9 @@ function CollectorState() {
       try {
         const readyRes = await fetch('/readyz')
         const ready = (await readyRes.json()) as Record<string, unknown>
-        const metrics = parseMetrics(await (await request('/metrics')).text())
+        // `actline api` serves no /metrics (the collector does): its state is then /readyz alone.
+        const metricsRes = await fetch('/metrics')
+        const metrics = metricsRes.ok ? parseMetrics(await metricsRes.text()) : new Map<string, number>()
         const accepted = metrics.get('actline_receiver_activities_total{outcome="accepted"}') ?? 0
         const now = Date.now()
         const rate = prev ? ((accepted - prev.accepted) * 1000) / (now - prev.t) : null
@@ -98,8 +100,14 @@ function CollectorState() {
               <dd className={s === 'ok' ? 'ready' : 'not_ready'}>{s}</dd>
             </div>
           ))}
+          {state.metrics.size === 0 && (
+            <>
+              <dt>metrics</dt>
+              <dd className="muted">not served here (actline api); the collector's /metrics has them</dd>
+            </>
+          )}
           <dt>intake</dt>
-          <dd>{state.rate === null ? 'measuring…' : `${num(state.rate, 1)} activities/s`}</dd>
+          <dd>{state.metrics.size === 0 ? '–' : state.rate === null ? 'measuring…' : `${num(state.rate, 1)} activities/s`}</dd>
           {queues.map(([k, v]) => (
             <div key={k}>
               <dt>queue {/exporter="([^"]+)"/.exec(k)?.[1]}</dt>

@@ -156,6 +156,21 @@ describe('the activity monitor in Chromium', () => {
     await expectListIs('from=now-24h&source=user&status=failure&tenant=t2')
   }, 120_000)
 
+  it('narrows to an absolute time range set in the browser’s zone', async () => {
+    await page.goto(`${origin}/#/activities`)
+    await expectListIs('from=now-24h')
+    await page.selectOption('select[name=range]', 'custom')
+    // Whole minutes inside the posted span (base back to base - 10,000 s), as datetime-local inputs hold them.
+    const from = Math.ceil((base - 7_000_000) / 60_000) * 60_000
+    const to = from + 30 * 60_000
+    const local = (ms: number) => page.evaluate((t) => new Date(t - new Date(t).getTimezoneOffset() * 60_000).toISOString().slice(0, 16), ms)
+    await page.fill('input[name=from]', await local(from))
+    await page.fill('input[name=to]', await local(to))
+    await expect.poll(() => new URL(page.url().replace('#/', '')).searchParams.get('to'), { timeout: 5_000 }).toBe(new Date(to).toISOString())
+    const { count: n } = await expectListIs(`from=${new Date(from).toISOString()}&to=${new Date(to).toISOString()}`)
+    expect(n).toBe(18_000) // 30 minutes of a row every 100 ms
+  })
+
   it('shows every stored field of an activity in its drawer', async () => {
     await page.goto(`${origin}/#/activities?trace_id=${hex32(5001)}`)
     const { first } = await expectListIs(`from=now-24h&trace_id=${hex32(5001)}`)
@@ -221,6 +236,10 @@ describe('the activity monitor in Chromium', () => {
     await page.getByTestId('tail').getByText(action).waitFor({ timeout: 2_000 })
     expect(Date.now() - acked).toBeLessThan(2_000)
     expect(await page.locator('[data-testid=tail] .row').count()).toBeLessThanOrEqual(500)
+    // The row counts as an arrival: the rate over the last 10 s is above 0.
+    await expect.poll(async () => parseFloat(await page.getByTestId('tail-rate').innerText()), { timeout: 3_000 }).toBeGreaterThan(0)
+    await page.getByRole('button', { name: /Pause/ }).click()
+    expect(await page.getByTestId('tail-rate').innerText()).toBe('paused')
     await page.screenshot({ path: join(SHOTS, 'live-tail.png') })
   })
 

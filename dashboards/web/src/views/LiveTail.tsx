@@ -15,11 +15,15 @@ import { Drawer } from './Drawer.tsx'
 export const MAX_ROWS = 500
 const POLL_MS = 1000
 
-/** Rows newer than what is shown, newest first, bounded; the ids of the newest millisecond remembered so none shows twice. */
-export function merge(shown: Activity[], page: Activity[], max = MAX_ROWS): Activity[] {
+/**
+ * A poll's rows put before what is shown, newest first, bounded. A poll
+ * starts at the newest row shown, inclusive (more may share its
+ * millisecond), so the rows it returns again are dropped by id.
+ */
+export function merge(shown: Activity[], page: Activity[], max = MAX_ROWS): { rows: Activity[]; fresh: number } {
   const seen = new Set(shown.slice(0, 200).map((a) => a.id))
   const fresh = page.filter((a) => !seen.has(a.id))
-  return fresh.length ? fresh.concat(shown).slice(0, max) : shown
+  return { rows: fresh.length ? fresh.concat(shown).slice(0, max) : shown, fresh: fresh.length }
 }
 
 export function LiveTail({ params }: { params: URLSearchParams }) {
@@ -34,10 +38,12 @@ export function LiveTail({ params }: { params: URLSearchParams }) {
   const arrivals = useRef<{ t: number; n: number }[]>([])
   const [rate, setRate] = useState(0)
   const newest = useRef<string | null>(null)
+  const shown = useRef<Activity[]>([])
   const key = JSON.stringify(filters)
 
   useEffect(() => {
     setRows([])
+    shown.current = []
     newest.current = null
     arrivals.current = []
   }, [key])
@@ -53,13 +59,12 @@ export function LiveTail({ params }: { params: URLSearchParams }) {
         const page = await getJson<Page<Activity>>(apiPath('activities', newest.current ? { ...filters, from: newest.current, limit: 200 } : { ...filters, limit: 50 }), ctl.signal)
         if (stopped) return
         setError(null)
-        setRows((shown) => {
-          const next = merge(shown, page.data)
-          const added = next.length - shown.length + (shown.length === MAX_ROWS ? page.data.length : 0)
-          if (newest.current !== null && added > 0) arrivals.current.push({ t: Date.now(), n: Math.min(added, page.data.length) })
-          if (next[0]) newest.current = next[0].timestamp
-          return next
-        })
+        const { rows: next, fresh } = merge(shown.current, page.data)
+        // The first poll's rows were already there: they are not arrivals.
+        if (newest.current !== null && fresh > 0) arrivals.current.push({ t: Date.now(), n: fresh })
+        if (next[0]) newest.current = next[0].timestamp
+        shown.current = next
+        setRows(next)
       } catch (err) {
         if (!stopped && (err as Error).name !== 'AbortError') setError(err)
       }

@@ -56,7 +56,7 @@ export function usePaged(route: string, filters: Record<string, string>): Paged 
         setState((s) => ({ ...s, loading: false, error }))
       },
     )
-    // eslint-disable-next-line react-hooks/exhaustive-deps
+    // `key` is the filters' content: a new object with the same filters is the same list.
   }, [key, route])
   return { ...state, loadMore }
 }
@@ -69,7 +69,7 @@ function useCount(filters: Record<string, string>): number | null {
     setCount(null)
     getJson<{ count: number }>(apiPath('activities/count', filters), ctl.signal).then((r) => setCount(r.count), () => {})
     return () => ctl.abort()
-    // eslint-disable-next-line react-hooks/exhaustive-deps
+    // `key` is the filters' content, as in usePaged.
   }, [key])
   return count
 }

@@ -23,7 +23,7 @@ export function Audit({ params }: { params: URLSearchParams }) {
     setError(null)
     getJson<Page<AuditRow>>(apiPath('audit', { ...filters, limit: 50, cursor }), ctl.signal).then(setPage, (e) => (e as Error).name !== 'AbortError' && setError(e))
     return () => ctl.abort()
-    // eslint-disable-next-line react-hooks/exhaustive-deps
+    // `key` is the filters' content: a new object with the same filters is the same page.
   }, [key, cursor])
   return (
     <section className="view audit">

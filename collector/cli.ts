@@ -5,6 +5,7 @@
  *   actline validate-config FILE      check a config file; exit 1 with the errors
  *   actline dead-letter list|replay   what the stores refused, and sending it again
  *   actline demo [--data-dir DIR]     the collector on embedded stores with synthetic traffic
+ *   actline triggers scan --db URL    the toolkit for removing a database's audit triggers
  */
 import { parseArgs } from 'node:util'
 import { ConfigError, loadConfig, type Config } from './config.ts'
@@ -13,6 +14,7 @@ import { createLogger } from './server/logger.ts'
 import { createApiServer } from './api-server.ts'
 import { listDeadLetters, replayDeadLetters } from './dead-letter-cli.ts'
 import { runDemo } from './demo/demo.ts'
+import { triggersCommand } from '../toolkit/triggers/cli.ts'
 
 const USAGE = `usage:
   actline start [--config FILE]     run the collector (or set ACTLINE_CONFIG)
@@ -25,12 +27,17 @@ const USAGE = `usage:
   actline demo [--data-dir DIR] [--days 90] [--per-day 3000] [--rate 5] [--port 4318] [--clickhouse-port 8123]
                                     the collector on embedded stores with 90 days of synthetic history,
                                     then live traffic; in a temporary directory, removed on exit, unless --data-dir
+  actline triggers scan --db URL [--json]
+                                    a database's triggers, what each does, and which the pipeline replaces
+                                    (actline triggers --help)
   actline --help
 
 example:
   actline dead-letter replay --exporter postgres --dry-run --config collector.yaml`
 
 export async function main(argv: string[]): Promise<number> {
+  // The toolkit has its own options; it reads its own arguments.
+  if (argv[0] === 'triggers') return triggersCommand(argv.slice(1))
   const { positionals, values } = parseArgs({
     args: argv,
     allowPositionals: true,

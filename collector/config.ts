@@ -18,7 +18,7 @@ import { MemoryLimiterConfig } from './pipeline/memory-limiter.ts'
 import { RetryConfig } from './pipeline/retry.ts'
 import { WriteAheadLogConfig } from './wal/write-ahead-log.ts'
 import { EXPORTERS, type ExporterTypes } from '../exporters/index.ts'
-import { redactUrl } from '../exporters/redact.ts'
+import { redactUrl } from '../lib/redact.ts'
 import { AuthConfig } from '../api/auth.ts'
 import { ApiConfig } from '../api/query-api.ts'
 

@@ -16,7 +16,7 @@ import { logMigrations, migrate, sqlOf, type MigrationTarget } from '../../schem
 import { probe, reportOutcome } from '../classify.ts'
 import { classifyClickHouse } from './classify.ts'
 import { batchToken } from '../encoding.ts'
-import { redactUrl } from '../redact.ts'
+import { redactUrl } from '../../lib/redact.ts'
 import { clickhouseTime } from '../time-format.ts'
 import { joinCooperatively } from '../../schemas/cooperative.ts'
 

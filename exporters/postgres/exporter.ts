@@ -11,7 +11,7 @@ import { logMigrations, migrate, sqlOf, type MigrationTarget } from '../../schem
 import { probe, reportOutcome } from '../classify.ts'
 import { classifyPostgres } from './classify.ts'
 import { startEmbeddedPostgres, type EmbeddedPostgres } from './embedded.ts'
-import { redactUrl } from '../redact.ts'
+import { redactUrl } from '../../lib/redact.ts'
 import { isoRowEncoder } from '../encoding.ts'
 import { joinCooperatively } from '../../schemas/cooperative.ts'
 

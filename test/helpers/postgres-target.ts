@@ -14,13 +14,15 @@ export interface PostgresTarget {
   stop(): Promise<void>
 }
 
-export async function startPostgresTarget(dataDir: string): Promise<PostgresTarget> {
-  if (PG_URL) {
+/** The server at PG_URL when set (`kind` 'any'), else PGlite; or the one asked for. */
+export async function startPostgresTarget(dataDir: string, kind: 'any' | 'pglite' | 'server' = 'any'): Promise<PostgresTarget> {
+  if (kind === 'server' || (kind === 'any' && PG_URL)) {
     const scratch = await createScratchDatabase()
     return { url: new URL(scratch.url), stop: () => scratch.drop() }
   }
-  const db = await PGlite.create(dataDir)
-  const server = new PGLiteSocketServer({ db, host: '127.0.0.1', port: 0 })
+  const db = await PGlite.create(dataDir || undefined)
+  // More than one client at a time (a test's own and a command's), queued at the query level.
+  const server = new PGLiteSocketServer({ db, host: '127.0.0.1', port: 0, maxConnections: 8 })
   await server.start()
   return {
     url: new URL(`postgres://postgres@${server.getServerConn()}/postgres`),

@@ -8,14 +8,24 @@ import pg from 'pg'
 import { redactUrl } from '../../lib/redact.ts'
 import { KINDS, type Kind } from './classify.ts'
 import { formatScan, OPTIONALLY_REMOVABLE, scan } from './scan.ts'
+import { parseBackup, restore, restoreStatements, select, takeBackup } from './backup.ts'
+import { readFileSync, writeFileSync } from 'node:fs'
 
 const USAGE = `usage:
   actline triggers scan --db URL [--schema S ...] [--include notify,timestamp] [--json]
       every trigger on the user's tables, its kind (audit, activity, notify, timestamp,
       business) read from its function, and whether it can be removed
+  actline triggers backup --db URL --out FILE [--schema S ...] [--json]
+      every trigger's and function's definition, enabled state and comments, into FILE
+      and the database's actline_trigger_backup table (the only thing it writes)
+  actline triggers restore --db URL --from FILE [--trigger NAME ...] [--yes] [--json]
+      recreate them exactly (all, or the named ones: name, table.name or schema.table.name);
+      without --yes it prints the SQL it would run and changes nothing
 
-example:
-  actline triggers scan --db postgres://app@127.0.0.1:5432/shop --schema public --json`
+examples:
+  actline triggers scan --db postgres://app@127.0.0.1:5432/shop --schema public --json
+  actline triggers backup --db postgres://app@127.0.0.1:5432/shop --out triggers-backup.json
+  actline triggers restore --db postgres://app@127.0.0.1:5432/shop --from triggers-backup.json --trigger orders.orders_audit --yes`
 
 export class ToolkitError extends Error {}
 
@@ -46,6 +56,20 @@ export async function connect(url: string | undefined): Promise<pg.Client> {
   return client
 }
 
+function readBackupFile(file: string) {
+  let text: string
+  try {
+    text = readFileSync(file, 'utf8')
+  } catch (err) {
+    throw new ToolkitError(`cannot read ${file}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (err as Error).message}`)
+  }
+  try {
+    return parseBackup(text, file)
+  } catch (err) {
+    throw new ToolkitError((err as Error).message)
+  }
+}
+
 function kinds(text: string | undefined): Kind[] {
   if (!text) return []
   const list = text.split(',').map((s) => s.trim()).filter(Boolean)
@@ -64,7 +88,17 @@ export async function triggersCommand(argv: string[]): Promise<number> {
     ;({ values, positionals } = parseArgs({
       args: argv,
       allowPositionals: true,
-      options: { db: { type: 'string' }, schema: { type: 'string', multiple: true }, include: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
+      options: {
+        db: { type: 'string' },
+        schema: { type: 'string', multiple: true },
+        include: { type: 'string' },
+        json: { type: 'boolean' },
+        out: { type: 'string' },
+        from: { type: 'string' },
+        trigger: { type: 'string', multiple: true },
+        yes: { type: 'boolean' },
+        help: { type: 'boolean', short: 'h' },
+      },
     }))
   } catch (err) {
     console.error(`triggers: ${(err as Error).message}\n${USAGE}`)
@@ -75,17 +109,47 @@ export async function triggersCommand(argv: string[]): Promise<number> {
     console.log(USAGE)
     return values.help ? 0 : 2
   }
-  if (command !== 'scan') {
+  if (!['scan', 'backup', 'restore'].includes(command)) {
     console.error(`triggers: unknown command '${command}'\n${USAGE}`)
     return 2
   }
   let client: pg.Client | undefined
+  const schemas = (values.schema as string[] | undefined) ?? []
   try {
     const include = kinds(values.include as string | undefined)
+    const out = values.out as string | undefined
+    const from = values.from as string | undefined
+    if (command === 'backup' && !out) throw new ToolkitError('--out FILE is required: where the backup is written (it also goes to the actline_trigger_backup table)')
+    if (command === 'restore' && !from) throw new ToolkitError('--from FILE is required: a file actline triggers backup wrote')
+    const backupFile = from === undefined ? undefined : readBackupFile(from)
     client = await connect((values.db as string | undefined) ?? process.env.ACTLINE_TRIGGERS_DB)
-    const result = await scan(client, { schemas: (values.schema as string[] | undefined) ?? [], include })
-    console.log(values.json ? JSON.stringify(result, null, 2) : formatScan(result))
-    return 0
+    if (command === 'scan') {
+      const result = await scan(client, { schemas, include })
+      console.log(values.json ? JSON.stringify(result, null, 2) : formatScan(result))
+      return 0
+    }
+    if (command === 'backup') {
+      const backup = await takeBackup(client, schemas)
+      writeFileSync(out!, `${JSON.stringify(backup, null, 2)}\n`)
+      console.log(values.json ? JSON.stringify({ file: out, taken_at: backup.taken_at, triggers: backup.triggers.length }) : `backed up ${backup.triggers.length} triggers to ${out} and ${'actline_trigger_backup'} (taken_at ${backup.taken_at})`)
+      return 0
+    }
+    const chosen = (() => {
+      try {
+        return select(backupFile!, (values.trigger as string[] | undefined) ?? [])
+      } catch (err) {
+        throw new ToolkitError((err as Error).message)
+      }
+    })()
+    if (!values.yes) {
+      const sql = chosen.flatMap((t) => restoreStatements(t).map((q) => `${q};`))
+      console.log(values.json ? JSON.stringify({ dry_run: true, triggers: chosen.map((t) => `${t.schema}.${t.table}.${t.name}`), sql }, null, 2) : `-- would restore ${chosen.length} triggers (nothing changed; add --yes to run this):\n${sql.join('\n')}`)
+      return 0
+    }
+    const differ = await restore(client, chosen)
+    if (values.json) console.log(JSON.stringify({ restored: chosen.length, differ }))
+    else console.log(differ.length ? `restored ${chosen.length} triggers, but ${differ.length} differ from the backup: ${differ.join(', ')}` : `restored ${chosen.length} triggers; each is as backed up (definition, function, state, comments)`)
+    return differ.length ? 1 : 0
   } catch (err) {
     if (err instanceof ToolkitError) {
       console.error(`triggers ${command}: ${err.message}`)

@@ -105,6 +105,6 @@ describe('actline triggers, given bad input', () => {
     expect(include.stderr.trim()).toMatch(/^triggers scan: --include takes notify, timestamp/)
     const unknown = await cli('frobnicate')
     expect(unknown.status).toBe(2)
-    expect((await cli('--help')).stdout).toContain('example:')
+    expect((await cli('--help')).stdout).toContain('examples:')
   })
 })

@@ -9,6 +9,7 @@ import { redactUrl } from '../../lib/redact.ts'
 import { KINDS, type Kind } from './classify.ts'
 import { formatScan, OPTIONALLY_REMOVABLE, scan } from './scan.ts'
 import { parseBackup, restore, restoreStatements, select, takeBackup } from './backup.ts'
+import { makePlan, parsePlan, prepareDrop, runDrop } from './plan.ts'
 import { readFileSync, writeFileSync } from 'node:fs'
 
 const USAGE = `usage:
@@ -21,6 +22,13 @@ const USAGE = `usage:
   actline triggers restore --db URL --from FILE [--trigger NAME ...] [--yes] [--json]
       recreate them exactly (all, or the named ones: name, table.name or schema.table.name);
       without --yes it prints the SQL it would run and changes nothing
+
+  actline triggers plan --db URL [--out plan.json] [--parity TABLE,...] [--include notify,timestamp] [--json]
+      the removable triggers in phases: (1) redundant, (2) audit/activity of tables at parity
+      in the dual run (--parity), (3) the rest; each with the checksum of its definitions
+  actline triggers drop --db URL --plan plan.json --phase N|all [--drop-functions] [--yes] [--json]
+      drop a phase, one transaction per phase (lock_timeout 5 s); refuses a trigger changed
+      since the plan or one no backup holds; without --yes it prints the SQL and changes nothing
 
 examples:
   actline triggers scan --db postgres://app@127.0.0.1:5432/shop --schema public --json
@@ -70,6 +78,27 @@ function readBackupFile(file: string) {
   }
 }
 
+function readPlanFile(file: string | undefined) {
+  if (!file) throw new ToolkitError('--plan FILE is required: a plan actline triggers plan --out wrote')
+  let text: string
+  try {
+    text = readFileSync(file, 'utf8')
+  } catch (err) {
+    throw new ToolkitError(`cannot read ${file}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (err as Error).message}`)
+  }
+  try {
+    return parsePlan(text, file)
+  } catch (err) {
+    throw new ToolkitError((err as Error).message)
+  }
+}
+
+function phaseList(text: string | undefined): number[] {
+  if (text === 'all') return [1, 2, 3]
+  if (text === '1' || text === '2' || text === '3') return [Number(text)]
+  throw new ToolkitError(`--phase takes 1, 2, 3 or all${text === undefined ? '' : `, got '${text}'`}`)
+}
+
 function kinds(text: string | undefined): Kind[] {
   if (!text) return []
   const list = text.split(',').map((s) => s.trim()).filter(Boolean)
@@ -97,6 +126,10 @@ export async function triggersCommand(argv: string[]): Promise<number> {
         from: { type: 'string' },
         trigger: { type: 'string', multiple: true },
         yes: { type: 'boolean' },
+        plan: { type: 'string' },
+        phase: { type: 'string' },
+        parity: { type: 'string' },
+        'drop-functions': { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
     }))
@@ -109,7 +142,7 @@ export async function triggersCommand(argv: string[]): Promise<number> {
     console.log(USAGE)
     return values.help ? 0 : 2
   }
-  if (!['scan', 'backup', 'restore'].includes(command)) {
+  if (!['scan', 'backup', 'restore', 'plan', 'drop'].includes(command)) {
     console.error(`triggers: unknown command '${command}'\n${USAGE}`)
     return 2
   }
@@ -122,10 +155,42 @@ export async function triggersCommand(argv: string[]): Promise<number> {
     if (command === 'backup' && !out) throw new ToolkitError('--out FILE is required: where the backup is written (it also goes to the actline_trigger_backup table)')
     if (command === 'restore' && !from) throw new ToolkitError('--from FILE is required: a file actline triggers backup wrote')
     const backupFile = from === undefined ? undefined : readBackupFile(from)
+    const planFile = command === 'drop' ? readPlanFile(values.plan as string | undefined) : undefined
+    const phases = command === 'drop' ? phaseList(values.phase as string | undefined) : []
     client = await connect((values.db as string | undefined) ?? process.env.ACTLINE_TRIGGERS_DB)
     if (command === 'scan') {
       const result = await scan(client, { schemas, include })
       console.log(values.json ? JSON.stringify(result, null, 2) : formatScan(result))
+      return 0
+    }
+    if (command === 'plan') {
+      const plan = await makePlan(client, { schemas, include, parityTables: String(values.parity ?? '').split(',').map((t) => t.trim()).filter(Boolean) })
+      if (out) writeFileSync(out, `${JSON.stringify(plan, null, 2)}\n`)
+      if (values.json) console.log(JSON.stringify(plan, null, 2))
+      else {
+        for (const p of plan.phases) {
+          console.log(`phase ${p.phase}: ${p.title} (${p.triggers.length})`)
+          for (const t of p.triggers) console.log(`  ${t.schema}.${t.table}.${t.name}  ${t.kind}  ${t.why}`)
+        }
+        if (out) console.log(`plan written to ${out}`)
+      }
+      return 0
+    }
+    if (command === 'drop') {
+      let steps
+      try {
+        steps = await prepareDrop(client, planFile!, phases, { dropFunctions: values['drop-functions'] === true })
+      } catch (err) {
+        if ((err as { code?: string }).code) throw err
+        throw new ToolkitError((err as Error).message)
+      }
+      if (!values.yes) {
+        const sql = steps.flatMap((s) => (s.statements.length ? [`-- phase ${s.phase}`, 'BEGIN;', ...s.statements.map((q) => `${q};`), 'COMMIT;'] : [`-- phase ${s.phase}: nothing left to drop`]))
+        console.log(values.json ? JSON.stringify({ dry_run: true, steps }, null, 2) : `-- would run (nothing changed; add --yes to run this):\n${sql.join('\n')}`)
+        return 0
+      }
+      const done = await runDrop(client, steps)
+      console.log(values.json ? JSON.stringify({ phases: done }) : done.map((d) => `phase ${d.phase}: dropped ${d.dropped} triggers`).join('\n'))
       return 0
     }
     if (command === 'backup') {

@@ -1,0 +1,156 @@
+/**
+ * `actline triggers plan` and `drop`: the removable triggers in phases, as
+ * teams plan the move — (1) redundant ones, a second trigger of the same
+ * kind on the same table and event; (2) audit and activity triggers of tables
+ * the pipeline already records with parity (`--parity`, the tables a dual run
+ * found at 100%); (3) the rest — each with the checksum of its definitions,
+ * so `drop` refuses a trigger that changed since, and one no backup covers.
+ */
+import type pg from 'pg'
+import { BACKUP_TABLE, readDefinitions } from './backup.ts'
+import type { Kind } from './classify.ts'
+import { scan, type ScannedTrigger } from './scan.ts'
+
+export interface PlannedTrigger {
+  schema: string
+  table: string
+  name: string
+  function_signature: string
+  kind: Kind
+  events: string[]
+  checksum: string
+  why: string
+}
+
+export interface Plan {
+  format: 'actline-trigger-plan'
+  version: 1
+  made_at: string
+  phases: { phase: 1 | 2 | 3; title: string; triggers: PlannedTrigger[] }[]
+}
+
+const key = (t: { schema: string; table: string; name: string }) => `${t.schema}.${t.table}.${t.name}`
+
+export async function makePlan(client: pg.ClientBase, options: { schemas?: readonly string[]; include?: readonly Kind[]; parityTables?: readonly string[] } = {}): Promise<Plan> {
+  const [scanned, defs] = await Promise.all([scan(client, options), readDefinitions(client, options.schemas)])
+  const def = new Map(defs.map((d) => [key(d), d]))
+  const removable = scanned.triggers.filter((t) => t.remove && t.enabled)
+  const parity = new Set(options.parityTables ?? [])
+  const planned = (t: ScannedTrigger, why: string): PlannedTrigger => ({
+    schema: t.schema,
+    table: t.table,
+    name: t.name,
+    function_signature: def.get(key(t))!.function_signature,
+    kind: t.kind,
+    events: t.events,
+    checksum: def.get(key(t))!.checksum,
+    why,
+  })
+  const phase1: PlannedTrigger[] = []
+  const seen = new Map<string, ScannedTrigger>()
+  for (const t of removable) {
+    // The first trigger of a kind on a table (by name: the scan's order) keeps
+    // each event; a later one covering only events already covered is redundant.
+    const covered = t.events.every((e) => seen.has(`${t.schema}.${t.table}|${t.kind}|${e}`))
+    if (covered && t.events.length > 0) {
+      const first = seen.get(`${t.schema}.${t.table}|${t.kind}|${t.events[0]}`)!
+      phase1.push(planned(t, `redundant: ${first.name} already records ${t.kind} on ${t.events.join('|')}`))
+      continue
+    }
+    for (const e of t.events) if (!seen.has(`${t.schema}.${t.table}|${t.kind}|${e}`)) seen.set(`${t.schema}.${t.table}|${t.kind}|${e}`, t)
+  }
+  const inPhase1 = new Set(phase1.map(key))
+  const rest = removable.filter((t) => !inPhase1.has(key(t)))
+  const isParity = (t: ScannedTrigger) => (t.kind === 'audit' || t.kind === 'activity') && (parity.has(t.table) || parity.has(`${t.schema}.${t.table}`))
+  return {
+    format: 'actline-trigger-plan',
+    version: 1,
+    made_at: new Date().toISOString(),
+    phases: [
+      { phase: 1, title: 'redundant triggers', triggers: phase1 },
+      { phase: 2, title: 'audit and activity triggers of tables the pipeline records with parity', triggers: rest.filter(isParity).map((t) => planned(t, `${t.table} at parity in the dual run`)) },
+      { phase: 3, title: 'the other removable triggers', triggers: rest.filter((t) => !isParity(t)).map((t) => planned(t, t.reason)) },
+    ],
+  }
+}
+
+export function parsePlan(text: string, file: string): Plan {
+  let p: Plan
+  try {
+    p = JSON.parse(text) as Plan
+  } catch {
+    throw new Error(`${file} is not JSON: is it a file actline triggers plan wrote?`)
+  }
+  if (p?.format !== 'actline-trigger-plan' || p.version !== 1 || !Array.isArray(p.phases)) throw new Error(`${file} is not an actline trigger plan (format actline-trigger-plan, version 1)`)
+  return p
+}
+
+const quoteIdent = (s: string) => `"${s.replace(/"/g, '""')}"`
+
+export interface DropStep {
+  phase: number
+  statements: string[]
+}
+
+/**
+ * The statements of each phase, after checking the database against the plan:
+ * throws, naming them, when a trigger or its function changed since the plan,
+ * or when no backup in actline_trigger_backup holds a trigger as planned.
+ */
+export async function prepareDrop(client: pg.ClientBase, plan: Plan, phases: readonly number[], options: { dropFunctions?: boolean; lockTimeoutMs?: number } = {}): Promise<DropStep[]> {
+  const chosen = plan.phases.filter((p) => phases.includes(p.phase))
+  const triggers = chosen.flatMap((p) => p.triggers)
+  const now = new Map((await readDefinitions(client)).map((d) => [key(d), d]))
+  const changed = triggers.filter((t) => now.has(key(t)) && now.get(key(t))!.checksum !== t.checksum)
+  if (changed.length) throw new Error(`changed since the plan was made (make a new plan): ${changed.map(key).join(', ')}`)
+  const present = triggers.filter((t) => now.has(key(t)))
+  const exists = (await client.query(`SELECT to_regclass($1) IS NOT NULL AS ok`, [BACKUP_TABLE])).rows[0].ok as boolean
+  const backed = new Set<string>()
+  if (exists) {
+    const { rows } = await client.query(`SELECT DISTINCT schema_name || '.' || table_name || '.' || trigger_name || '|' || checksum AS k FROM ${BACKUP_TABLE}`)
+    for (const r of rows) backed.add(r.k)
+  }
+  const uncovered = present.filter((t) => !backed.has(`${key(t)}|${t.checksum}`))
+  if (uncovered.length) throw new Error(`no backup holds ${uncovered.map(key).join(', ')} as planned: run actline triggers backup first`)
+  // A function goes only with its last trigger, and only when asked.
+  const users = new Map<string, number>()
+  if (options.dropFunctions) {
+    const { rows } = await client.query(`SELECT p.oid::regprocedure::text AS fn, count(*)::int AS n FROM pg_trigger t JOIN pg_proc p ON p.oid = t.tgfoid WHERE t.tgparentid = 0 AND NOT t.tgisinternal GROUP BY 1`)
+    for (const r of rows) users.set(r.fn, r.n)
+  }
+  const lock = `SET LOCAL lock_timeout = '${Math.max(1, Math.floor(options.lockTimeoutMs ?? 5000))}ms'`
+  return chosen.map((p) => {
+    const statements = [lock]
+    for (const t of p.triggers.filter((t) => now.has(key(t)))) {
+      statements.push(`DROP TRIGGER ${quoteIdent(t.name)} ON ${quoteIdent(t.schema)}.${quoteIdent(t.table)}`)
+      if (options.dropFunctions) {
+        const left = (users.get(t.function_signature) ?? 1) - 1
+        users.set(t.function_signature, left)
+        if (left === 0) statements.push(`DROP FUNCTION ${t.function_signature}`)
+      }
+    }
+    // A trigger already gone (a phase run before) is skipped: drop can be run again.
+    return { phase: p.phase, statements: statements.length > 1 ? statements : [] }
+  })
+}
+
+/** Runs each phase in a transaction of its own; resolves with how many triggers each dropped. */
+export async function runDrop(client: pg.ClientBase, steps: readonly DropStep[]): Promise<{ phase: number; dropped: number }[]> {
+  const out: { phase: number; dropped: number }[] = []
+  for (const step of steps) {
+    if (step.statements.length === 0) {
+      out.push({ phase: step.phase, dropped: 0 })
+      continue
+    }
+    await client.query('BEGIN')
+    try {
+      for (const sql of step.statements) await client.query(sql)
+      await client.query('COMMIT')
+    } catch (err) {
+      await client.query('ROLLBACK')
+      throw err
+    }
+    out.push({ phase: step.phase, dropped: step.statements.filter((s) => s.startsWith('DROP TRIGGER')).length })
+  }
+  return out
+}

@@ -10,6 +10,7 @@ import { KINDS, type Kind } from './classify.ts'
 import { formatScan, OPTIONALLY_REMOVABLE, scan } from './scan.ts'
 import { parseBackup, restore, restoreStatements, select, takeBackup } from './backup.ts'
 import { makePlan, parsePlan, prepareDrop, runDrop } from './plan.ts'
+import { compare, formatCompare } from './compare.ts'
 import { readFileSync, writeFileSync } from 'node:fs'
 
 const USAGE = `usage:
@@ -29,6 +30,11 @@ const USAGE = `usage:
   actline triggers drop --db URL --plan plan.json --phase N|all [--drop-functions] [--yes] [--json]
       drop a phase, one transaction per phase (lock_timeout 5 s); refuses a trigger changed
       since the plan or one no backup holds; without --yes it prints the SQL and changes nothing
+  actline triggers compare --db URL --legacy-table T --since TIME [--until TIME] [--actline-db URL]
+                           [--table-column C] [--operation-column C] [--time-column C] [--id-column C]
+                           [--threshold 100] [--json]
+      the dual run: legacy audit rows per table and operation against actline's db.* activities
+      (audit_log at --actline-db, default --db) in the window; exit 1 below the threshold
 
 examples:
   actline triggers scan --db postgres://app@127.0.0.1:5432/shop --schema public --json
@@ -93,6 +99,15 @@ function readPlanFile(file: string | undefined) {
   }
 }
 
+/** An ISO time, epoch milliseconds, or now-<n><s|m|h|d>. */
+function instant(text: string | undefined, option: string): Date {
+  if (!text) throw new ToolkitError(`${option} is required: a time, e.g. 2026-11-24T00:00:00Z or now-7d`)
+  const rel = /^now-(\d+)([smhd])$/.exec(text)
+  const ms = rel ? Date.now() - Number(rel[1]) * { s: 1e3, m: 6e4, h: 3.6e6, d: 8.64e7 }[rel[2] as 's']! : /^\d{10,16}$/.test(text) ? Number(text) : Date.parse(text)
+  if (Number.isNaN(ms)) throw new ToolkitError(`${option} is not a time: expected ISO 8601 (2026-11-24T00:00:00Z), epoch milliseconds or now-7d, got '${text}'`)
+  return new Date(ms)
+}
+
 function phaseList(text: string | undefined): number[] {
   if (text === 'all') return [1, 2, 3]
   if (text === '1' || text === '2' || text === '3') return [Number(text)]
@@ -130,6 +145,15 @@ export async function triggersCommand(argv: string[]): Promise<number> {
         phase: { type: 'string' },
         parity: { type: 'string' },
         'drop-functions': { type: 'boolean' },
+        'legacy-table': { type: 'string' },
+        since: { type: 'string' },
+        until: { type: 'string' },
+        'actline-db': { type: 'string' },
+        'table-column': { type: 'string' },
+        'operation-column': { type: 'string' },
+        'time-column': { type: 'string' },
+        'id-column': { type: 'string' },
+        threshold: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     }))
@@ -142,11 +166,12 @@ export async function triggersCommand(argv: string[]): Promise<number> {
     console.log(USAGE)
     return values.help ? 0 : 2
   }
-  if (!['scan', 'backup', 'restore', 'plan', 'drop'].includes(command)) {
+  if (!['scan', 'backup', 'restore', 'plan', 'drop', 'compare'].includes(command)) {
     console.error(`triggers: unknown command '${command}'\n${USAGE}`)
     return 2
   }
   let client: pg.Client | undefined
+  let second: pg.Client | undefined
   const schemas = (values.schema as string[] | undefined) ?? []
   try {
     const include = kinds(values.include as string | undefined)
@@ -162,6 +187,34 @@ export async function triggersCommand(argv: string[]): Promise<number> {
       const result = await scan(client, { schemas, include })
       console.log(values.json ? JSON.stringify(result, null, 2) : formatScan(result))
       return 0
+    }
+    if (command === 'compare') {
+      const legacyTable = values['legacy-table'] as string | undefined
+      if (!legacyTable) throw new ToolkitError('--legacy-table is required: the table the audit triggers write (schema.table or table)')
+      const since = instant(values.since as string | undefined, '--since')
+      const until = values.until === undefined ? new Date() : instant(values.until as string, '--until')
+      const threshold = values.threshold === undefined ? 100 : Number(values.threshold)
+      if (!(threshold >= 0 && threshold <= 100)) throw new ToolkitError(`--threshold is a percentage from 0 to 100, got '${String(values.threshold)}'`)
+      const actlineDb = values['actline-db'] as string | undefined
+      second = actlineDb ? await connect(actlineDb) : undefined
+      let result
+      try {
+        result = await compare(client, second ?? client, {
+          legacyTable,
+          since,
+          until,
+          threshold,
+          columns: Object.fromEntries(
+            (['table', 'operation', 'time', 'id'] as const).flatMap((k) => (typeof values[`${k}-column`] === 'string' ? [[k, values[`${k}-column`]]] : [])),
+          ),
+        })
+      } catch (err) {
+        if ((err as { code?: string }).code === '42P01') throw new ToolkitError(`no audit_log table at ${redactUrl(actlineDb ?? String(values.db))}: pass --actline-db, the PostgreSQL actline exports to`)
+        if ((err as { code?: string }).code) throw err
+        throw new ToolkitError((err as Error).message)
+      }
+      console.log(values.json ? JSON.stringify(result, null, 2) : formatCompare(result, threshold))
+      return result.below_threshold.length ? 1 : 0
     }
     if (command === 'plan') {
       const plan = await makePlan(client, { schemas, include, parityTables: String(values.parity ?? '').split(',').map((t) => t.trim()).filter(Boolean) })
@@ -225,5 +278,6 @@ export async function triggersCommand(argv: string[]): Promise<number> {
     return 1
   } finally {
     await client?.end().catch(() => {})
+    await second?.end().catch(() => {})
   }
 }

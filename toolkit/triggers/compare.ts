@@ -1,0 +1,152 @@
+/**
+ * `actline triggers compare`: the dual run. The legacy audit rows the
+ * triggers wrote, counted per table and operation, against the `db.*`
+ * activities actline stored in its audit_log for the same window; the row
+ * ids found on one side only where both sides carry them.
+ */
+import type pg from 'pg'
+
+export interface LegacyColumns {
+  table: string
+  operation: string
+  time: string
+  id?: string
+}
+
+/** Column names the common audit-table shapes use, tried in order. */
+const CANDIDATES: Record<keyof LegacyColumns, string[]> = {
+  table: ['table_name', 'tablename', 'table', 'relname', 'tbl', 'entity_type', 'object_type'],
+  operation: ['operation', 'op', 'tg_op', 'action', 'event', 'action_type'],
+  time: ['changed_at', 'created_at', 'occurred_at', 'logged_at', 'timestamp', 'ts', 'action_tstamp_tx', 'at'],
+  id: ['row_id', 'record_id', 'entity_id', 'object_id', 'pk', 'row_pk'],
+}
+
+const quoteIdent = (s: string) => `"${s.replace(/"/g, '""')}"`
+/** `schema.table` or `table`, quoted. */
+const qualified = (name: string) => name.split('.').map(quoteIdent).join('.')
+
+/** The legacy table's columns: those given, the rest found by their usual names; a one-line error naming what is missing. */
+export async function legacyColumns(client: pg.ClientBase, table: string, given: Partial<LegacyColumns>): Promise<LegacyColumns> {
+  const [schema, name] = table.includes('.') ? table.split('.', 2) : [null, table]
+  const { rows } = await client.query(
+    `SELECT column_name FROM information_schema.columns WHERE table_name = $1 AND ($2::text IS NULL OR table_schema = $2) ORDER BY ordinal_position`,
+    [name, schema],
+  )
+  if (rows.length === 0) throw new Error(`no table ${table} (or no privilege to see its columns): pass --legacy-table schema.table`)
+  const have = new Set(rows.map((r) => r.column_name as string))
+  const pick = (k: keyof LegacyColumns) => {
+    const g = given[k]
+    if (g !== undefined) {
+      if (!have.has(g)) throw new Error(`${table} has no column ${g} (it has ${[...have].join(', ')})`)
+      return g
+    }
+    return CANDIDATES[k].find((c) => have.has(c))
+  }
+  const out: Partial<LegacyColumns> = {}
+  for (const k of ['table', 'operation', 'time', 'id'] as const) {
+    const c = pick(k)
+    if (c) out[k] = c
+    else if (k !== 'id') throw new Error(`cannot tell which column of ${table} holds the ${k === 'time' ? 'time' : `${k} name`}: pass --${k}-column (it has ${[...have].join(', ')})`)
+  }
+  return out as LegacyColumns
+}
+
+/** INSERT, I, insert, create... -> insert; the same for update and delete; others as written. */
+export function normalizeOperation(op: string): string {
+  const o = op.trim().toLowerCase()
+  if (['insert', 'i', 'c', 'create', 'created', 'inserted'].includes(o)) return 'insert'
+  if (['update', 'u', 'updated', 'modify'].includes(o)) return 'update'
+  if (['delete', 'd', 'deleted', 'remove'].includes(o)) return 'delete'
+  return o
+}
+
+export interface TableParity {
+  table: string
+  operation: string
+  legacy: number
+  actline: number
+  /** actline / legacy, as a percentage; 100 when both are 0. */
+  parity: number
+  /** Ids of rows the legacy table has and actline does not (where both carry ids), the first 20. */
+  only_legacy: string[]
+  only_actline: string[]
+}
+
+export interface CompareResult {
+  since: string
+  until: string
+  columns: LegacyColumns
+  tables: TableParity[]
+  below_threshold: string[]
+}
+
+const LIMIT_IDS = 20
+
+export async function compare(
+  legacy: pg.ClientBase,
+  actline: pg.ClientBase,
+  o: { legacyTable: string; since: Date; until: Date; columns?: Partial<LegacyColumns>; threshold: number },
+): Promise<CompareResult> {
+  const cols = await legacyColumns(legacy, o.legacyTable, o.columns ?? {})
+  const idExpr = cols.id ? `${quoteIdent(cols.id)}::text` : 'NULL::text'
+  const legacyRows = (
+    await legacy.query(
+      `SELECT ${quoteIdent(cols.table)}::text AS tbl, ${quoteIdent(cols.operation)}::text AS op, ${idExpr} AS id
+       FROM ${qualified(o.legacyTable)} WHERE ${quoteIdent(cols.time)} >= $1 AND ${quoteIdent(cols.time)} < $2`,
+      [o.since, o.until],
+    )
+  ).rows as { tbl: string; op: string; id: string | null }[]
+  const actlineRows = (
+    await actline.query(
+      `SELECT entity_type AS tbl, substring(action from 4) AS op, entity_id AS id FROM audit_log
+       WHERE action IN ('db.insert', 'db.update', 'db.delete') AND occurred_at >= $1 AND occurred_at < $2`,
+      [o.since, o.until],
+    )
+  ).rows as { tbl: string | null; op: string; id: string | null }[]
+  const groups = new Map<string, { legacy: (string | null)[]; actline: (string | null)[] }>()
+  const group = (tbl: string, op: string) => {
+    const k = `${tbl.split('.').at(-1)}|${normalizeOperation(op)}`
+    let g = groups.get(k)
+    if (!g) groups.set(k, (g = { legacy: [], actline: [] }))
+    return g
+  }
+  for (const r of legacyRows) group(r.tbl, r.op).legacy.push(r.id)
+  for (const r of actlineRows) if (r.tbl) group(r.tbl, r.op).actline.push(r.id)
+  const tables = [...groups].map(([k, g]): TableParity => {
+    const [table, operation] = k.split('|') as [string, string]
+    const bothHaveIds = g.legacy.some((id) => id !== null) && g.actline.some((id) => id !== null)
+    const diff = (a: (string | null)[], b: (string | null)[]) => {
+      const other = new Set(b)
+      return [...new Set(a.filter((id): id is string => id !== null && !other.has(id)))].slice(0, LIMIT_IDS)
+    }
+    return {
+      table,
+      operation,
+      legacy: g.legacy.length,
+      actline: g.actline.length,
+      parity: g.legacy.length === 0 ? 100 : Math.round((g.actline.length / g.legacy.length) * 10_000) / 100,
+      only_legacy: bothHaveIds ? diff(g.legacy, g.actline) : [],
+      only_actline: bothHaveIds ? diff(g.actline, g.legacy) : [],
+    }
+  })
+  tables.sort((a, b) => a.table.localeCompare(b.table) || a.operation.localeCompare(b.operation))
+  return {
+    since: o.since.toISOString(),
+    until: o.until.toISOString(),
+    columns: cols,
+    tables,
+    below_threshold: [...new Set(tables.filter((t) => t.parity < o.threshold || t.only_legacy.length > 0).map((t) => t.table))],
+  }
+}
+
+export function formatCompare(r: CompareResult, threshold: number): string {
+  const lines = [`legacy ${r.columns.table}/${r.columns.operation}/${r.columns.time}${r.columns.id ? `/${r.columns.id}` : ''} vs actline audit_log, ${r.since} .. ${r.until}`, '']
+  lines.push(`${'table'.padEnd(20)} ${'op'.padEnd(7)} ${'legacy'.padStart(8)} ${'actline'.padStart(8)} ${'parity'.padStart(8)}`)
+  for (const t of r.tables) {
+    lines.push(`${t.table.padEnd(20)} ${t.operation.padEnd(7)} ${String(t.legacy).padStart(8)} ${String(t.actline).padStart(8)} ${`${t.parity}%`.padStart(8)}${t.parity < threshold ? '  below' : ''}`)
+    if (t.only_legacy.length) lines.push(`  only in the legacy table: ${t.only_legacy.join(', ')}`)
+    if (t.only_actline.length) lines.push(`  only in actline: ${t.only_actline.join(', ')}`)
+  }
+  lines.push('', r.below_threshold.length ? `below ${threshold}%: ${r.below_threshold.join(', ')}` : `every table at ${threshold}% or more`)
+  return lines.join('\n')
+}

@@ -3,7 +3,13 @@
  * tells apart, and the kind each must be read as. Business triggers must
  * never be proposed for removal.
  */
+import { execFile } from 'node:child_process'
+import { join } from 'node:path'
+import pg from 'pg'
 import type { Kind } from '../../toolkit/triggers/classify.ts'
+import { startPostgresTarget, type PostgresTarget } from '../helpers/postgres-target.ts'
+
+const BIN = join(import.meta.dirname, '../../bin/actline.js')
 
 export const FIXTURE_SQL = `
 CREATE TABLE users (id serial PRIMARY KEY, email text, updated_at timestamptz);
@@ -133,4 +139,23 @@ export const EXPECTED: Record<string, Kind> = {
   products_touch: 'timestamp',
   events_audit: 'audit',
   orders_truncate: 'notify',
+}
+
+/** `actline triggers ...` as a process, asynchronously: PGlite is served by the test's process, which must keep running meanwhile. */
+export function triggersCli(...args: string[]): Promise<{ status: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) =>
+    execFile(process.execPath, [BIN, 'triggers', ...args], { encoding: 'utf8', timeout: 60_000 }, (err, stdout, stderr) =>
+      resolve({ status: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+    ),
+  )
+}
+
+/** A database (PGlite, or a scratch one on the server) holding the fixture, and a client on it. */
+export async function openFixture(dataDir: string, kind: 'pglite' | 'server'): Promise<{ target: PostgresTarget; client: pg.Client; db: string }> {
+  const target = await startPostgresTarget(dataDir, kind)
+  const db = target.url.toString()
+  const client = new pg.Client({ connectionString: db })
+  await client.connect()
+  await client.query(FIXTURE_SQL)
+  return { target, client, db }
 }

@@ -4,23 +4,15 @@
  * trigger and function, restore, and the catalog is as it was, definitions,
  * enabled state and comments alike. Without --yes restore changes nothing.
  */
-import { execFile } from 'node:child_process'
 import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { readDefinitions } from '../../toolkit/triggers/backup.ts'
-import { startPostgresTarget, type PostgresTarget } from '../helpers/postgres-target.ts'
+import type { PostgresTarget } from '../helpers/postgres-target.ts'
 import { PG_URL, tempDir } from '../helpers/stores.ts'
-import { FIXTURE_SQL } from './trigger-fixture.ts'
+import { openFixture, triggersCli as cli } from './trigger-fixture.ts'
 
-const BIN = join(import.meta.dirname, '../../bin/actline.js')
-const cli = (...args: string[]) =>
-  new Promise<{ status: number; stdout: string; stderr: string }>((resolve) =>
-    execFile(process.execPath, [BIN, 'triggers', ...args], { encoding: 'utf8', timeout: 60_000 }, (err, stdout, stderr) =>
-      resolve({ status: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
-    ),
-  )
 
 describe.each(PG_URL ? (['pglite', 'server'] as const) : (['pglite'] as const))('actline triggers backup and restore (%s)', (kind) => {
   const dir = tempDir()
@@ -38,11 +30,7 @@ describe.each(PG_URL ? (['pglite', 'server'] as const) : (['pglite'] as const))(
   }
 
   beforeAll(async () => {
-    target = await startPostgresTarget(join(dir.path, 'pg'), kind)
-    db = target.url.toString()
-    client = new pg.Client({ connectionString: db })
-    await client.connect()
-    await client.query(FIXTURE_SQL)
+    ;({ target, client, db } = await openFixture(join(dir.path, 'pg'), kind))
     await client.query(`COMMENT ON TRIGGER users_audit ON users IS 'every change of a user, for the auditors'`)
     await client.query(`COMMENT ON FUNCTION audit_row() IS 'one wide table: audit_logs'`)
     await client.query(`ALTER TABLE orders ENABLE ALWAYS TRIGGER orders_activity`)

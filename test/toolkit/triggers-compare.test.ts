@@ -4,7 +4,6 @@
  * db.* activities (as the SDK sends them) into a real audit_log. A clean run
  * is at 100%; a write the app did not report is named, table and row.
  */
-import { execFile } from 'node:child_process'
 import { join } from 'node:path'
 import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -12,17 +11,10 @@ import { parseActivity } from '../../schemas/activity.ts'
 import { PostgresExporterConfig } from '../../exporters/postgres/config.ts'
 import { createPostgresExporter } from '../../exporters/postgres/exporter.ts'
 import { createLogger } from '../../collector/server/logger.ts'
-import { startPostgresTarget, type PostgresTarget } from '../helpers/postgres-target.ts'
+import type { PostgresTarget } from '../helpers/postgres-target.ts'
 import { PG_URL, tempDir } from '../helpers/stores.ts'
-import { FIXTURE_SQL } from './trigger-fixture.ts'
+import { openFixture, triggersCli as cli } from './trigger-fixture.ts'
 
-const BIN = join(import.meta.dirname, '../../bin/actline.js')
-const cli = (...args: string[]) =>
-  new Promise<{ status: number; stdout: string; stderr: string }>((resolve) =>
-    execFile(process.execPath, [BIN, 'triggers', ...args], { encoding: 'utf8', timeout: 60_000 }, (err, stdout, stderr) =>
-      resolve({ status: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
-    ),
-  )
 
 describe.each(PG_URL ? (['pglite', 'server'] as const) : (['pglite'] as const))('actline triggers compare (%s)', (kind) => {
   const dir = tempDir()
@@ -40,11 +32,7 @@ describe.each(PG_URL ? (['pglite', 'server'] as const) : (['pglite'] as const))(
   }
 
   beforeAll(async () => {
-    target = await startPostgresTarget(join(dir.path, 'pg'), kind)
-    db = target.url.toString()
-    client = new pg.Client({ connectionString: db })
-    await client.connect()
-    await client.query(FIXTURE_SQL)
+    ;({ target, client, db } = await openFixture(join(dir.path, 'pg'), kind))
     exporter = createPostgresExporter({ ...PostgresExporterConfig.parse({ url: db }), path: join(dir.path, 'unused') }, createLogger('silent'))
     await exporter.start()
     // The dual run: each write fires the legacy trigger, and the app reports it to actline.

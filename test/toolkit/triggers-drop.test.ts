@@ -4,23 +4,15 @@
  * backup and after a change; backup -> drop every phase -> restore leaves
  * the catalog exactly as it was; business triggers are never touched.
  */
-import { execFile } from 'node:child_process'
 import { join } from 'node:path'
 import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { readDefinitions } from '../../toolkit/triggers/backup.ts'
 import { scan } from '../../toolkit/triggers/scan.ts'
-import { startPostgresTarget, type PostgresTarget } from '../helpers/postgres-target.ts'
+import type { PostgresTarget } from '../helpers/postgres-target.ts'
 import { PG_URL, tempDir } from '../helpers/stores.ts'
-import { FIXTURE_SQL } from './trigger-fixture.ts'
+import { openFixture, triggersCli as cli } from './trigger-fixture.ts'
 
-const BIN = join(import.meta.dirname, '../../bin/actline.js')
-const cli = (...args: string[]) =>
-  new Promise<{ status: number; stdout: string; stderr: string }>((resolve) =>
-    execFile(process.execPath, [BIN, 'triggers', ...args], { encoding: 'utf8', timeout: 60_000 }, (err, stdout, stderr) =>
-      resolve({ status: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
-    ),
-  )
 
 describe.each(PG_URL ? (['pglite', 'server'] as const) : (['pglite'] as const))('actline triggers plan and drop (%s)', (kind) => {
   const dir = tempDir()
@@ -32,11 +24,7 @@ describe.each(PG_URL ? (['pglite', 'server'] as const) : (['pglite'] as const))(
   const names = async () => (await readDefinitions(client)).map((t) => t.name).sort()
 
   beforeAll(async () => {
-    target = await startPostgresTarget(join(dir.path, 'pg'), kind)
-    db = target.url.toString()
-    client = new pg.Client({ connectionString: db })
-    await client.connect()
-    await client.query(FIXTURE_SQL)
+    ;({ target, client, db } = await openFixture(join(dir.path, 'pg'), kind))
   }, 120_000)
 
   afterAll(async () => {

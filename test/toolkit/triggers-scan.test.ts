@@ -4,24 +4,15 @@
  * fixture trigger is read as the kind it is, no business trigger is ever
  * proposed for removal, and the command answers bad input in one line.
  */
-import { execFile } from 'node:child_process'
 import { join } from 'node:path'
 import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { scan } from '../../toolkit/triggers/scan.ts'
 import { closedPort } from '../helpers/ports.ts'
-import { startPostgresTarget, type PostgresTarget } from '../helpers/postgres-target.ts'
+import type { PostgresTarget } from '../helpers/postgres-target.ts'
 import { PG_URL, tempDir } from '../helpers/stores.ts'
-import { EXPECTED, FIXTURE_SQL } from './trigger-fixture.ts'
+import { EXPECTED, openFixture, triggersCli as cli } from './trigger-fixture.ts'
 
-const BIN = join(import.meta.dirname, '../../bin/actline.js')
-/** The command as a process, asynchronously: PGlite is served by this process, which must keep running meanwhile. */
-const cli = (...args: string[]) =>
-  new Promise<{ status: number | null; stdout: string; stderr: string }>((resolve) =>
-    execFile(process.execPath, [BIN, 'triggers', ...args], { encoding: 'utf8', timeout: 60_000 }, (err, stdout, stderr) =>
-      resolve({ status: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
-    ),
-  )
 
 describe.each(PG_URL ? (['pglite', 'server'] as const) : (['pglite'] as const))('actline triggers scan (%s)', (kind) => {
   const dir = tempDir()
@@ -29,10 +20,7 @@ describe.each(PG_URL ? (['pglite', 'server'] as const) : (['pglite'] as const))(
   let client: pg.Client | undefined
 
   beforeAll(async () => {
-    target = await startPostgresTarget(join(dir.path, 'pg'), kind)
-    client = new pg.Client({ connectionString: target.url.toString() })
-    await client.connect()
-    await client.query(FIXTURE_SQL)
+    ;({ target, client } = await openFixture(join(dir.path, 'pg'), kind))
   }, 120_000)
 
   afterAll(async () => {

@@ -9,6 +9,7 @@
 import { createHash } from 'node:crypto'
 import type pg from 'pg'
 import { readTriggers } from './catalog.ts'
+import { inTransaction, quoteIdent } from './sql.ts'
 
 export const BACKUP_TABLE = 'actline_trigger_backup'
 
@@ -71,8 +72,7 @@ export async function readDefinitions(client: pg.ClientBase, schemas: readonly s
 export async function takeBackup(client: pg.ClientBase, schemas: readonly string[] = []): Promise<Backup> {
   const triggers = await readDefinitions(client, schemas)
   const backup: Backup = { format: 'actline-trigger-backup', version: 1, taken_at: new Date().toISOString(), triggers }
-  await client.query('BEGIN')
-  try {
+  await inTransaction(client, async () => {
     await client.query(`CREATE TABLE IF NOT EXISTS ${BACKUP_TABLE} (
       taken_at timestamptz NOT NULL, schema_name text NOT NULL, table_name text NOT NULL, trigger_name text NOT NULL,
       trigger_def text NOT NULL, function_signature text NOT NULL, function_def text NOT NULL, enabled text NOT NULL,
@@ -84,15 +84,10 @@ export async function takeBackup(client: pg.ClientBase, schemas: readonly string
         [backup.taken_at, t.schema, t.table, t.name, t.trigger_def, t.function_signature, t.function_def, t.enabled, t.trigger_comment, t.function_comment, t.checksum],
       )
     }
-    await client.query('COMMIT')
-  } catch (err) {
-    await client.query('ROLLBACK')
-    throw err
-  }
+  })
   return backup
 }
 
-const quoteIdent = (s: string) => `"${s.replace(/"/g, '""')}"`
 const quoteLiteral = (s: string | null) => (s === null ? 'NULL' : `'${s.replace(/'/g, "''")}'`)
 const ENABLE: Record<BackedUpTrigger['enabled'], string | null> = { O: null, D: 'DISABLE TRIGGER', R: 'ENABLE REPLICA TRIGGER', A: 'ENABLE ALWAYS TRIGGER' }
 
@@ -122,14 +117,9 @@ export function select(backup: Backup, names: readonly string[]): BackedUpTrigge
  * backup; resolves with the triggers that differ (none after a good restore).
  */
 export async function restore(client: pg.ClientBase, triggers: readonly BackedUpTrigger[]): Promise<string[]> {
-  await client.query('BEGIN')
-  try {
+  await inTransaction(client, async () => {
     for (const t of triggers) for (const sql of restoreStatements(t)) await client.query(sql)
-    await client.query('COMMIT')
-  } catch (err) {
-    await client.query('ROLLBACK')
-    throw err
-  }
+  })
   const now = new Map((await readDefinitions(client)).map((t) => [`${t.schema}.${t.table}.${t.name}`, t]))
   return triggers.flatMap((t) => {
     const n = now.get(`${t.schema}.${t.table}.${t.name}`)

@@ -70,7 +70,8 @@ export async function connect(url: string | undefined): Promise<pg.Client> {
   return client
 }
 
-function readBackupFile(file: string) {
+/** A file another command wrote, parsed by `parse`; either failure is one line. */
+function readFile<T>(file: string, parse: (text: string, file: string) => T): T {
   let text: string
   try {
     text = readFileSync(file, 'utf8')
@@ -78,7 +79,7 @@ function readBackupFile(file: string) {
     throw new ToolkitError(`cannot read ${file}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (err as Error).message}`)
   }
   try {
-    return parseBackup(text, file)
+    return parse(text, file)
   } catch (err) {
     throw new ToolkitError((err as Error).message)
   }
@@ -86,17 +87,7 @@ function readBackupFile(file: string) {
 
 function readPlanFile(file: string | undefined) {
   if (!file) throw new ToolkitError('--plan FILE is required: a plan actline triggers plan --out wrote')
-  let text: string
-  try {
-    text = readFileSync(file, 'utf8')
-  } catch (err) {
-    throw new ToolkitError(`cannot read ${file}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (err as Error).message}`)
-  }
-  try {
-    return parsePlan(text, file)
-  } catch (err) {
-    throw new ToolkitError((err as Error).message)
-  }
+  return readFile(file, parsePlan)
 }
 
 /** An ISO time, epoch milliseconds, or now-<n><s|m|h|d>. */
@@ -179,7 +170,7 @@ export async function triggersCommand(argv: string[]): Promise<number> {
     const from = values.from as string | undefined
     if (command === 'backup' && !out) throw new ToolkitError('--out FILE is required: where the backup is written (it also goes to the actline_trigger_backup table)')
     if (command === 'restore' && !from) throw new ToolkitError('--from FILE is required: a file actline triggers backup wrote')
-    const backupFile = from === undefined ? undefined : readBackupFile(from)
+    const backupFile = from === undefined ? undefined : readFile(from, parseBackup)
     const planFile = command === 'drop' ? readPlanFile(values.plan as string | undefined) : undefined
     const phases = command === 'drop' ? phaseList(values.phase as string | undefined) : []
     client = await connect((values.db as string | undefined) ?? process.env.ACTLINE_TRIGGERS_DB)

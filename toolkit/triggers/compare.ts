@@ -5,6 +5,7 @@
  * ids found on one side only where both sides carry them.
  */
 import type pg from 'pg'
+import { quoteIdent } from './sql.ts'
 
 export interface LegacyColumns {
   table: string
@@ -21,7 +22,6 @@ const CANDIDATES: Record<keyof LegacyColumns, string[]> = {
   id: ['row_id', 'record_id', 'entity_id', 'object_id', 'pk', 'row_pk'],
 }
 
-const quoteIdent = (s: string) => `"${s.replace(/"/g, '""')}"`
 /** `schema.table` or `table`, quoted. */
 const qualified = (name: string) => name.split('.').map(quoteIdent).join('.')
 

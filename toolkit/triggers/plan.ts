@@ -10,6 +10,7 @@ import type pg from 'pg'
 import { BACKUP_TABLE, readDefinitions } from './backup.ts'
 import type { Kind } from './classify.ts'
 import { scan, type ScannedTrigger } from './scan.ts'
+import { inTransaction, quoteIdent } from './sql.ts'
 
 export interface PlannedTrigger {
   schema: string
@@ -85,8 +86,6 @@ export function parsePlan(text: string, file: string): Plan {
   return p
 }
 
-const quoteIdent = (s: string) => `"${s.replace(/"/g, '""')}"`
-
 export interface DropStep {
   phase: number
   statements: string[]
@@ -142,14 +141,9 @@ export async function runDrop(client: pg.ClientBase, steps: readonly DropStep[])
       out.push({ phase: step.phase, dropped: 0 })
       continue
     }
-    await client.query('BEGIN')
-    try {
+    await inTransaction(client, async () => {
       for (const sql of step.statements) await client.query(sql)
-      await client.query('COMMIT')
-    } catch (err) {
-      await client.query('ROLLBACK')
-      throw err
-    }
+    })
     out.push({ phase: step.phase, dropped: step.statements.filter((s) => s.startsWith('DROP TRIGGER')).length })
   }
   return out

@@ -8,8 +8,8 @@
  */
 import { createHash } from 'node:crypto'
 import type pg from 'pg'
-import { readTriggers } from './catalog.ts'
-import { inTransaction, quoteIdent } from './sql.ts'
+import { readTriggers, triggerKey } from './catalog.ts'
+import { inTransaction, parseToolkitFile, quoteIdent } from './sql.ts'
 
 export const BACKUP_TABLE = 'actline_trigger_backup'
 
@@ -50,9 +50,9 @@ export async function readDefinitions(client: pg.ClientBase, schemas: readonly s
      FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace JOIN pg_proc p ON p.oid = t.tgfoid
      WHERE NOT t.tgisinternal AND t.tgparentid = 0`,
   )
-  const extra = new Map(rows.map((r) => [`${r.schema}.${r.table}.${r.name}`, r]))
+  const extra = new Map(rows.map((r) => [triggerKey(r), r]))
   return triggers.map((t) => {
-    const x = extra.get(`${t.schema}.${t.table}.${t.name}`)!
+    const x = extra.get(triggerKey(t))!
     return {
       schema: t.schema,
       table: t.table,
@@ -105,7 +105,7 @@ export function restoreStatements(t: BackedUpTrigger): string[] {
 export function select(backup: Backup, names: readonly string[]): BackedUpTrigger[] {
   if (names.length === 0) return backup.triggers
   return names.map((n) => {
-    const hits = backup.triggers.filter((t) => [t.name, `${t.table}.${t.name}`, `${t.schema}.${t.table}.${t.name}`].includes(n))
+    const hits = backup.triggers.filter((t) => [t.name, `${t.table}.${t.name}`, triggerKey(t)].includes(n))
     if (hits.length === 0) throw new Error(`no trigger '${n}' in the backup`)
     if (hits.length > 1) throw new Error(`'${n}' names ${hits.length} triggers in the backup: qualify it as table.name or schema.table.name`)
     return hits[0]!
@@ -120,24 +120,19 @@ export async function restore(client: pg.ClientBase, triggers: readonly BackedUp
   await inTransaction(client, async () => {
     for (const t of triggers) for (const sql of restoreStatements(t)) await client.query(sql)
   })
-  const now = new Map((await readDefinitions(client)).map((t) => [`${t.schema}.${t.table}.${t.name}`, t]))
+  const now = new Map((await readDefinitions(client)).map((t) => [triggerKey(t), t]))
   return triggers.flatMap((t) => {
-    const n = now.get(`${t.schema}.${t.table}.${t.name}`)
+    const n = now.get(triggerKey(t))
     const same = n && n.trigger_def === t.trigger_def && n.function_def === t.function_def && n.enabled === t.enabled && n.trigger_comment === t.trigger_comment && n.function_comment === t.function_comment
-    return same ? [] : [`${t.schema}.${t.table}.${t.name}`]
+    return same ? [] : [triggerKey(t)]
   })
 }
 
 export function parseBackup(text: string, file: string): Backup {
-  let b: Backup
-  try {
-    b = JSON.parse(text) as Backup
-  } catch {
-    throw new Error(`${file} is not JSON: is it a file actline triggers backup wrote?`)
-  }
-  if (b?.format !== 'actline-trigger-backup' || b.version !== 1 || !Array.isArray(b.triggers)) throw new Error(`${file} is not an actline trigger backup (format actline-trigger-backup, version 1)`)
+  const b = parseToolkitFile<Backup>(text, file, 'actline-trigger-backup', 'backup')
+  if (!Array.isArray(b.triggers)) throw new Error(`${file} is not an actline trigger backup: it has no triggers list`)
   for (const t of b.triggers) {
-    if (checksum(t.trigger_def, t.function_def) !== t.checksum) throw new Error(`${file}: the definition of ${t.schema}.${t.table}.${t.name} does not match its checksum: the file was edited or damaged`)
+    if (checksum(t.trigger_def, t.function_def) !== t.checksum) throw new Error(`${file}: the definition of ${triggerKey(t)} does not match its checksum: the file was edited or damaged`)
   }
   return b
 }

@@ -35,6 +35,9 @@ export interface CatalogFunction {
   body: string
 }
 
+/** schema.table.name: how the commands name one trigger, in files and messages. */
+export const triggerKey = (t: { schema: string; table: string; name: string }) => `${t.schema}.${t.table}.${t.name}`
+
 // tgtype's bits, from PostgreSQL's pg_trigger.h.
 const ROW = 1
 const BEFORE = 2

@@ -11,6 +11,7 @@ import { formatScan, OPTIONALLY_REMOVABLE, scan } from './scan.ts'
 import { parseBackup, restore, restoreStatements, select, takeBackup } from './backup.ts'
 import { makePlan, parsePlan, prepareDrop, runDrop } from './plan.ts'
 import { compare, formatCompare } from './compare.ts'
+import { triggerKey } from './catalog.ts'
 import { readFileSync, writeFileSync } from 'node:fs'
 
 const USAGE = `usage:
@@ -214,7 +215,7 @@ export async function triggersCommand(argv: string[]): Promise<number> {
       else {
         for (const p of plan.phases) {
           console.log(`phase ${p.phase}: ${p.title} (${p.triggers.length})`)
-          for (const t of p.triggers) console.log(`  ${t.schema}.${t.table}.${t.name}  ${t.kind}  ${t.why}`)
+          for (const t of p.triggers) console.log(`  ${triggerKey(t)}  ${t.kind}  ${t.why}`)
         }
         if (out) console.log(`plan written to ${out}`)
       }
@@ -252,7 +253,7 @@ export async function triggersCommand(argv: string[]): Promise<number> {
     })()
     if (!values.yes) {
       const sql = chosen.flatMap((t) => restoreStatements(t).map((q) => `${q};`))
-      console.log(values.json ? JSON.stringify({ dry_run: true, triggers: chosen.map((t) => `${t.schema}.${t.table}.${t.name}`), sql }, null, 2) : `-- would restore ${chosen.length} triggers (nothing changed; add --yes to run this):\n${sql.join('\n')}`)
+      console.log(values.json ? JSON.stringify({ dry_run: true, triggers: chosen.map(triggerKey), sql }, null, 2) : `-- would restore ${chosen.length} triggers (nothing changed; add --yes to run this):\n${sql.join('\n')}`)
       return 0
     }
     const differ = await restore(client, chosen)

@@ -10,7 +10,8 @@ import type pg from 'pg'
 import { BACKUP_TABLE, readDefinitions } from './backup.ts'
 import type { Kind } from './classify.ts'
 import { scan, type ScannedTrigger } from './scan.ts'
-import { inTransaction, quoteIdent } from './sql.ts'
+import { inTransaction, parseToolkitFile, quoteIdent } from './sql.ts'
+import { triggerKey as key } from './catalog.ts'
 
 export interface PlannedTrigger {
   schema: string
@@ -29,8 +30,6 @@ export interface Plan {
   made_at: string
   phases: { phase: 1 | 2 | 3; title: string; triggers: PlannedTrigger[] }[]
 }
-
-const key = (t: { schema: string; table: string; name: string }) => `${t.schema}.${t.table}.${t.name}`
 
 export async function makePlan(client: pg.ClientBase, options: { schemas?: readonly string[]; include?: readonly Kind[]; parityTables?: readonly string[] } = {}): Promise<Plan> {
   const [scanned, defs] = await Promise.all([scan(client, options), readDefinitions(client, options.schemas)])
@@ -52,13 +51,14 @@ export async function makePlan(client: pg.ClientBase, options: { schemas?: reado
   for (const t of removable) {
     // The first trigger of a kind on a table (by name: the scan's order) keeps
     // each event; a later one covering only events already covered is redundant.
-    const covered = t.events.every((e) => seen.has(`${t.schema}.${t.table}|${t.kind}|${e}`))
+    const slot = (e: string) => `${t.schema}.${t.table}|${t.kind}|${e}`
+    const covered = t.events.every((e) => seen.has(slot(e)))
     if (covered && t.events.length > 0) {
-      const first = seen.get(`${t.schema}.${t.table}|${t.kind}|${t.events[0]}`)!
+      const first = seen.get(slot(t.events[0]!))!
       phase1.push(planned(t, `redundant: ${first.name} already records ${t.kind} on ${t.events.join('|')}`))
       continue
     }
-    for (const e of t.events) if (!seen.has(`${t.schema}.${t.table}|${t.kind}|${e}`)) seen.set(`${t.schema}.${t.table}|${t.kind}|${e}`, t)
+    for (const e of t.events) if (!seen.has(slot(e))) seen.set(slot(e), t)
   }
   const inPhase1 = new Set(phase1.map(key))
   const rest = removable.filter((t) => !inPhase1.has(key(t)))
@@ -76,13 +76,8 @@ export async function makePlan(client: pg.ClientBase, options: { schemas?: reado
 }
 
 export function parsePlan(text: string, file: string): Plan {
-  let p: Plan
-  try {
-    p = JSON.parse(text) as Plan
-  } catch {
-    throw new Error(`${file} is not JSON: is it a file actline triggers plan wrote?`)
-  }
-  if (p?.format !== 'actline-trigger-plan' || p.version !== 1 || !Array.isArray(p.phases)) throw new Error(`${file} is not an actline trigger plan (format actline-trigger-plan, version 1)`)
+  const p = parseToolkitFile<Plan>(text, file, 'actline-trigger-plan', 'plan')
+  if (!Array.isArray(p.phases)) throw new Error(`${file} is not an actline trigger plan: it has no phases`)
   return p
 }
 

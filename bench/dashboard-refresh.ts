@@ -8,6 +8,7 @@
 import type { Panel, VariableModel } from '@grafana/schema'
 import { DASHBOARDS } from '../dashboards/grafana/src/index.ts'
 import { expandClickHouse, type VariableState } from '../test/helpers/grafana.ts'
+import { median, quantile } from './query-scenarios.ts'
 
 export interface PanelQuery {
   name: string
@@ -53,11 +54,6 @@ export async function refresh(url: string, queries: readonly PanelQuery[]): Prom
   return { wallMs: performance.now() - t, each }
 }
 
-const median = (xs: readonly number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1]!
-const p95 = (xs: readonly number[]) => {
-  const s = [...xs].sort((a, b) => a - b)
-  return s[Math.min(s.length - 1, Math.ceil(0.95 * s.length) - 1)]!
-}
 
 /**
  * `runs` refreshes one query at a time (each panel's own time, and their
@@ -80,7 +76,7 @@ export async function measureRefresh(url: string, queries: readonly PanelQuery[]
     walls.push((await refresh(url, queries)).wallMs)
     if ((r + 1) % 5 === 0) log(`  refresh ${r + 1}/${runs}: one at a time ${sum.toFixed(0)} ms, concurrent ${walls.at(-1)!.toFixed(0)} ms`)
   }
-  const rows = queries.map((q, i) => ({ name: q.name, p50: median(each[i]!), p95: p95(each[i]!) }))
+  const rows = queries.map((q, i) => ({ name: q.name, p50: median(each[i]!), p95: quantile([...each[i]!].sort((a, b) => a - b), 0.95) }))
   const slowest = rows.reduce((a, b) => (b.p50 > a.p50 ? b : a))
   return {
     table: ['| query | p50 ms | p95 ms |', '| --- | ---: | ---: |', ...rows.map((r) => `| ${r.name} | ${r.p50.toFixed(1)} | ${r.p95.toFixed(1)} |`)].join('\n'),

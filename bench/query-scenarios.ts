@@ -29,6 +29,11 @@ export function queryScenarios(end: number): Scenario[] {
   ]
 }
 
+/** The middle value of unsorted values (the upper one of an even count). */
+export function median(values: readonly number[]): number {
+  return [...values].sort((a, b) => a - b)[values.length >> 1]!
+}
+
 /** The q-quantile of sorted values (nearest rank). */
 export function quantile(sorted: readonly number[], q: number): number {
   return sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)]!

@@ -39,7 +39,7 @@ import { parseActivity, type Activity } from '../schemas/activity.ts'
 import { tempDir } from '../test/helpers/stores.ts'
 import { startNodeProcess, writeConfig } from '../test/helpers/process.ts'
 import { syntheticInsertSql } from '../test/helpers/synthetic.ts'
-import { quantile, queryScenarios } from './query-scenarios.ts'
+import { median, quantile, queryScenarios } from './query-scenarios.ts'
 import { closedPort } from '../test/helpers/ports.ts'
 import { measureRefresh, refresh, refreshQueries } from './dashboard-refresh.ts'
 import { metrics, runGenerator, startCollector, timeToStored } from './collector-process.ts'
@@ -141,13 +141,12 @@ async function insertCosts(): Promise<string> {
     for (const v of variants) results.get(v.name)!.push(await insertCost(v.views, 20))
     log(`insert cost round ${round}/${rounds}: ${variants.map((v) => `${v.name} ${results.get(v.name)!.at(-1)!.toFixed(1)} us/row`).join(', ')}`)
   }
-  const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1]!
-  const base = med(results.get(variants[0]!.name)!)
+  const base = median(results.get(variants[0]!.name)!)
   return [
     `| insert, 5,000-row batches (median of ${rounds} runs x 20 batches) | us/row | vs no views |`,
     '| --- | ---: | ---: |',
     ...variants.map((v) => {
-      const m = med(results.get(v.name)!)
+      const m = median(results.get(v.name)!)
       return `| ${v.name} | ${m.toFixed(1)} | ${(m / base).toFixed(2)}x |`
     }),
   ].join('\n')
@@ -279,8 +278,7 @@ async function ingestDuringRefresh(): Promise<string> {
   collector.child.kill('SIGTERM')
   await new Promise((res) => collector.child.once('exit', res))
   copy.remove()
-  const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1]!
-  const base = med(results.get('no dashboard')!.accepted)
+  const base = median(results.get('no dashboard')!.accepted)
   return [
     `\nIngest at 10,000 events/s offered (20 x 500-event requests/s, ${SECONDS} s a phase, 2 interleaved rounds) on a collector serving the 10M-row store; ${final.accepted.toLocaleString()} accepted in all`,
     '',
@@ -288,7 +286,7 @@ async function ingestDuringRefresh(): Promise<string> {
     '| --- | ---: | ---: | ---: | ---: | ---: |',
     ...modes.map((m) => {
       const r = results.get(m)!
-      return `| ${m} | ${Math.round(med(r.accepted)).toLocaleString()} | ${(med(r.accepted) / base).toFixed(3)} | ${med(r.p99)} | ${r.refreshMs.length ? med(r.refreshMs).toFixed(0) : '-'} | ${r.refreshes} |`
+      return `| ${m} | ${Math.round(median(r.accepted)).toLocaleString()} | ${(median(r.accepted) / base).toFixed(3)} | ${median(r.p99)} | ${r.refreshMs.length ? median(r.refreshMs).toFixed(0) : '-'} | ${r.refreshes} |`
     }),
   ].join('\n')
 }

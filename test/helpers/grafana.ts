@@ -128,6 +128,7 @@ export function replaceVariables(text: string, req: PanelRequest, defaultFormat:
   return text.replace(variableRegex, (match, bare, bracket, bracketFormat, braced, _field, bracedFormat) => {
     const name: string = bare ?? bracket ?? braced
     const format: string | undefined = bracketFormat ?? bracedFormat
+    if (format && !FORMATS[format]) throw new Error(`format ${format} is not implemented here`)
     const builtIn = scoped.get(name)
     if (builtIn !== undefined) return builtIn
     const v = byName.get(name)
@@ -138,7 +139,6 @@ export function replaceVariables(text: string, req: PanelRequest, defaultFormat:
       return format ? FORMATS[format]!(v.options ?? []) : defaultFormat(v.options ?? [])
     }
     const value = v.type === 'constant' || v.type === 'textbox' || !Array.isArray(v.value) ? selected[0]! : selected
-    if (format && !FORMATS[format]) throw new Error(`format ${format} is not implemented here`)
     return format ? FORMATS[format]!(value) : defaultFormat(value)
   })
 }

@@ -20,7 +20,7 @@ export async function startPostgresTarget(dataDir: string, kind: 'any' | 'pglite
     const scratch = await createScratchDatabase()
     return { url: new URL(scratch.url), stop: () => scratch.drop() }
   }
-  const db = await PGlite.create(dataDir || undefined)
+  const db = await PGlite.create(dataDir)
   // More than one client at a time (a test's own and a command's), queued at the query level.
   const server = new PGLiteSocketServer({ db, host: '127.0.0.1', port: 0, maxConnections: 8 })
   await server.start()

@@ -6,59 +6,7 @@
  */
 import type pg from 'pg'
 import { quoteIdent } from './sql.ts'
-
-export interface LegacyColumns {
-  table: string
-  operation: string
-  time: string
-  id?: string
-}
-
-/** Column names the common audit-table shapes use, tried in order. */
-const CANDIDATES: Record<keyof LegacyColumns, string[]> = {
-  table: ['table_name', 'tablename', 'table', 'relname', 'tbl', 'entity_type', 'object_type'],
-  operation: ['operation', 'op', 'tg_op', 'action', 'event', 'action_type'],
-  time: ['changed_at', 'created_at', 'occurred_at', 'logged_at', 'timestamp', 'ts', 'action_tstamp_tx', 'at'],
-  id: ['row_id', 'record_id', 'entity_id', 'object_id', 'pk', 'row_pk'],
-}
-
-/** `schema.table` or `table`, quoted. */
-const qualified = (name: string) => name.split('.').map(quoteIdent).join('.')
-
-/** The legacy table's columns: those given, the rest found by their usual names; a one-line error naming what is missing. */
-export async function legacyColumns(client: pg.ClientBase, table: string, given: Partial<LegacyColumns>): Promise<LegacyColumns> {
-  const [schema, name] = table.includes('.') ? table.split('.', 2) : [null, table]
-  const { rows } = await client.query(
-    `SELECT column_name FROM information_schema.columns WHERE table_name = $1 AND ($2::text IS NULL OR table_schema = $2) ORDER BY ordinal_position`,
-    [name, schema],
-  )
-  if (rows.length === 0) throw new Error(`no table ${table} (or no privilege to see its columns): pass --legacy-table schema.table`)
-  const have = new Set(rows.map((r) => r.column_name as string))
-  const pick = (k: keyof LegacyColumns) => {
-    const g = given[k]
-    if (g !== undefined) {
-      if (!have.has(g)) throw new Error(`${table} has no column ${g} (it has ${[...have].join(', ')})`)
-      return g
-    }
-    return CANDIDATES[k].find((c) => have.has(c))
-  }
-  const out: Partial<LegacyColumns> = {}
-  for (const k of ['table', 'operation', 'time', 'id'] as const) {
-    const c = pick(k)
-    if (c) out[k] = c
-    else if (k !== 'id') throw new Error(`cannot tell which column of ${table} holds the ${k === 'time' ? 'time' : `${k} name`}: pass --${k}-column (it has ${[...have].join(', ')})`)
-  }
-  return out as LegacyColumns
-}
-
-/** INSERT, I, insert, create... -> insert; the same for update and delete; others as written. */
-export function normalizeOperation(op: string): string {
-  const o = op.trim().toLowerCase()
-  if (['insert', 'i', 'c', 'create', 'created', 'inserted'].includes(o)) return 'insert'
-  if (['update', 'u', 'updated', 'modify'].includes(o)) return 'update'
-  if (['delete', 'd', 'deleted', 'remove'].includes(o)) return 'delete'
-  return o
-}
+import { bareTable, legacyColumns, normalizeOperation, qualified, type LegacyColumns } from './legacy.ts'
 
 export interface TableParity {
   table: string
@@ -87,7 +35,7 @@ export async function compare(
   actline: pg.ClientBase,
   o: { legacyTable: string; since: Date; until: Date; columns?: Partial<LegacyColumns>; threshold: number },
 ): Promise<CompareResult> {
-  const cols = await legacyColumns(legacy, o.legacyTable, o.columns ?? {})
+  const cols = await legacyColumns(legacy, o.legacyTable, o.columns ?? {}, ['id'])
   const idExpr = cols.id ? `${quoteIdent(cols.id)}::text` : 'NULL::text'
   const legacyRows = (
     await legacy.query(
@@ -105,7 +53,7 @@ export async function compare(
   ).rows as { tbl: string | null; op: string; id: string | null }[]
   const groups = new Map<string, { legacy: (string | null)[]; actline: (string | null)[] }>()
   const group = (tbl: string, op: string) => {
-    const k = `${tbl.split('.').at(-1)}|${normalizeOperation(op)}`
+    const k = `${bareTable(tbl)}|${normalizeOperation(op)}`
     let g = groups.get(k)
     if (!g) groups.set(k, (g = { legacy: [], actline: [] }))
     return g

@@ -2,7 +2,7 @@
  * `actline triggers plan` and `drop` on a real database (PGlite always, the
  * server at PG_URL too): the phases as planned; drop refuses without a
  * backup and after a change; backup -> drop every phase -> restore leaves
- * the catalog exactly as it was; business triggers are never touched.
+ * the catalog exactly as it was, also restored a phase at a time; business triggers are never touched.
  */
 import { join } from 'node:path'
 import pg from 'pg'
@@ -72,9 +72,22 @@ describe.each(PG_URL ? (['pglite', 'server'] as const) : (['pglite'] as const))(
     // Again: nothing left to drop, and that is not an error.
     expect((await cli('drop', '--db', db, '--plan', planFile, '--phase', 'all', '--yes')).stdout).toContain('phase 1: dropped 0 triggers')
 
-    const r = await cli('restore', '--db', db, '--from', backupFile, '--yes')
+    // The rollback, a phase at a time, last dropped first: each restores just its own triggers.
+    const dryRestore = await cli('restore', '--db', db, '--from', backupFile, '--plan', planFile, '--phase', '3')
+    expect(dryRestore.stdout).toMatch(/^-- would restore 3 triggers \(nothing changed; add --yes to run this\):\n/)
+    expect(await names()).not.toContain('events_audit')
+    for (const [phase, back] of [['3', ['events_audit', 'orders_activity', 'orders_audit_deferred']], ['2', ['users_audit']]] as const) {
+      const gone = await names()
+      const r = await cli('restore', '--db', db, '--from', backupFile, '--plan', planFile, '--phase', phase, '--yes')
+      expect(r.status, r.stderr).toBe(0)
+      expect(r.stdout.trim()).toBe(`restored ${back.length} triggers; each is as backed up (definition, function, state, comments)`)
+      expect(await names()).toEqual([...gone, ...back].sort())
+    }
+    const r = await cli('restore', '--db', db, '--from', backupFile, '--plan', planFile, '--phase', '1', '--yes')
     expect(r.status, r.stderr).toBe(0)
     expect(await readDefinitions(client)).toEqual(before)
+    expect((await cli('restore', '--db', db, '--from', backupFile, '--phase', '1')).stderr.trim()).toBe('triggers restore: --phase needs --plan plan.json: the plan whose phase is restored')
+    expect((await cli('restore', '--db', db, '--from', backupFile, '--plan', planFile, '--phase', '1', '--trigger', 'users_audit')).stderr.trim()).toBe('triggers restore: give --trigger or --plan with --phase, not both')
   })
 
   it('refuses a plan older than a change to a trigger’s function, naming it', async () => {

@@ -12,9 +12,9 @@ import { restoreCommand } from './commands/restore.ts'
 import { planCommand } from './commands/plan.ts'
 import { dropCommand } from './commands/drop.ts'
 import { compareCommand } from './commands/compare.ts'
+import { backfillCommand } from './commands/backfill.ts'
 
-const COMMANDS: readonly Command[] = [scanCommand, backupCommand, restoreCommand, planCommand, dropCommand, compareCommand]
-
+const COMMANDS: readonly Command[] = [scanCommand, backupCommand, restoreCommand, planCommand, dropCommand, compareCommand, backfillCommand]
 
 const indent = (text: string) => text.replace(/^/gm, '  ')
 

@@ -158,7 +158,7 @@ describe.each(PG_URL ? (['pglite', 'server'] as const) : (['pglite'] as const))(
     )
     const other = checkpoint('twice')
     expect((await cli('backfill', '--db', db, '--legacy-table', 'legacy_audit', '--collector', running.url, '--checkpoint', other)).stderr.trim()).toMatch(
-      /^triggers backfill: .*twice\.json is the checkpoint of another backfill \(.* public\.audit_logs by id, since the start\): pass --checkpoint for this one, or --restart to start over$/,
+      /^triggers backfill: .*twice\.json is the checkpoint of another backfill \(.* public\.audit_logs by id\): pass --checkpoint for this one, or --restart to start over$/,
     )
     expect((await cli('backfill', '--db', db, '--legacy-table', 'audit_logs', '--batch', '0')).stderr.trim()).toBe("triggers backfill: --batch is the rows per request, 1 to 50000, got '0'")
   }, 60_000)

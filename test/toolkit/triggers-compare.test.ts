@@ -59,10 +59,11 @@ describe.each(PG_URL ? (['pglite', 'server'] as const) : (['pglite'] as const))(
     const out = JSON.parse(r.stdout)
     expect(out.columns).toEqual({ table: 'table_name', operation: 'operation', time: 'changed_at', id: 'row_id' })
     expect(out.tables).toEqual([
-      { table: 'users', operation: 'insert', legacy: 5, actline: 5, parity: 100, only_legacy: [], only_actline: [] },
-      { table: 'users', operation: 'update', legacy: 3, actline: 3, parity: 100, only_legacy: [], only_actline: [] },
+      { table: 'users', operation: 'insert', legacy: 5, actline: 5, parity: 100, only_legacy: [], only_actline: [], legacy_duplicates: 0 },
+      { table: 'users', operation: 'update', legacy: 3, actline: 3, parity: 100, only_legacy: [], only_actline: [], legacy_duplicates: 0 },
     ])
     expect(out.below_threshold).toEqual([])
+    expect(out.at_parity).toEqual(['users'])
   })
 
   it('names the table and the row when the app skipped a write, and exits 1', async () => {
@@ -73,6 +74,20 @@ describe.each(PG_URL ? (['pglite', 'server'] as const) : (['pglite'] as const))(
     expect(r.stdout).toContain('only in the legacy table: 4')
     expect(r.stdout.trim().split('\n').at(-1)).toBe('below 100%: users')
     expect((await cli('compare', '--db', db, '--legacy-table', 'audit_logs', '--since', since, '--threshold', '70')).stdout).toContain('only in the legacy table: 4')
+  })
+
+  it('counts a change two triggers recorded once', async () => {
+    // A redundant audit trigger (phase 1's kind): each insert leaves two legacy rows of one row id and time.
+    await client.query(`CREATE TRIGGER users_audit_again AFTER INSERT ON users FOR EACH ROW EXECUTE FUNCTION audit_row()`)
+    try {
+      const { rows } = await client.query(`INSERT INTO users (email) VALUES ('twice@example.com') RETURNING id`)
+      await report('insert', rows[0].id)
+      const r = await cli('compare', '--db', db, '--legacy-table', 'audit_logs', '--since', since)
+      expect(r.stdout).toMatch(/^users +insert +6 +6 +100%$/m)
+      expect(r.stdout).toContain('1 legacy rows repeat a change another trigger already recorded (same table, operation, row id and time): counted once')
+    } finally {
+      await client.query(`DROP TRIGGER users_audit_again ON users`)
+    }
   })
 
   it('answers bad input in one line', async () => {

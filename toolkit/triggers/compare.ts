@@ -15,6 +15,8 @@ export interface TableParity {
   actline: number
   /** actline / legacy, as a percentage; 100 when both are 0. */
   parity: number
+  /** Legacy rows that repeat a change already counted (same row id and time: two triggers recording one write). */
+  legacy_duplicates: number
   /** Ids of rows the legacy table has and actline does not (where both carry ids), the first 20. */
   only_legacy: string[]
   only_actline: string[]
@@ -26,6 +28,8 @@ export interface CompareResult {
   columns: LegacyColumns
   tables: TableParity[]
   below_threshold: string[]
+  /** Tables whose every operation is at the threshold: what `plan --parity` takes. */
+  at_parity: string[]
 }
 
 const LIMIT_IDS = 20
@@ -39,11 +43,11 @@ export async function compare(
   const idExpr = cols.id ? `${quoteIdent(cols.id)}::text` : 'NULL::text'
   const legacyRows = (
     await legacy.query(
-      `SELECT ${quoteIdent(cols.table)}::text AS tbl, ${quoteIdent(cols.operation)}::text AS op, ${idExpr} AS id
+      `SELECT ${quoteIdent(cols.table)}::text AS tbl, ${quoteIdent(cols.operation)}::text AS op, ${idExpr} AS id, ${quoteIdent(cols.time)}::text AS at
        FROM ${qualified(o.legacyTable)} WHERE ${quoteIdent(cols.time)} >= $1 AND ${quoteIdent(cols.time)} < $2`,
       [o.since, o.until],
     )
-  ).rows as { tbl: string; op: string; id: string | null }[]
+  ).rows as { tbl: string; op: string; id: string | null; at: string }[]
   const actlineRows = (
     await actline.query(
       `SELECT entity_type AS tbl, substring(action from 4) AS op, entity_id AS id FROM audit_log
@@ -51,14 +55,27 @@ export async function compare(
       [o.since, o.until],
     )
   ).rows as { tbl: string | null; op: string; id: string | null }[]
-  const groups = new Map<string, { legacy: (string | null)[]; actline: (string | null)[] }>()
+  const groups = new Map<string, { legacy: (string | null)[]; actline: (string | null)[]; seen: Set<string>; duplicates: number }>()
   const group = (tbl: string, op: string) => {
     const k = `${bareTable(tbl)}|${normalizeOperation(op)}`
     let g = groups.get(k)
-    if (!g) groups.set(k, (g = { legacy: [], actline: [] }))
+    if (!g) groups.set(k, (g = { legacy: [], actline: [], seen: new Set(), duplicates: 0 }))
     return g
   }
-  for (const r of legacyRows) group(r.tbl, r.op).legacy.push(r.id)
+  for (const r of legacyRows) {
+    const g = group(r.tbl, r.op)
+    // Two triggers writing the same change (a redundant one, phase 1's) leave two rows of one row id at one
+    // transaction time: one change, as the app made it once.
+    if (r.id !== null) {
+      const change = `${r.id}|${r.at}`
+      if (g.seen.has(change)) {
+        g.duplicates++
+        continue
+      }
+      g.seen.add(change)
+    }
+    g.legacy.push(r.id)
+  }
   for (const r of actlineRows) if (r.tbl) group(r.tbl, r.op).actline.push(r.id)
   const tables = [...groups].map(([k, g]): TableParity => {
     const [table, operation] = k.split('|') as [string, string]
@@ -75,15 +92,18 @@ export async function compare(
       parity: g.legacy.length === 0 ? 100 : Math.round((g.actline.length / g.legacy.length) * 10_000) / 100,
       only_legacy: bothHaveIds ? diff(g.legacy, g.actline) : [],
       only_actline: bothHaveIds ? diff(g.actline, g.legacy) : [],
+      legacy_duplicates: g.duplicates,
     }
   })
   tables.sort((a, b) => a.table.localeCompare(b.table) || a.operation.localeCompare(b.operation))
+  const below = [...new Set(tables.filter((t) => t.parity < o.threshold || t.only_legacy.length > 0).map((t) => t.table))]
   return {
     since: o.since.toISOString(),
     until: o.until.toISOString(),
     columns: cols,
     tables,
-    below_threshold: [...new Set(tables.filter((t) => t.parity < o.threshold || t.only_legacy.length > 0).map((t) => t.table))],
+    below_threshold: below,
+    at_parity: [...new Set(tables.map((t) => t.table))].filter((t) => !below.includes(t)),
   }
 }
 
@@ -95,6 +115,9 @@ export function formatCompare(r: CompareResult, threshold: number): string {
     if (t.only_legacy.length) lines.push(`  only in the legacy table: ${t.only_legacy.join(', ')}`)
     if (t.only_actline.length) lines.push(`  only in actline: ${t.only_actline.join(', ')}`)
   }
+  const duplicates = r.tables.reduce((n, t) => n + t.legacy_duplicates, 0)
+  if (duplicates) lines.push('', `${duplicates} legacy rows repeat a change another trigger already recorded (same table, operation, row id and time): counted once`)
   lines.push('', r.below_threshold.length ? `below ${threshold}%: ${r.below_threshold.join(', ')}` : `every table at ${threshold}% or more`)
+  if (r.at_parity.length) lines.push(`at parity (for plan --parity): ${r.at_parity.join(',')}`)
   return lines.join('\n')
 }

@@ -32,7 +32,9 @@ export interface Plan {
 }
 
 export async function makePlan(client: pg.ClientBase, options: { schemas?: readonly string[]; include?: readonly Kind[]; parityTables?: readonly string[] } = {}): Promise<Plan> {
-  const [scanned, defs] = await Promise.all([scan(client, options), readDefinitions(client, options.schemas)])
+  // One client runs one query at a time (pg 9 refuses overlapping ones): one after the other.
+  const scanned = await scan(client, options)
+  const defs = await readDefinitions(client, options.schemas)
   const def = new Map(defs.map((d) => [key(d), d]))
   const removable = scanned.triggers.filter((t) => t.remove && t.enabled)
   const parity = new Set(options.parityTables ?? [])

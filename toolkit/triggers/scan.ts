@@ -31,7 +31,8 @@ export interface ScanResult {
 }
 
 export async function scan(client: pg.ClientBase, options: { schemas?: readonly string[]; include?: readonly Kind[] } = {}): Promise<ScanResult> {
-  const [triggers, functions] = await Promise.all([readTriggers(client, options.schemas), readFunctions(client)])
+  const triggers = await readTriggers(client, options.schemas)
+  const functions = await readFunctions(client)
   const byName = new Map<string, CatalogFunction>()
   for (const f of functions.values()) {
     byName.set(`${f.schema}.${f.name}`, f)

@@ -32,7 +32,7 @@ export const backfillCommand: Command = {
   async run(o, open) {
     const legacyTable = o['legacy-table']
     if (!legacyTable) throw new ToolkitError('--legacy-table is required: the table the audit triggers write (schema.table or table)')
-    const since = o.since === undefined ? undefined : instant(o.since, '--since')
+    const givenSince = o.since === undefined ? undefined : instant(o.since, '--since')
     const until = o.until === undefined ? new Date() : instant(o.until, '--until')
     const pageSize = o.batch === undefined ? 5000 : Number(o.batch)
     if (!Number.isInteger(pageSize) || pageSize < 1 || pageSize > 50_000) throw new ToolkitError(`--batch is the rows per request, 1 to 50000, got '${o.batch}'`)
@@ -55,7 +55,7 @@ export const backfillCommand: Command = {
       database: source.database,
       table: source.table,
       key_column: source.key,
-      since: since?.toISOString() ?? null,
+      since: givenSince?.toISOString() ?? null,
       cursor: null,
       sent: 0,
       rejected: 0,
@@ -68,10 +68,12 @@ export const backfillCommand: Command = {
         throw new ToolkitError(`${(err as Error).message}: pass another --checkpoint, or --restart to start over`)
       }
     })()
-    if (found && (found.database !== fresh.database || found.table !== fresh.table || found.key_column !== fresh.key_column || found.since !== fresh.since)) {
-      throw new ToolkitError(`${file} is the checkpoint of another backfill (${found.database} ${found.table} by ${found.key_column}, since ${found.since ?? 'the start'}): pass --checkpoint for this one, or --restart to start over`)
+    if (found && (found.database !== fresh.database || found.table !== fresh.table || found.key_column !== fresh.key_column)) {
+      throw new ToolkitError(`${file} is the checkpoint of another backfill (${found.database} ${found.table} by ${found.key_column}): pass --checkpoint for this one, or --restart to start over`)
     }
     const checkpoint: Checkpoint = found ?? fresh
+    // A resumed run keeps its window's start (a relative --since moves with the clock): the rows before the cursor were chosen by it.
+    const since = found ? (found.since === null ? undefined : new Date(found.since)) : givenSince
     if (!found) {
       // Written before anything is sent: a checkpoint that cannot be kept would make the run impossible to resume.
       try {
@@ -85,6 +87,7 @@ export const backfillCommand: Command = {
     const startedWith = checkpoint.sent
     const left = await remaining(client, source, { cursor: checkpoint.cursor, since, until })
     const progress = progressBar(left, o.json === true)
+    if (found && givenSince && found.since !== givenSince.toISOString()) progress.note(`--since ${o.since}: resuming with the checkpoint's window instead, since ${found.since ?? 'the start'} (--restart to use the new one)`)
     if (found) progress.note(`resuming ${source.table} after key ${found.cursor ?? '(none)'}: ${found.sent.toLocaleString('en-US')} rows already stored, ${left.toLocaleString('en-US')} to go`)
 
     // Pages go out IN_FLIGHT at a time; the checkpoint moves past a page only once it and every page before it are acknowledged.

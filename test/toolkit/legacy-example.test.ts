@@ -75,7 +75,7 @@ describe.each(PG_URL ? (['pglite', 'server'] as const) : (['pglite'] as const))(
     try {
       const q = async (sql: string) => Number((await c.query(sql)).rows[0].n)
       // Stock kept by orders_stock, member counts by memberships_count, invoices settled by payments_settle.
-      expect(await q(`SELECT 50 * 1000000000 - sum(stock) AS n FROM products`)).toBe(await q(`SELECT sum(quantity) AS n FROM orders`))
+      expect(await q(`SELECT 50::bigint * 1000000000 - sum(stock) AS n FROM products`)).toBe(await q(`SELECT sum(quantity) AS n FROM orders`))
       expect(await q(`SELECT sum(member_count) AS n FROM organizations`)).toBe(await q(`SELECT count(*) AS n FROM memberships`))
       expect(await q(`SELECT count(*) AS n FROM invoices i JOIN payments p ON p.invoice_id = i.id WHERE i.status <> 'paid'`)).toBe(0)
       expect(await q(`SELECT count(*) AS n FROM audit_logs`)).toBeGreaterThan(result.transactions)

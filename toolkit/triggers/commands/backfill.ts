@@ -26,7 +26,8 @@ export const backfillCommand: Command = {
                           [--table-column C] [--operation-column C] [--time-column C] [--id-column C]
                           [--old-column C] [--new-column C] [--actor-column C] [--json]
     copy the legacy audit rows into actline through the collector, as db.insert|update|delete
-    activities with ids derived from the rows; resumable from its checkpoint file, so a second
+    activities with ids derived from the rows (--collector or ACTLINE_COLLECTOR, --api-key or
+    ACTLINE_API_KEY); resumable from its checkpoint file, so a second
     run, or one after a crash, stores each row once; --until is best the dual run's start`,
   example: 'actline triggers backfill --db postgres://app@127.0.0.1:5432/shop --legacy-table audit_logs --until 2026-11-24T00:00:00Z',
   async run(o, open) {

@@ -116,6 +116,9 @@ export const ENV_OVERRIDES: Record<string, { path: string[]; type: 'string' | 'n
   ...Object.fromEntries(
     Object.values(EXPORTERS).flatMap((t) => Object.entries(t.env ?? {}).map(([name, { key, type }]) => [name, { path: ['exporters', t.type, key], type }])),
   ),
+  ...Object.fromEntries(
+    Object.values(RECEIVERS).flatMap((t) => Object.entries((t as { env?: Record<string, { key: string; type: 'string' | 'number' }> }).env ?? {}).map(([name, { key, type }]) => [name, { path: ['receivers', t.type, key], type }])),
+  ),
 }
 
 export class ConfigError extends Error {

@@ -3,9 +3,18 @@ import { ActivityReceiverConfig } from './activity/config.ts'
 import { activityReceiver } from './activity/receiver.ts'
 import { OtlpReceiverConfig } from './otlp/config.ts'
 import { otlpReceiver } from './otlp/receiver.ts'
+import { PostgresCdcReceiverConfig } from './postgres-cdc/config.ts'
+import { postgresCdcReceiver } from './postgres-cdc/receiver.ts'
 import { defineReceiver } from './receiver-type.ts'
 
 export const RECEIVERS = {
   activity: defineReceiver({ type: 'activity', config: ActivityReceiverConfig, enabled: () => true, plugin: activityReceiver }),
   otlp: defineReceiver({ type: 'otlp', config: OtlpReceiverConfig, enabled: (c) => c.enabled, plugin: otlpReceiver }),
+  postgres_cdc: defineReceiver({
+    type: 'postgres_cdc',
+    config: PostgresCdcReceiverConfig,
+    enabled: (c) => c.enabled,
+    plugin: postgresCdcReceiver,
+    env: { ACTLINE_CDC_URL: { key: 'url', type: 'string' } },
+  }),
 } as const

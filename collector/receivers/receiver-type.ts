@@ -21,6 +21,8 @@ export interface ReceiverType<Config = unknown> {
   readonly config: z.ZodType<Config>
   enabled(config: Config): boolean
   readonly plugin: FastifyPluginAsync<ReceiverOptions<Config>>
+  /** Environment variables that set a key of its section (docs/configuration.md lists them). */
+  readonly env?: Readonly<Record<string, { key: string; type: 'string' | 'number' }>>
 }
 
 export function defineReceiver<Config>(type: ReceiverType<Config>): ReceiverType<Config> {

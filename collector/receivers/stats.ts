@@ -8,6 +8,8 @@ export interface ReceiverStats {
   duplicates: number
   /** OTLP spans: made an activity, were no activity by the mapping rules, or could not be used. */
   spans: { mapped: number; unmapped: number; invalid: number }
+  /** Change-data capture, when receivers.postgres_cdc is on: its stream's state, read at each scrape. */
+  cdc?: { slot: string; state(): { connected: boolean; transactions: number; changes: number; refused: number; lag_bytes: number | null } }
 }
 
 export function createReceiverStats(): ReceiverStats {

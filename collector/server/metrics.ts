@@ -65,6 +65,18 @@ export const selfTelemetry: FastifyPluginAsync<SelfTelemetryOptions> = async (ap
       [{ outcome: 'unmapped' }, receiver.spans.unmapped],
       [{ outcome: 'invalid' }, receiver.spans.invalid],
     ])
+    if (receiver.cdc) {
+      const c = receiver.cdc.state()
+      const slot = { slot: receiver.cdc.slot }
+      metric('actline_cdc_connected', 'gauge', 'Whether the replication stream is open (1) or being re-opened (0).', [[slot, c.connected ? 1 : 0]])
+      metric('actline_cdc_transactions_total', 'counter', 'Committed transactions captured and durable in the write-ahead log.', [[slot, c.transactions]])
+      metric('actline_cdc_changes_total', 'counter', 'Row changes captured, by outcome.', [
+        [{ ...slot, outcome: 'stored' }, c.changes - c.refused],
+        [{ ...slot, outcome: 'refused' }, c.refused],
+      ])
+      // WAL the server keeps for the slot: it grows without bound while nothing consumes it.
+      if (c.lag_bytes !== null) metric('actline_cdc_slot_lag_bytes', 'gauge', "WAL the server retains for the slot: its current position minus the slot's confirmed one.", [[slot, c.lag_bytes]])
+    }
     metric('actline_exporter_queue_activities', 'gauge', 'Activities in the write-ahead log this exporter has not passed yet.', each((q) => q.pending))
     metric('actline_wal_retained_bytes', 'gauge', 'Write-ahead log bytes some exporter still needs.', [[{}, wal.retainedBytes()]])
     metric('actline_exporter_activities_total', 'counter', 'Activities per exporter, by outcome.', [...queues].flatMap(([exporter, q]) => [

@@ -14,12 +14,12 @@
  *   there and sends nothing old. ClickHouse does not deduplicate by id
  *   beyond the collector's window: the checkpoint is what guards it.
  */
-import { createHash } from 'node:crypto'
 import { closeSync, fsyncSync, openSync, readFileSync, renameSync, writeSync, appendFileSync } from 'node:fs'
 import type pg from 'pg'
 import type { ActivityInputType } from '../../schemas/activity.ts'
 import { backoffDelay } from '../../lib/backoff.ts'
 import { sleep } from '../../lib/sleep.ts'
+import { stableUuidv7 } from '../../schemas/uuidv7.ts'
 import { bareTable, legacyColumns, normalizeOperation, qualified, type LegacyColumns } from './legacy.ts'
 import { parseToolkitFile, quoteIdent } from './sql.ts'
 
@@ -87,22 +87,9 @@ export async function backfillSource(client: pg.ClientBase, table: string, given
   return { database: db, table: `${schema}.${name}`, key, columns }
 }
 
-/**
- * The id of a legacy row's activity: a UUIDv7 whose clock is the row's time
- * (time-ordered in both stores, like the SDK's ids) and whose other 74 bits
- * come from a hash of the database, table and key: the same row gives the
- * same id on every run.
- */
+/** The id of a legacy row's activity: the same row (database, table, key) gives the same id on every run. */
 export function backfillId(source: Pick<BackfillSource, 'database' | 'table'>, key: string, ms: number): string {
-  const h = createHash('sha256').update(`actline-backfill\0${source.database}\0${source.table}\0${key}`).digest()
-  const b = Buffer.alloc(16)
-  b.writeUIntBE(Math.max(0, Math.min(ms, 2 ** 48 - 1)), 0, 6)
-  b[6] = 0x70 | (h[0]! & 0x0f)
-  b[7] = h[1]!
-  b[8] = 0x80 | (h[2]! & 0x3f)
-  h.copy(b, 9, 3, 10)
-  const x = b.toString('hex')
-  return `${x.slice(0, 8)}-${x.slice(8, 12)}-${x.slice(12, 16)}-${x.slice(16, 20)}-${x.slice(20)}`
+  return stableUuidv7(ms, 'actline-backfill', source.database, source.table, key)
 }
 
 const WRITES = new Set(['insert', 'update', 'delete', 'truncate'])

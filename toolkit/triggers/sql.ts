@@ -1,7 +1,7 @@
 /** What every toolkit command needs to write SQL for someone else's database. */
 import type pg from 'pg'
 
-export const quoteIdent = (s: string) => `"${s.replace(/"/g, '""')}"`
+export { quoteIdent } from '../../lib/sql.ts'
 
 /**
  * A file one command wrote for another (a backup, a plan): JSON with its

@@ -1,0 +1,33 @@
+/** `receivers.postgres_cdc`: docs/configuration.md documents each key. */
+import { z } from 'zod'
+import { DEFAULT_REDACT } from '../../../schemas/redaction.ts'
+
+const identifier = /^[A-Za-z_][A-Za-z0-9_$]{0,62}$/
+
+export const PostgresCdcReceiverConfig = z
+  .object({
+    /** Capture row changes from PostgreSQL's logical replication. @default false */
+    enabled: z.boolean().default(false),
+    /** The database whose changes are captured (env ACTLINE_CDC_URL); the user needs REPLICATION, and to own the tables for the publication. */
+    url: z.string().regex(/^postgres(ql)?:\/\//, 'must be a postgres:// URL').optional(),
+    /** What is captured: `schema.table`, or `schema.*` for every table of a schema (PostgreSQL 15+). @default [] */
+    tables: z
+      .array(z.string().regex(new RegExp(`^${identifier.source.slice(1, -1)}\\.(${identifier.source.slice(1, -1)}|\\*)$`), 'must be schema.table or schema.*'))
+      .default([]),
+    /** The publication made for `tables` (kept in step with them at every start). @default actline */
+    publication: z.string().regex(identifier, 'must be an unquoted identifier').default('actline'),
+    /** The replication slot, made when missing: it holds WAL until the collector has stored the changes. @default actline */
+    slot: z.string().regex(/^[a-z0-9_]{1,63}$/, 'must be lowercase letters, digits and _').default('actline'),
+    /** Column names containing one of these words are stored as "[redacted]" in old and new values. @default [password, secret, token, key, ssn, card] */
+    redact: z.array(z.string().min(1)).default([...DEFAULT_REDACT]),
+    /** Activities written to the log at most per write: a huge transaction goes in pieces (its position is confirmed at its commit). @default 5000 */
+    max_batch: z.number().int().min(1).max(100_000).default(5000),
+  })
+  .strict()
+  .superRefine((c, ctx) => {
+    if (!c.enabled) return
+    if (!c.url) ctx.addIssue({ code: 'custom', path: ['url'], message: 'is required when enabled (or set ACTLINE_CDC_URL)' })
+    if (c.tables.length === 0) ctx.addIssue({ code: 'custom', path: ['tables'], message: 'name at least one schema.table or schema.* when enabled' })
+  })
+
+export type PostgresCdcReceiverConfig = z.output<typeof PostgresCdcReceiverConfig>

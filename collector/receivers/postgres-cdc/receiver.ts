@@ -1,0 +1,20 @@
+/**
+ * `receivers.postgres_cdc`: row changes from PostgreSQL's logical
+ * replication, as `database` activities. It serves no route: it reads the
+ * stream from when the server is ready until it closes, and hands each
+ * committed transaction to the same Ingest as every receiver.
+ */
+import type { FastifyPluginAsync } from 'fastify'
+import type { ReceiverOptions } from '../receiver-type.ts'
+import type { PostgresCdcReceiverConfig } from './config.ts'
+import { createCdcStream } from './stream.ts'
+
+export const postgresCdcReceiver: FastifyPluginAsync<ReceiverOptions<PostgresCdcReceiverConfig>> = async (app, { config, ingest, stats }) => {
+  const stream = createCdcStream(config, ingest, stats, app.log)
+  stats.cdc = { slot: config.slot, state: () => stream.state() }
+  // Before listening: a server that cannot do capture (wal_level, a table without key) stops the start with one line.
+  await stream.start()
+  app.addHook('onClose', async () => {
+    await stream.stop()
+  })
+}

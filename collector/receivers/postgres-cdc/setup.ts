@@ -1,0 +1,97 @@
+/**
+ * What change-data capture needs of the server, made or checked at start:
+ * wal_level = logical, the configured tables (each with a key: publishing a
+ * table without one makes its UPDATEs and DELETEs fail), the publication in
+ * step with them, the slot, and the server's identity for the ids. What the
+ * user must change there is a CdcSetupError, one line saying what; a server
+ * that cannot be reached is an ordinary error, retried.
+ */
+import pg from 'pg'
+import { quoteIdent } from '../../../lib/sql.ts'
+import type { Origin } from './changes.ts'
+import type { PostgresCdcReceiverConfig } from './config.ts'
+
+export class CdcSetupError extends Error {}
+
+const SECTION = 'receivers.postgres_cdc'
+
+export async function prepare(config: PostgresCdcReceiverConfig): Promise<Origin> {
+  const client = new pg.Client({ connectionString: config.url, application_name: 'actline cdc', connectionTimeoutMillis: 10_000 })
+  await client.connect()
+  let database: string
+  let primaryKeys: Map<string, string[]>
+  try {
+    const level = (await client.query('SHOW wal_level')).rows[0].wal_level as string
+    if (level !== 'logical') {
+      throw new CdcSetupError(`${SECTION}: the server's wal_level is ${level}, and capture needs logical: run ALTER SYSTEM SET wal_level = logical; then restart PostgreSQL`)
+    }
+    database = (await client.query('SELECT current_database() AS d')).rows[0].d
+    const tables = config.tables.filter((t) => !t.endsWith('.*'))
+    const schemas = config.tables.filter((t) => t.endsWith('.*')).map((t) => t.slice(0, -2))
+    const qualified = (t: string) => t.split('.').map(quoteIdent).join('.')
+    for (const t of tables) {
+      if (!(await client.query('SELECT to_regclass($1) IS NOT NULL AS ok', [qualified(t)])).rows[0].ok) throw new CdcSetupError(`${SECTION}.tables: no table ${t} in ${database}`)
+    }
+    // Tables with no replica identity: published, their UPDATEs and DELETEs would fail in the app.
+    const { rows: keyless } = await client.query(
+      `SELECT n.nspname || '.' || c.relname AS t FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+       WHERE c.relkind IN ('r', 'p') AND (n.nspname || '.' || c.relname = ANY($1) OR n.nspname = ANY($2))
+         AND (c.relreplident = 'n' OR (c.relreplident = 'd' AND NOT EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary))
+              OR (c.relreplident = 'i' AND NOT EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisreplident)))
+       ORDER BY 1`,
+      [tables, schemas],
+    )
+    if (keyless.length) {
+      const names = keyless.map((r) => r.t as string)
+      throw new CdcSetupError(`${SECTION}.tables: ${names.join(', ')} ${names.length > 1 ? 'have' : 'has'} no primary key or replica identity, and publishing ${names.length > 1 ? 'them' : 'it'} would make ${names.length > 1 ? 'their' : 'its'} UPDATEs and DELETEs fail: add a primary key, or ALTER TABLE ... REPLICA IDENTITY FULL, or leave ${names.length > 1 ? 'them' : 'it'} out`)
+    }
+    const target = [...(tables.length ? [`TABLE ${tables.map(qualified).join(', ')}`] : []), ...(schemas.length ? [`TABLES IN SCHEMA ${schemas.map(quoteIdent).join(', ')}`] : [])].join(', ')
+    const exists = (await client.query('SELECT 1 FROM pg_publication WHERE pubname = $1', [config.publication])).rowCount! > 0
+    try {
+      await client.query(exists ? `ALTER PUBLICATION ${quoteIdent(config.publication)} SET ${target}` : `CREATE PUBLICATION ${quoteIdent(config.publication)} FOR ${target}`)
+    } catch (err) {
+      const e = err as { code?: string; message: string }
+      if (e.code === '42501') throw new CdcSetupError(`${SECTION}: cannot ${exists ? 'change' : 'create'} publication ${config.publication} (${e.message}): the user must own the tables, or a DBA makes it: CREATE PUBLICATION ${config.publication} FOR ${target}`)
+      throw new CdcSetupError(`${SECTION}: cannot ${exists ? 'change' : 'create'} publication ${config.publication}: ${e.message}`)
+    }
+    primaryKeys = await readPrimaryKeys(client, config.publication)
+    const slot = (await client.query('SELECT plugin, database FROM pg_replication_slots WHERE slot_name = $1', [config.slot])).rows[0]
+    if (slot && (slot.plugin !== 'pgoutput' || slot.database !== database)) {
+      throw new CdcSetupError(`${SECTION}.slot: slot ${config.slot} exists for ${slot.plugin ?? 'physical replication'} on ${slot.database ?? 'no database'}: name another slot`)
+    }
+    if (!slot) {
+      try {
+        await client.query(`SELECT pg_create_logical_replication_slot($1, 'pgoutput')`, [config.slot])
+      } catch (err) {
+        const e = err as { code?: string; message: string }
+        if (e.code === '42501') throw new CdcSetupError(`${SECTION}: cannot create the replication slot (${e.message}): the user needs the REPLICATION attribute (ALTER ROLE ... REPLICATION)`)
+        throw new CdcSetupError(`${SECTION}: cannot create replication slot ${config.slot}: ${e.message}`)
+      }
+    }
+  } finally {
+    await client.end().catch(() => {})
+  }
+  // LSNs are unique within one server only: its system identifier goes into every id.
+  const repl = new pg.Client({ connectionString: config.url, application_name: 'actline cdc', replication: 'database' } as pg.ClientConfig)
+  await repl.connect()
+  try {
+    const systemId = String((await repl.query('IDENTIFY_SYSTEM')).rows[0].systemid)
+    return { systemId, database, slot: config.slot, primaryKeys }
+  } finally {
+    await repl.end().catch(() => {})
+  }
+}
+
+/** The primary key columns of the publication's tables (of one table with `table`), by schema.table. */
+export async function readPrimaryKeys(client: pg.ClientBase, publication: string, table?: string): Promise<Map<string, string[]>> {
+  const { rows } = await client.query(
+    `SELECT p.schemaname || '.' || p.tablename AS t, array_agg(a.attname::text ORDER BY array_position(i.indkey, a.attnum)) AS cols
+     FROM pg_publication_tables p
+     JOIN pg_index i ON i.indrelid = (quote_ident(p.schemaname) || '.' || quote_ident(p.tablename))::regclass AND i.indisprimary
+     JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey)
+     WHERE p.pubname = $1 AND ($2::text IS NULL OR p.schemaname || '.' || p.tablename = $2)
+     GROUP BY 1`,
+    [publication, table ?? null],
+  )
+  return new Map(rows.map((r) => [r.t as string, r.cols as string[]]))
+}

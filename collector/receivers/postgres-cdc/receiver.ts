@@ -13,7 +13,9 @@ export const postgresCdcReceiver: FastifyPluginAsync<ReceiverOptions<PostgresCdc
   const stream = createCdcStream(config, ingest, stats, app.log)
   stats.cdc = { slot: config.slot, state: () => stream.state() }
   // Before listening: a server that cannot do capture (wal_level, a table without key) stops the start with one line.
-  await stream.start()
+  await stream.prepare()
+  // Changes are read once the write-ahead log is open and taking ingest: from when the server listens.
+  app.addHook('onListen', async () => stream.run())
   app.addHook('onClose', async () => {
     await stream.stop()
   })

@@ -43,10 +43,30 @@ export interface CdcState {
 const LAG_POLL_MS = 10_000
 
 export interface CdcStream {
-  /** Prepares the server (one-line CdcSetupError for what must be changed there) and starts reading in the background. */
-  start(): Promise<void>
+  /** Prepares the server: a one-line CdcSetupError for what must be changed there; a server not reachable is retried by run(). */
+  prepare(): Promise<void>
+  /** Reads the stream in the background, from the slot's confirmed position: once the log is open. */
+  run(): void
   stop(): Promise<void>
   state(): CdcState
+}
+
+/**
+ * A standby status update confirming exactly `lsn` as written, flushed and
+ * applied. The client's own acknowledge() sends lsn + 1, and a server shutting
+ * down waits until the confirmed position *equals* the last it sent: it would
+ * wait for ever (pg_recvlogical confirms exact positions too).
+ */
+function confirm(s: LogicalReplicationService, lsn: string): void {
+  const [hi, lo] = lsn.split('/').map((h) => parseInt(h, 16)) as [number, number]
+  const b = Buffer.alloc(34)
+  b[0] = 0x72 // 'r'
+  for (const at of [1, 9, 17]) {
+    b.writeUInt32BE(hi, at)
+    b.writeUInt32BE(lo, at + 4)
+  }
+  b.writeBigUInt64BE(BigInt(Date.now() - 946_684_800_000) * 1000n, 25) // microseconds since 2000-01-01
+  ;(s as unknown as { _connection?: { sendCopyFromChunk(b: Buffer): void } })._connection?.sendCopyFromChunk(b)
 }
 
 export function createCdcStream(config: PostgresCdcReceiverConfig, ingest: Ingest, stats: ReceiverStats, logger: Logger): CdcStream {
@@ -97,7 +117,12 @@ export function createCdcStream(config: PostgresCdcReceiverConfig, ingest: Inges
         { acknowledge: { auto: false, timeoutSeconds: 0 }, flowControl: { enabled: true } },
       )
       service = s
-      const idle = () => !txn && (s as unknown as { _messageQueue: unknown[] })._messageQueue.length === 0
+      // Nothing received and not yet durable: no open transaction, none being handled (the client's
+      // flag stays up until its queue is empty), none queued.
+      const idle = () => {
+        const inner = s as unknown as { _messageQueue: unknown[]; _processing: boolean }
+        return !txn && !inner._processing && inner._messageQueue.length === 0
+      }
       s.on('error', (err: Error) => {
         state.last_error = err.message
         if (!stopped) logger.warn({ err: err.message, slot: config.slot }, 'postgres_cdc: replication error')
@@ -112,7 +137,7 @@ export function createCdcStream(config: PostgresCdcReceiverConfig, ingest: Inges
       // of ours in flight, everything up to its position is handled: confirming it lets
       // the slot release WAL written for other tables.
       s.on('heartbeat', (lsn: string, _at: number, reply: boolean) => {
-        if (reply) void s.acknowledge(idle() ? lsn : (state.confirmed_lsn ?? '0/0')).catch(() => {})
+        if (reply) confirm(s, idle() ? lsn : (state.confirmed_lsn ?? '0/0'))
       })
       let failed = false
       s.on('data', async (lsn: string, msg: { tag: string } & Record<string, any>) => {
@@ -150,7 +175,7 @@ export function createCdcStream(config: PostgresCdcReceiverConfig, ingest: Inges
           state.transactions++
           state.changes += done.changes.length
           state.confirmed_lsn = msg.commitEndLsn
-          await s.acknowledge(msg.commitEndLsn)
+          confirm(s, msg.commitEndLsn)
         }
       }
       try {
@@ -194,9 +219,9 @@ export function createCdcStream(config: PostgresCdcReceiverConfig, ingest: Inges
     }
   }
 
+  let origin: Origin | undefined
   return {
-    async start() {
-      let origin: Origin | undefined
+    async prepare() {
       try {
         origin = await prepare(config)
       } catch (err) {
@@ -205,6 +230,8 @@ export function createCdcStream(config: PostgresCdcReceiverConfig, ingest: Inges
         state.last_error = (err as Error).message
         logger.warn({ err: (err as Error).message, url: redactUrl(url) }, 'postgres_cdc: cannot reach the database yet; retrying in the background')
       }
+    },
+    run() {
       loop = (async () => {
         for (let attempt = 0; !origin && !stopped; attempt++) {
           await sleep(backoffDelay(RETRY, Math.min(attempt, 6)), stopping.signal)

@@ -5,6 +5,7 @@
  *   actline validate-config FILE      check a config file; exit 1 with the errors
  *   actline dead-letter list|replay   what the stores refused, and sending it again
  *   actline demo [--data-dir DIR]     the collector on embedded stores with synthetic traffic
+ *   actline cdc status|check|drop-slot  change-data capture's slot and tables on the server
  *   actline triggers scan --db URL    the toolkit for removing a database's audit triggers
  */
 import { parseArgs } from 'node:util'
@@ -14,6 +15,7 @@ import { createLogger } from './server/logger.ts'
 import { createApiServer } from './api-server.ts'
 import { listDeadLetters, replayDeadLetters } from './dead-letter-cli.ts'
 import { runDemo } from './demo/demo.ts'
+import { cdcCommand } from './cdc-cli.ts'
 import { triggersCommand } from '../toolkit/triggers/cli.ts'
 
 const USAGE = `usage:
@@ -27,6 +29,9 @@ const USAGE = `usage:
   actline demo [--data-dir DIR] [--days 90] [--per-day 3000] [--rate 5] [--port 4318] [--clickhouse-port 8123]
                                     the collector on embedded stores with 90 days of synthetic history,
                                     then live traffic; in a temporary directory, removed on exit, unless --data-dir
+  actline cdc status|check|drop-slot [--config FILE] [--db URL] [--json] [--yes]
+                                    change-data capture's slot on the server: the WAL it holds, whether each
+                                    table can be captured (and with which old values), and dropping it
   actline triggers scan --db URL [--json]
                                     a database's triggers, what each does, and which the pipeline replaces
                                     (actline triggers --help)
@@ -54,6 +59,8 @@ export async function main(argv: string[]): Promise<number> {
       port: { type: 'string' },
       'clickhouse-port': { type: 'string' },
       seed: { type: 'string' },
+      db: { type: 'string' },
+      yes: { type: 'boolean' },
     },
   })
   const [command, ...rest] = positionals
@@ -81,6 +88,11 @@ export async function main(argv: string[]): Promise<number> {
       return deadLetter(rest[0], values)
     case 'demo':
       return demo(values)
+    case 'cdc': {
+      const config = tryLoad(values.config ?? process.env.ACTLINE_CONFIG)
+      if (!config) return 1
+      return cdcCommand(rest[0], config, { ...(values.db && { db: values.db }), json: values.json ?? false, yes: values.yes ?? false })
+    }
     default:
       console.error(`unknown command '${command}'\n${USAGE}`)
       return 2

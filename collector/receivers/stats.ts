@@ -9,7 +9,24 @@ export interface ReceiverStats {
   /** OTLP spans: made an activity, were no activity by the mapping rules, or could not be used. */
   spans: { mapped: number; unmapped: number; invalid: number }
   /** Change-data capture, when receivers.postgres_cdc is on: its stream's state, read at each scrape. */
-  cdc?: { slot: string; state(): { connected: boolean; transactions: number; changes: number; refused: number; lag_bytes: number | null } }
+  cdc?: {
+    slot: string
+    /** Past this lag /readyz warns. */
+    warnLagBytes: number
+    state(): { connected: boolean; transactions: number; changes: number; refused: number; lag_bytes: number | null; last_error: string | null }
+  }
+}
+
+/** What /readyz says about the receivers without refusing traffic: nothing they report stops a sender. */
+export function receiverWarnings(stats: ReceiverStats): string[] {
+  if (!stats.cdc) return []
+  const c = stats.cdc.state()
+  const out: string[] = []
+  if (!c.connected) out.push(`postgres_cdc: not streaming slot ${stats.cdc.slot}${c.last_error ? `: ${c.last_error}` : ''}`)
+  if (c.lag_bytes !== null && c.lag_bytes > stats.cdc.warnLagBytes) {
+    out.push(`postgres_cdc: slot ${stats.cdc.slot} holds ${Math.round(c.lag_bytes / 1024 ** 2)} MiB of WAL on the server (over receivers.postgres_cdc.warn_lag_bytes); see docs/cdc.md`)
+  }
+  return out
 }
 
 export function createReceiverStats(): ReceiverStats {

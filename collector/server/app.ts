@@ -6,7 +6,7 @@ import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } 
 import type { Ingest } from '../../schemas/component.ts'
 import { RECEIVERS } from '../receivers/index.ts'
 import type { ReceiverType } from '../receivers/receiver-type.ts'
-import type { ReceiverStats } from '../receivers/stats.ts'
+import { receiverWarnings, type ReceiverStats } from '../receivers/stats.ts'
 import { installErrorHandler } from './errors.ts'
 import { health, type StoreStatus } from './health.ts'
 import type { MemoryLimiter } from '../pipeline/memory-limiter.ts'
@@ -77,7 +77,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   const app = await createServer(options.logger, options.auth, options.timeouts)
   const requests = createRequestMetrics()
   await app.register(requestMetrics, { metrics: requests })
-  await app.register(health, { stores: options.stores, ingest: options.ingest, isAccepting: options.isAccepting })
+  await app.register(health, { stores: options.stores, ingest: options.ingest, isAccepting: options.isAccepting, warnings: () => receiverWarnings(options.receiverStats) })
   await app.register(selfTelemetry, { receiver: options.receiverStats, stores: options.stores, wal: options.wal, memory: options.memory, requests })
   for (const [name, t] of Object.entries(RECEIVERS)) {
     const type = t as ReceiverType<unknown>

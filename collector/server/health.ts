@@ -25,6 +25,8 @@ export interface HealthOptions {
   ingest?: Pick<Ingest, 'refusal'>
   /** False while starting or shutting down. */
   isAccepting(): boolean
+  /** What someone should look at that does not stop a sender (a replication slot holding WAL): listed, still 200. */
+  warnings?(): string[]
 }
 
 const PING_TIMEOUT_MS = 2_000
@@ -43,7 +45,7 @@ async function storeState(s: StoreStatus): Promise<string> {
   return 'ok'
 }
 
-export const health: FastifyPluginAsync<HealthOptions> = async (app, { stores, ingest, isAccepting }) => {
+export const health: FastifyPluginAsync<HealthOptions> = async (app, { stores, ingest, isAccepting, warnings }) => {
   app.get('/healthz', async () => ({ status: 'ok' }))
 
   app.get('/readyz', async (_request, reply) => {
@@ -56,7 +58,8 @@ export const health: FastifyPluginAsync<HealthOptions> = async (app, { stores, i
       ...stores.flatMap((s, i) => (states[i] === 'ok' ? [] : [`${s.exporter.name} ${states[i]}`])),
       ...(refusal ? [`ingest refusing: ${refusal.reason}`] : []),
     ]
-    if (problems.length === 0) return { status: 'ready', stores: byName, ...(ingest && { pipeline }) }
+    const warned = warnings?.() ?? []
+    if (problems.length === 0) return { status: 'ready', stores: byName, ...(ingest && { pipeline }), ...(warned.length && { warnings: warned }) }
     return reply.code(503).send({
       error: 'ACT_ERR_NOT_READY',
       message: problems.join('; '),

@@ -6,10 +6,23 @@
  * the commit's LSN; a table without a key is refused at start in one line,
  * not guessed. PGlite has no logical replication: the SDK is its audit path.
  */
+import { execFile } from 'node:child_process'
+import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createScratchDatabase, eventually, PG_URL, startCollector, storesOf, tempDir, testConfig, type RunningCollector } from '../helpers/stores.ts'
+
+const BIN = join(import.meta.dirname, '../../bin/actline.js')
+
+/** `actline cdc ...` as a process, asynchronously (the collector under test runs in this one). */
+function cdcCli(...args: string[]): Promise<{ status: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) =>
+    execFile(process.execPath, [BIN, 'cdc', ...args], { encoding: 'utf8', timeout: 60_000 }, (err, stdout, stderr) =>
+      resolve({ status: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+    ),
+  )
+}
 
 describe.skipIf(!PG_URL)('receivers.postgres_cdc (server)', () => {
   const dir = tempDir()
@@ -102,5 +115,27 @@ describe.skipIf(!PG_URL)('receivers.postgres_cdc (server)', () => {
     const metrics = await fetch(`${running.url}/metrics`).then((r) => r.text())
     expect(metrics).toContain(`actline_cdc_changes_total{slot="${slot}",outcome="stored"} 6`)
     expect(metrics).toContain(`actline_cdc_transactions_total{slot="${slot}"} 4`)
+    const ready = await fetch(`${running.url}/readyz`).then((r) => r.json())
+    expect(ready.status).toBe('ready')
+    expect(ready.warnings).toBeUndefined()
   }, 90_000)
+
+  it('actline cdc status and check say what the slot holds and what each table gives', async () => {
+    const config = join(dir.path, 'cdc.yaml')
+    writeFileSync(config, `receivers: { postgres_cdc: { enabled: true, url: "${scratch.url}", tables: [public.accounts, public.line_items, public.scratchpad], slot: ${slot}, publication: ${slot} } }\n`)
+    const status = await cdcCli('status', '--config', config, '--json')
+    expect(status.status, status.stderr).toBe(0)
+    const s = JSON.parse(status.stdout)
+    expect(s.slot).toMatchObject({ slot_name: slot, plugin: 'pgoutput', active: true })
+    expect(s.publication.tables).toEqual(['public.accounts', 'public.line_items'])
+    const check = await cdcCli('check', '--config', config)
+    expect(check.status).toBe(1)
+    expect(check.stdout).toContain('ok    public.accounts: key id; old values: the whole row (REPLICA IDENTITY FULL)')
+    expect(check.stdout).toContain('ok    public.line_items: key order_id, line; old values: the key only (order_id, line); ALTER TABLE "public"."line_items" REPLICA IDENTITY FULL for whole old rows')
+    expect(check.stdout).toContain('FAIL  public.scratchpad: no primary key or replica identity')
+    // A slot a collector reads is not dropped under it.
+    const drop = await cdcCli('drop-slot', '--config', config, '--yes')
+    expect(drop.status).toBe(1)
+    expect(drop.stdout.trim()).toMatch(new RegExp(`^slot ${slot} is being read by pid \\d+: stop that collector first$`))
+  }, 60_000)
 })

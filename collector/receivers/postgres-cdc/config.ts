@@ -20,6 +20,8 @@ export const PostgresCdcReceiverConfig = z
     slot: z.string().regex(/^[a-z0-9_]{1,63}$/, 'must be lowercase letters, digits and _').default('actline'),
     /** Column names containing one of these words are stored as "[redacted]" in old and new values. @default [password, secret, token, key, ssn, card] */
     redact: z.array(z.string().min(1)).default([...DEFAULT_REDACT]),
+    /** /readyz warns when the slot holds more WAL than this (the server keeps it until the collector confirms). @default 1073741824 (1 GiB) */
+    warn_lag_bytes: z.number().int().min(0).default(1024 ** 3),
     /** Activities written to the log at most per write: a huge transaction goes in pieces (its position is confirmed at its commit). @default 5000 */
     max_batch: z.number().int().min(1).max(100_000).default(5000),
   })

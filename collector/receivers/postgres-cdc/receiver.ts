@@ -11,7 +11,7 @@ import { createCdcStream } from './stream.ts'
 
 export const postgresCdcReceiver: FastifyPluginAsync<ReceiverOptions<PostgresCdcReceiverConfig>> = async (app, { config, ingest, stats }) => {
   const stream = createCdcStream(config, ingest, stats, app.log)
-  stats.cdc = { slot: config.slot, state: () => stream.state() }
+  stats.cdc = { slot: config.slot, warnLagBytes: config.warn_lag_bytes, state: () => stream.state() }
   // Before listening: a server that cannot do capture (wal_level, a table without key) stops the start with one line.
   await stream.prepare()
   // Changes are read once the write-ahead log is open and taking ingest: from when the server listens.

@@ -120,6 +120,28 @@ describe.skipIf(!PG_URL)('receivers.postgres_cdc (server)', () => {
     expect(ready.warnings).toBeUndefined()
   }, 90_000)
 
+  it('stitches who did it, from the actline message inside the transaction, onto its changes', async () => {
+    const trace = 'ab'.repeat(16)
+    await client.query('BEGIN')
+    await client.query(`SELECT pg_logical_emit_message(true, 'actline', $1)`, [JSON.stringify({ actor_id: 'u-42', tenant_id: 'acme', trace_id: trace, correlation_id: 'req-7', role: 'ignored' })])
+    await client.query(`INSERT INTO accounts (email) VALUES ('grace@example.com')`)
+    await client.query(`UPDATE accounts SET balance = 5 WHERE email = 'grace@example.com'`)
+    await client.query('COMMIT')
+    // Not transactional, or in a transaction rolled back: no context for anyone.
+    await client.query(`SELECT pg_logical_emit_message(false, 'actline', '{"actor_id":"u-stray"}')`)
+    await client.query('BEGIN')
+    await client.query(`SELECT pg_logical_emit_message(true, 'actline', '{"actor_id":"u-rolled-back"}')`)
+    await client.query('ROLLBACK')
+    await client.query(`INSERT INTO accounts (email) VALUES ('nobody@example.com')`)
+    await eventually('the three changes', async () => (await trail('accounts')).filter((a) => /grace|nobody/.test(JSON.stringify(a.details))).length >= 3, 30_000)
+    const rows = (await trail('accounts')).filter((a) => /grace|nobody/.test(JSON.stringify(a.details)))
+    expect(rows.map((a) => [a.action, a.actor_id, a.tenant_id, a.trace_id, a.correlation_id])).toEqual([
+      ['db.insert', 'u-42', 'acme', trace, 'req-7'],
+      ['db.update', 'u-42', 'acme', trace, 'req-7'],
+      ['db.insert', null, null, null, null],
+    ])
+  }, 60_000)
+
   it('actline cdc status and check say what the slot holds and what each table gives', async () => {
     const config = join(dir.path, 'cdc.yaml')
     writeFileSync(config, `receivers: { postgres_cdc: { enabled: true, url: "${scratch.url}", tables: [public.accounts, public.line_items, public.scratchpad], slot: ${slot}, publication: ${slot} } }\n`)

@@ -28,7 +28,46 @@ export type Change =
   | { tag: 'delete'; relation: Relation; key: Record<string, unknown> | null; old: Record<string, unknown> | null }
   | { tag: 'truncate'; relations: Relation[] }
 
+/** Who made a transaction's changes, as the app told the database (a transactional logical message, prefix `actline`). */
+export interface TransactionContext {
+  actor_id?: string
+  tenant_id?: string
+  trace_id?: string
+  span_id?: string
+  correlation_id?: string
+}
+
+export const CONTEXT_PREFIX = 'actline'
+
+/**
+ * The context an app put in its transaction with
+ * `SELECT pg_logical_emit_message(true, 'actline', '{"actor_id": ...}')`: the
+ * known fields of a JSON object, each a bounded string (ids in their format);
+ * undefined when it is no such object. Anything else in it is ignored.
+ */
+export function parseContext(content: Uint8Array): TransactionContext | undefined {
+  if (content.length > 4096) return undefined
+  let value: unknown
+  try {
+    value = JSON.parse(Buffer.from(content).toString('utf8'))
+  } catch {
+    return undefined
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return undefined
+  const v = value as Record<string, unknown>
+  const text = (k: string, re = /^[^\u0000]{1,256}$/) => (typeof v[k] === 'string' && re.test(v[k] as string) ? { [k]: v[k] as string } : {})
+  return {
+    ...text('actor_id'),
+    ...text('tenant_id'),
+    ...text('correlation_id'),
+    ...text('trace_id', /^[0-9a-f]{32}$/),
+    ...text('span_id', /^[0-9a-f]{16}$/),
+  }
+}
+
 export interface Transaction {
+  /** Set by the transaction's `actline` message: applied to the changes after it. */
+  context?: TransactionContext
   xid: number
   commitLsn: string
   /** Microseconds since the Unix epoch, as pgoutput gives it. */
@@ -96,6 +135,7 @@ export function toActivities(txn: Transaction, origin: Origin, redacted: (column
       category: 'data_modification',
       entity_type: relation.name,
       ...(entity !== undefined && { entity_id: entity }),
+      ...txn.context,
       ...(Object.keys(details).length > 0 && { details }),
       attributes: {
         'db.schema': relation.schema,

@@ -21,7 +21,7 @@ import { backoffDelay } from '../../../lib/backoff.ts'
 import { redactUrl } from '../../../lib/redact.ts'
 import { sleep } from '../../../lib/sleep.ts'
 import type { ReceiverStats } from '../stats.ts'
-import { toActivities, type Change, type Origin, type Transaction } from './changes.ts'
+import { CONTEXT_PREFIX, parseContext, toActivities, type Change, type Origin, type Transaction } from './changes.ts'
 import type { PostgresCdcReceiverConfig } from './config.ts'
 import { prepare, readPrimaryKeys, CdcSetupError } from './setup.ts'
 
@@ -167,6 +167,13 @@ export function createCdcStream(config: PostgresCdcReceiverConfig, ingest: Inges
           if (txn.changes.length - written >= config.max_batch) {
             await durable(toActivities(txn, origin, redacted, written))
             written = txn.changes.length
+          }
+        } else if (msg.tag === 'message') {
+          // Who did it, from the app, inside the transaction (so it commits, or not, with the changes).
+          if (txn && msg.transactional && msg.prefix === CONTEXT_PREFIX) {
+            const context = parseContext(msg.content)
+            if (context) txn.context = context
+            else logger.warn({ xid: txn.xid, slot: config.slot }, "postgres_cdc: an 'actline' message that is no JSON object of actor_id, tenant_id, trace_id, span_id, correlation_id: ignored")
           }
         } else if (msg.tag === 'commit' && txn) {
           const done = txn

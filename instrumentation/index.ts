@@ -7,6 +7,7 @@ export {
   withActivity, withDatabaseLogging, withApiLogging, withBatchLogging, type ActivityOptions,
 } from './logging-api.ts'
 export { withActivityContext, currentActivityContext, type ActivityContext } from './activity-context.ts'
+export { tagTransaction, transactionContext, TRANSACTION_CONTEXT_PREFIX } from './transaction-context.ts'
 export {
   ActivityClient, ActivityClientConfig, ActivityExportError, type ActivityClientOptions, type ActivityClientStats,
 } from './activity-client.ts'

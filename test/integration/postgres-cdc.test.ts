@@ -10,6 +10,7 @@ import { execFile } from 'node:child_process'
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import pg from 'pg'
+import { tagTransaction, withActivityContext } from '../../instrumentation/index.ts'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createScratchDatabase, eventually, PG_URL, startCollector, storesOf, tempDir, testConfig, type RunningCollector } from '../helpers/stores.ts'
 
@@ -127,17 +128,25 @@ describe.skipIf(!PG_URL)('receivers.postgres_cdc (server)', () => {
     await client.query(`INSERT INTO accounts (email) VALUES ('grace@example.com')`)
     await client.query(`UPDATE accounts SET balance = 5 WHERE email = 'grace@example.com'`)
     await client.query('COMMIT')
+    // The SDK's helper sends the same message from the activity context.
+    await withActivityContext({ actorId: 'u-7', tenantId: 'globex' }, async () => {
+      await client.query('BEGIN')
+      await tagTransaction(client)
+      await client.query(`INSERT INTO accounts (email) VALUES ('grace-sdk@example.com')`)
+      await client.query('COMMIT')
+    })
     // Not transactional, or in a transaction rolled back: no context for anyone.
     await client.query(`SELECT pg_logical_emit_message(false, 'actline', '{"actor_id":"u-stray"}')`)
     await client.query('BEGIN')
     await client.query(`SELECT pg_logical_emit_message(true, 'actline', '{"actor_id":"u-rolled-back"}')`)
     await client.query('ROLLBACK')
     await client.query(`INSERT INTO accounts (email) VALUES ('nobody@example.com')`)
-    await eventually('the three changes', async () => (await trail('accounts')).filter((a) => /grace|nobody/.test(JSON.stringify(a.details))).length >= 3, 30_000)
+    await eventually('the four changes', async () => (await trail('accounts')).filter((a) => /grace|nobody/.test(JSON.stringify(a.details))).length >= 4, 30_000)
     const rows = (await trail('accounts')).filter((a) => /grace|nobody/.test(JSON.stringify(a.details)))
     expect(rows.map((a) => [a.action, a.actor_id, a.tenant_id, a.trace_id, a.correlation_id])).toEqual([
       ['db.insert', 'u-42', 'acme', trace, 'req-7'],
       ['db.update', 'u-42', 'acme', trace, 'req-7'],
+      ['db.insert', 'u-7', 'globex', null, null],
       ['db.insert', null, null, null, null],
     ])
   }, 60_000)

@@ -15,7 +15,7 @@ import { createLogger } from './server/logger.ts'
 import { createApiServer } from './api-server.ts'
 import { listDeadLetters, replayDeadLetters } from './dead-letter-cli.ts'
 import { runDemo } from './demo/demo.ts'
-import { cdcCommand } from './cdc-cli.ts'
+import { cdcCommand } from './receivers/index.ts'
 import { triggersCommand } from '../toolkit/triggers/cli.ts'
 
 const USAGE = `usage:
@@ -91,7 +91,7 @@ export async function main(argv: string[]): Promise<number> {
     case 'cdc': {
       const config = tryLoad(values.config ?? process.env.ACTLINE_CONFIG)
       if (!config) return 1
-      return cdcCommand(rest[0], config, { ...(values.db && { db: values.db }), json: values.json ?? false, yes: values.yes ?? false })
+      return cdcCommand(rest[0], config.receivers.postgres_cdc, { ...(values.db && { db: values.db }), json: values.json ?? false, yes: values.yes ?? false })
     }
     default:
       console.error(`unknown command '${command}'\n${USAGE}`)

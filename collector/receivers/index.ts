@@ -18,3 +18,6 @@ export const RECEIVERS = {
     env: { ACTLINE_CDC_URL: { key: 'url', type: 'string' } },
   }),
 } as const
+
+/** `actline cdc`: the postgres_cdc receiver's own tool, for the command line. */
+export { cdcCommand } from './postgres-cdc/cli.ts'

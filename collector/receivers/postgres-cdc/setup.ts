@@ -29,22 +29,15 @@ export async function prepare(config: PostgresCdcReceiverConfig): Promise<Origin
     const tables = config.tables.filter((t) => !t.endsWith('.*'))
     const schemas = config.tables.filter((t) => t.endsWith('.*')).map((t) => t.slice(0, -2))
     const qualified = (t: string) => t.split('.').map(quoteIdent).join('.')
-    for (const t of tables) {
-      if (!(await client.query('SELECT to_regclass($1) IS NOT NULL AS ok', [qualified(t)])).rows[0].ok) throw new CdcSetupError(`${SECTION}.tables: no table ${t} in ${database}`)
-    }
-    // Tables with no replica identity: published, their UPDATEs and DELETEs would fail in the app.
-    const { rows: keyless } = await client.query(
-      `SELECT n.nspname || '.' || c.relname AS t FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-       WHERE c.relkind IN ('r', 'p') AND (n.nspname || '.' || c.relname = ANY($1) OR n.nspname = ANY($2))
-         AND (c.relreplident = 'n' OR (c.relreplident = 'd' AND NOT EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary))
-              OR (c.relreplident = 'i' AND NOT EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisreplident)))
-       ORDER BY 1`,
-      [tables, schemas],
-    )
+    const found = await describeTables(client, config.tables)
+    for (const t of tables) if (!found.some((f) => f.table === t)) throw new CdcSetupError(`${SECTION}.tables: no table ${t} in ${database}`)
+    // Published, their UPDATEs and DELETEs would fail in the app.
+    const keyless = found.filter((f) => !f.capturable)
     if (keyless.length) {
-      const names = keyless.map((r) => r.t as string)
+      const names = keyless.map((f) => f.table)
       throw new CdcSetupError(`${SECTION}.tables: ${names.join(', ')} ${names.length > 1 ? 'have' : 'has'} no primary key or replica identity, and publishing ${names.length > 1 ? 'them' : 'it'} would make ${names.length > 1 ? 'their' : 'its'} UPDATEs and DELETEs fail: add a primary key, or ALTER TABLE ... REPLICA IDENTITY FULL, or leave ${names.length > 1 ? 'them' : 'it'} out`)
     }
+    primaryKeys = primaryKeysOf(found)
     const target = [...(tables.length ? [`TABLE ${tables.map(qualified).join(', ')}`] : []), ...(schemas.length ? [`TABLES IN SCHEMA ${schemas.map(quoteIdent).join(', ')}`] : [])].join(', ')
     const exists = (await client.query('SELECT 1 FROM pg_publication WHERE pubname = $1', [config.publication])).rowCount! > 0
     try {
@@ -54,7 +47,6 @@ export async function prepare(config: PostgresCdcReceiverConfig): Promise<Origin
       if (e.code === '42501') throw new CdcSetupError(`${SECTION}: cannot ${exists ? 'change' : 'create'} publication ${config.publication} (${e.message}): the user must own the tables, or a DBA makes it: CREATE PUBLICATION ${config.publication} FOR ${target}`)
       throw new CdcSetupError(`${SECTION}: cannot ${exists ? 'change' : 'create'} publication ${config.publication}: ${e.message}`)
     }
-    primaryKeys = await readPrimaryKeys(client, config.publication)
     const slot = (await client.query('SELECT plugin, database FROM pg_replication_slots WHERE slot_name = $1', [config.slot])).rows[0]
     if (slot && (slot.plugin !== 'pgoutput' || slot.database !== database)) {
       throw new CdcSetupError(`${SECTION}.slot: slot ${config.slot} exists for ${slot.plugin ?? 'physical replication'} on ${slot.database ?? 'no database'}: name another slot`)
@@ -82,16 +74,37 @@ export async function prepare(config: PostgresCdcReceiverConfig): Promise<Origin
   }
 }
 
-/** The primary key columns of the publication's tables (of one table with `table`), by schema.table. */
-export async function readPrimaryKeys(client: pg.ClientBase, publication: string, table?: string): Promise<Map<string, string[]>> {
+export interface TableIdentity {
+  /** schema.table */
+  table: string
+  primaryKey: string[] | null
+  replicaIdentity: 'default' | 'nothing' | 'full' | 'index'
+  /** Its UPDATEs and DELETEs keep working once published: a primary key (identity default), FULL, or a replica identity index. */
+  capturable: boolean
+}
+
+const IDENTITY = { d: 'default', n: 'nothing', f: 'full', i: 'index' } as const
+
+/** The tables `patterns` (schema.table, schema.*) name, each with its key and replica identity: what capture may use of it. */
+export async function describeTables(client: pg.ClientBase, patterns: readonly string[]): Promise<TableIdentity[]> {
   const { rows } = await client.query(
-    `SELECT p.schemaname || '.' || p.tablename AS t, array_agg(a.attname::text ORDER BY array_position(i.indkey, a.attnum)) AS cols
-     FROM pg_publication_tables p
-     JOIN pg_index i ON i.indrelid = (quote_ident(p.schemaname) || '.' || quote_ident(p.tablename))::regclass AND i.indisprimary
-     JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey)
-     WHERE p.pubname = $1 AND ($2::text IS NULL OR p.schemaname || '.' || p.tablename = $2)
-     GROUP BY 1`,
-    [publication, table ?? null],
+    `SELECT n.nspname || '.' || c.relname AS t, c.relreplident AS ident,
+            (SELECT array_agg(a.attname::text ORDER BY array_position(i.indkey, a.attnum)) FROM pg_index i
+             JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey) WHERE i.indrelid = c.oid AND i.indisprimary) AS pk,
+            EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisreplident) AS ident_index
+     FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+     WHERE c.relkind IN ('r', 'p') AND (n.nspname || '.' || c.relname = ANY($1) OR n.nspname = ANY($2))
+     ORDER BY 1`,
+    [patterns.filter((t) => !t.endsWith('.*')), patterns.filter((t) => t.endsWith('.*')).map((t) => t.slice(0, -2))],
   )
-  return new Map(rows.map((r) => [r.t as string, r.cols as string[]]))
+  return rows.map((r) => {
+    const replicaIdentity = IDENTITY[r.ident as keyof typeof IDENTITY]
+    const primaryKey = (r.pk as string[] | null) ?? null
+    return { table: r.t, primaryKey, replicaIdentity, capturable: replicaIdentity === 'full' || (replicaIdentity === 'default' && primaryKey !== null) || (replicaIdentity === 'index' && r.ident_index) }
+  })
+}
+
+/** Primary key columns by schema.table, for the tables that have one. */
+export function primaryKeysOf(tables: readonly TableIdentity[]): Map<string, string[]> {
+  return new Map(tables.flatMap((t) => (t.primaryKey ? [[t.table, t.primaryKey] as [string, string[]]] : [])))
 }

@@ -23,7 +23,7 @@ import { sleep } from '../../../lib/sleep.ts'
 import type { ReceiverStats } from '../stats.ts'
 import { CONTEXT_PREFIX, parseContext, toActivities, type Change, type Origin, type Transaction } from './changes.ts'
 import type { PostgresCdcReceiverConfig } from './config.ts'
-import { prepare, readPrimaryKeys, CdcSetupError } from './setup.ts'
+import { describeTables, prepare, primaryKeysOf as keysOf, CdcSetupError } from './setup.ts'
 
 const RETRY = { initial_interval_ms: 500, max_interval_ms: 30_000, multiplier: 2 }
 
@@ -203,7 +203,7 @@ export function createCdcStream(config: PostgresCdcReceiverConfig, ingest: Inges
     const client = new pg.Client({ connectionString: url, application_name: 'actline cdc', connectionTimeoutMillis: 5_000 })
     try {
       await client.connect()
-      return await readPrimaryKeys(client, config.publication, table)
+      return keysOf(await describeTables(client, [table]))
     } catch (err) {
       logger.warn({ err: (err as Error).message, table }, 'postgres_cdc: cannot read the primary key of a new table; its changes carry the replica identity key')
       return new Map()

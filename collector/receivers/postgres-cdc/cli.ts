@@ -1,13 +1,16 @@
 /**
  * `actline cdc status | check | drop-slot`: what change-data capture holds on
  * the server and whether it can run there, read with the collector's config
- * (receivers.postgres_cdc; --db overrides its url). An unconsumed slot keeps
- * WAL for ever, so `status` shows how much, and `drop-slot` is the way out.
+ * (receivers.postgres_cdc; --db overrides its url). An unconsumed slot
+ * keeps WAL for ever, so `status` shows how much, and `drop-slot` is the way
+ * out. It lives with the receiver, whose table checks it shares
+ * (setup.describeTables); the registry hands it to the command line.
  */
 import pg from 'pg'
-import { redactUrl } from '../lib/redact.ts'
-import { quoteIdent } from '../lib/sql.ts'
-import type { Config } from './config.ts'
+import { redactUrl } from '../../../lib/redact.ts'
+import { quoteIdent } from '../../../lib/sql.ts'
+import type { PostgresCdcReceiverConfig } from './config.ts'
+import { describeTables } from './setup.ts'
 
 export interface CdcOptions {
   db?: string
@@ -17,8 +20,7 @@ export interface CdcOptions {
 
 type Out = { code: number; text: string; json: unknown }
 
-export async function cdcCommand(sub: string | undefined, config: Config, o: CdcOptions): Promise<number> {
-  const c = config.receivers.postgres_cdc
+export async function cdcCommand(sub: string | undefined, c: PostgresCdcReceiverConfig, o: CdcOptions): Promise<number> {
   const url = o.db ?? c.url
   if (sub !== 'status' && sub !== 'check' && sub !== 'drop-slot') {
     console.error(`cdc needs status, check or drop-slot, e.g. actline cdc status --config collector.yaml`)
@@ -47,7 +49,7 @@ export async function cdcCommand(sub: string | undefined, config: Config, o: Cdc
   }
 }
 
-type Section = Config['receivers']['postgres_cdc']
+type Section = PostgresCdcReceiverConfig
 
 async function status(client: pg.Client, c: Section): Promise<Out> {
   const { rows } = await client.query(
@@ -82,21 +84,13 @@ async function check(client: pg.Client, c: Section): Promise<Out> {
   lines.push({ ok: s.slots < s.max_slots, what: `${s.slots} of max_replication_slots ${s.max_slots} slots in use` })
   const tables = []
   for (const t of c.tables) {
-    const [schema, name] = t.split('.') as [string, string]
-    const rows = await q(
-      `SELECT n.nspname || '.' || c.relname AS t, c.relreplident AS ident,
-              (SELECT array_agg(a.attname::text) FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey) WHERE i.indrelid = c.oid AND i.indisprimary) AS pk
-       FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-       WHERE c.relkind IN ('r', 'p') AND n.nspname = $1 AND ($2 = '*' OR c.relname = $2) ORDER BY 1`,
-      [schema, name],
-    )
-    if (rows.length === 0) lines.push({ ok: false, what: `${t}: no such table` })
-    for (const r of rows) {
-      const pk = r.pk as string[] | null
-      const old = r.ident === 'f' ? 'old values: the whole row (REPLICA IDENTITY FULL)' : pk ? `old values: the key only (${pk.join(', ')}); ALTER TABLE ${r.t.split('.').map(quoteIdent).join('.')} REPLICA IDENTITY FULL for whole old rows` : ''
-      const blocked = !pk && r.ident !== 'f' && r.ident !== 'i'
-      lines.push({ ok: !blocked, what: blocked ? `${r.t}: no primary key or replica identity: capture refuses it (its UPDATEs and DELETEs would fail once published); add a key, or REPLICA IDENTITY FULL` : `${r.t}: key ${pk ? pk.join(', ') : '(none: changes carry no entity_id)'}; ${old}` })
-      tables.push({ table: r.t, primary_key: pk, replica_identity: { d: 'default', n: 'nothing', f: 'full', i: 'index' }[r.ident as 'd'] })
+    const found = await describeTables(client, [t])
+    if (found.length === 0) lines.push({ ok: false, what: `${t}: no such table` })
+    for (const d of found) {
+      const pk = d.primaryKey
+      const old = d.replicaIdentity === 'full' ? 'old values: the whole row (REPLICA IDENTITY FULL)' : pk ? `old values: the key only (${pk.join(', ')}); ALTER TABLE ${d.table.split('.').map(quoteIdent).join('.')} REPLICA IDENTITY FULL for whole old rows` : ''
+      lines.push({ ok: d.capturable, what: d.capturable ? `${d.table}: key ${pk ? pk.join(', ') : '(none: changes carry no entity_id)'}; ${old}` : `${d.table}: no primary key or replica identity: capture refuses it (its UPDATEs and DELETEs would fail once published); add a key, or REPLICA IDENTITY FULL` })
+      tables.push({ table: d.table, primary_key: pk, replica_identity: d.replicaIdentity })
     }
   }
   const ok = lines.every((l) => l.ok)

@@ -17,7 +17,7 @@ import { suppressTracing } from '@opentelemetry/core'
 import { z } from 'zod'
 import { uuidv7, type ActivityInputType } from '../schemas/activity.ts'
 import { joinCooperatively } from '../schemas/cooperative.ts'
-import { backoffDelay } from '../lib/backoff.ts'
+import { backoffDelay, retryAfterMs } from '../lib/backoff.ts'
 
 const gzip = promisify(gzipCallback)
 
@@ -314,15 +314,6 @@ type Outcome =
   | { kind: 'done'; rejected: number; message: string }
   | { kind: 'retry'; retryAfterMs?: number }
   | { kind: 'fatal'; status: number; message: string }
-
-/** Retry-After in seconds or as an HTTP date. */
-export function retryAfterMs(header: string | null): number | undefined {
-  if (!header) return undefined
-  const seconds = Number(header)
-  if (Number.isFinite(seconds) && seconds >= 0) return seconds * 1000
-  const date = Date.parse(header)
-  return Number.isNaN(date) ? undefined : Math.max(0, date - Date.now())
-}
 
 function rejectedCount(text: string): number {
   try {

@@ -22,3 +22,12 @@ export function backoffDelay(config: Backoff, attempt: number, random: () => num
   const ceiling = Math.min(config.max_interval_ms, config.initial_interval_ms * config.multiplier ** attempt)
   return Math.floor(random() * ceiling)
 }
+
+/** A server's Retry-After, in seconds or as an HTTP date, as milliseconds; undefined when absent or unreadable. */
+export function retryAfterMs(header: string | null): number | undefined {
+  if (!header) return undefined
+  const seconds = Number(header)
+  if (Number.isFinite(seconds) && seconds >= 0) return seconds * 1000
+  const date = Date.parse(header)
+  return Number.isNaN(date) ? undefined : Math.max(0, date - Date.now())
+}

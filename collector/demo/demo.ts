@@ -13,6 +13,7 @@ import { parseConfig } from '../config.ts'
 import { createCollector } from '../collector.ts'
 import { createLogger } from '../server/logger.ts'
 import { sleep } from '../../lib/sleep.ts'
+import { retryAfterMs } from '../../lib/backoff.ts'
 import type { ActivityInputType } from '../../schemas/activity.ts'
 import { activityAt, history, incidents, random } from './traffic.ts'
 
@@ -133,7 +134,7 @@ async function send(url: string, batch: readonly ActivityInputType[], signal: Ab
       return
     }
     if (res.status !== 429 && res.status !== 503) throw new Error(`the collector answered ${res.status}: ${text.slice(0, 300)}`)
-    await sleep(Number(res.headers.get('retry-after') ?? 1) * 1000, signal)
+    await sleep(retryAfterMs(res.headers.get('retry-after')) ?? 1000, signal)
   }
 }
 

@@ -4,7 +4,8 @@
  * gets (every activity once, batched, in order, through retries).
  */
 import { afterEach, describe, expect, it } from 'vitest'
-import { ActivityClient, retryAfterMs } from '../../instrumentation/activity-client.ts'
+import { ActivityClient } from '../../instrumentation/activity-client.ts'
+import { retryAfterMs } from '../../lib/backoff.ts'
 import { startCaptureServer, type CaptureServer } from '../helpers/capture-server.ts'
 import { closedPort } from '../helpers/ports.ts'
 import { eventually } from '../helpers/stores.ts'

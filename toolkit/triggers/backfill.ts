@@ -17,7 +17,7 @@
 import { closeSync, fsyncSync, openSync, readFileSync, renameSync, writeSync, appendFileSync } from 'node:fs'
 import type pg from 'pg'
 import type { ActivityInputType } from '../../schemas/activity.ts'
-import { backoffDelay } from '../../lib/backoff.ts'
+import { backoffDelay, retryAfterMs } from '../../lib/backoff.ts'
 import { sleep } from '../../lib/sleep.ts'
 import { stableUuidv7 } from '../../schemas/uuidv7.ts'
 import { bareTable, legacyColumns, normalizeOperation, qualified, type LegacyColumns } from './legacy.ts'
@@ -123,15 +123,14 @@ export function toActivity(source: BackfillSource, row: Record<string, unknown>)
 /** Pages of rows after `cursor` within the window, in key order; the next page is read while the caller sends this one. */
 export async function* readPages(client: pg.ClientBase, source: BackfillSource, o: { cursor: string | null; since?: Date; until: Date; pageSize: number }): AsyncGenerator<Page> {
   const c = source.columns
-  const col = (name: string | undefined, as: string) => (name ? `${quoteIdent(name)} AS ${as}` : `NULL AS ${as}`)
+  // An optional column as itself (`cast` '::text' for ids and names), or NULL when the table has none.
+  const col = (name: string | undefined, as: string, cast = '') => (name ? `${quoteIdent(name)}${cast} AS ${as}` : `NULL AS ${as}`)
   const select = `SELECT ${quoteIdent(source.key)}::text AS k, ${quoteIdent(c.table)}::text AS tbl, ${quoteIdent(c.operation)}::text AS op,
-      floor(extract(epoch FROM ${quoteIdent(c.time)}) * 1000)::float8 AS ms, ${c.id ? `${quoteIdent(c.id)}::text AS id` : 'NULL AS id'},
-      ${col(c.old, 'old')}, ${col(c.new, 'new')}, ${c.actor ? `${quoteIdent(c.actor)}::text AS actor` : 'NULL AS actor'}, ${c.tenant ? `${quoteIdent(c.tenant)}::text AS tenant` : 'NULL AS tenant'}
+      floor(extract(epoch FROM ${quoteIdent(c.time)}) * 1000)::float8 AS ms, ${col(c.id, 'id', '::text')},
+      ${col(c.old, 'old')}, ${col(c.new, 'new')}, ${col(c.actor, 'actor', '::text')}, ${col(c.tenant, 'tenant', '::text')}
     FROM ${qualified(source.table)} AS t`
-  const window = inWindow(source)
-  // The key compared as its own type: $1 takes the column's type from the comparison.
   const page = (cursor: string | null) =>
-    client.query(`${select} WHERE ${cursor === null ? '$1::text IS NULL' : `t.${quoteIdent(source.key)} > $1`} AND ${window} ORDER BY t.${quoteIdent(source.key)} LIMIT ${o.pageSize}`, [cursor, o.until, o.since ?? null])
+    client.query(`${select} WHERE ${rowsLeft(source, cursor)} ORDER BY t.${quoteIdent(source.key)} LIMIT ${o.pageSize}`, [cursor, o.until, o.since ?? null])
   let next = page(o.cursor)
   for (;;) {
     const { rows } = await next
@@ -163,10 +162,15 @@ const inWindow = (source: BackfillSource) => {
   return `(${time} IS NULL OR (${time} < $2 AND ($3::timestamptz IS NULL OR ${time} >= $3)))`
 }
 
+/** The rows after the cursor ($1; all of them before the first page), within the window: what reading and counting both take. */
+const rowsLeft = (source: BackfillSource, cursor: string | null) =>
+  // The key compared as its own type: $1 takes the column's type from the comparison.
+  `${cursor === null ? '$1::text IS NULL' : `t.${quoteIdent(source.key)} > $1`} AND ${inWindow(source)}`
+
 /** How many rows are left to send, for the progress bar's ETA. */
 export async function remaining(client: pg.ClientBase, source: BackfillSource, o: { cursor: string | null; since?: Date; until: Date }): Promise<number> {
   const { rows } = await client.query(
-    `SELECT count(*)::float8 AS n FROM ${qualified(source.table)} AS t WHERE ${o.cursor === null ? '$1::text IS NULL' : `t.${quoteIdent(source.key)} > $1`} AND ${inWindow(source)}`,
+    `SELECT count(*)::float8 AS n FROM ${qualified(source.table)} AS t WHERE ${rowsLeft(source, o.cursor)}`,
     [o.cursor, o.until, o.since ?? null],
   )
   return rows[0].n
@@ -211,7 +215,7 @@ export async function sendPage(collector: string, apiKey: string | undefined, pa
     }
     const text = await res.text()
     if (res.status === 429 || res.status === 503) {
-      await sleep(Math.min(30, Number(res.headers.get('retry-after')) || 1) * 1000, signal)
+      await sleep(Math.min(30_000, retryAfterMs(res.headers.get('retry-after')) ?? 1000), signal)
       continue
     }
     let reply: { accepted?: number; rejected?: number; errors?: { index: number; message: string; path?: string }[]; error?: string; message?: string; details?: { errors?: { index: number; message: string; path?: string }[] } } = {}

@@ -165,8 +165,8 @@ function progressBar(total: number, quiet: boolean) {
   const started = Date.now()
   let done = 0
   let shown = 0
-  const draw = (final: boolean) => {
-    if (quiet && !final) return
+  const draw = () => {
+    if (quiet) return
     const s = (Date.now() - started) / 1000
     const rate = s > 0 ? done / s : 0
     const width = 30
@@ -181,11 +181,11 @@ function progressBar(total: number, quiet: boolean) {
       done += rows
       if (tty || Date.now() - shown >= 2000) {
         shown = Date.now()
-        draw(false)
+        draw()
       }
     },
     end() {
-      if (done > 0 || total > 0) draw(!quiet)
+      if (done > 0 || total > 0) draw()
       if (tty && !quiet) process.stderr.write('\n')
     },
   }

@@ -11,7 +11,7 @@
 import { SpanKind, diag, type Context } from '@opentelemetry/api'
 import type { ReadableSpan, Span, SpanProcessor } from '@opentelemetry/sdk-trace-base'
 import type { ActivityInputType } from '../schemas/activity.ts'
-import { spanToActivity, type SpanKindName, type SpanRecord } from '../schemas/span-activity.ts'
+import { spanToActivities, type SpanKindName, type SpanRecord } from '../schemas/span-activity.ts'
 import type { ActivityClient } from './activity-client.ts'
 import { currentActivityContext } from './activity-context.ts'
 import { getActivityClient } from './logging-api.ts'
@@ -24,7 +24,8 @@ export interface ActivitySpanProcessorOptions {
   /**
    * Decides the activity of a span: given the default mapping (undefined when
    * the span is not an activity by the built-in rules), return it, a changed
-   * or new activity, or undefined to skip the span.
+   * or new activity, or undefined to skip the span. A write that lists its
+   * rows maps to one activity per row: the hook is called for each.
    */
   map?: (span: ReadableSpan, mapped: ActivityInputType | undefined) => ActivityInputType | undefined
 }
@@ -60,9 +61,13 @@ export class ActivitySpanProcessor implements SpanProcessor {
   onEnd(span: ReadableSpan): void {
     try {
       if (this.options.filter && !this.options.filter(span)) return
-      const mapped = spanToActivity(toSpanRecord(span))
-      const activity = this.options.map ? this.options.map(span, mapped) : mapped
-      if (activity) this.client.log(activity)
+      const mapped = spanToActivities(toSpanRecord(span))
+      const map = this.options.map
+      if (!map) for (const activity of mapped) this.client.log(activity)
+      else for (const m of mapped.length ? mapped : [undefined]) {
+        const activity = map(span, m)
+        if (activity) this.client.log(activity)
+      }
     } catch (err) {
       // A throwing user hook must not break the app's tracing.
       diag.error('actline ActivitySpanProcessor: could not map a span', err)

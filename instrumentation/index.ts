@@ -12,4 +12,6 @@ export {
   ActivityClient, ActivityClientConfig, ActivityExportError, type ActivityClientOptions, type ActivityClientStats,
 } from './activity-client.ts'
 export { ActivitySpanProcessor, toSpanRecord, type ActivitySpanProcessorOptions } from './activity-span-processor.ts'
-export { spanToActivity, type SpanRecord } from '../schemas/span-activity.ts'
+export { spanToActivity, spanToActivities, DB_ROWS_ATTRIBUTE, type SpanRecord } from '../schemas/span-activity.ts'
+export { dbRowHooks, type DbRowOptions } from './pg-row-hooks.ts'
+export { TransactionTaggingInstrumentation } from './transaction-tagging.ts'

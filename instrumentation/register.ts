@@ -15,6 +15,8 @@ import { NodeSDK } from '@opentelemetry/sdk-node'
 import { HttpInstrumentation } from '@opentelemetry/instrumentation-http'
 import { PgInstrumentation } from '@opentelemetry/instrumentation-pg'
 import { ActivitySpanProcessor } from './activity-span-processor.ts'
+import { dbRowHooks, dbRowOptionsFromEnv } from './pg-row-hooks.ts'
+import { TransactionTaggingInstrumentation } from './transaction-tagging.ts'
 
 // ESM apps load pg and fastify through the ES module loader, which
 // require-time patching never sees: the import-in-the-middle hook does.
@@ -29,8 +31,11 @@ process.env['OTEL_LOGS_EXPORTER'] ??= 'none'
 const sdk = new NodeSDK({
   instrumentations: [
     new HttpInstrumentation(),
-    new PgInstrumentation(),
+    // Each write's span names the rows it wrote (entity_id and values, redacted here): pg-row-hooks.ts.
+    new PgInstrumentation({ ...dbRowHooks(dbRowOptionsFromEnv()) }),
     new FastifyOtelInstrumentation({ registerOnInitialization: true }),
+    // After the pg instrumentation: its own patching would undo an earlier one.
+    ...(process.env['ACTLINE_TAG_TRANSACTIONS'] === 'true' ? [new TransactionTaggingInstrumentation()] : []),
   ],
   // No client given: it follows the logging API's, so an app that calls
   // configureActivityLogging() later moves spans and calls together.

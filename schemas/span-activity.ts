@@ -13,6 +13,7 @@
  */
 import type { ActivityInputType } from './activity.ts'
 import { LIMITS } from './activity.ts'
+import { stableUuidv7 } from './uuidv7.ts'
 
 export type SpanKindName = 'unspecified' | 'internal' | 'server' | 'client' | 'producer' | 'consumer'
 
@@ -46,6 +47,78 @@ const ACTIVITY_ATTRIBUTE_FIELDS = [
 
 /** Data-modifying statements: the ones audit triggers fired on. */
 const MODIFYING = new Set(['insert', 'update', 'delete'])
+
+/**
+ * The rows a write span wrote, as the SDK's pg hooks read them from the
+ * statement (instrumentation/pg-row-hooks.ts): JSON of DbRows. Its values
+ * were redacted in the app.
+ */
+export const DB_ROWS_ATTRIBUTE = 'actline.db.rows'
+
+export interface DbRowEntry {
+  entity_id?: string
+  details?: Record<string, unknown>
+}
+
+export interface DbRows {
+  rows: DbRowEntry[]
+  /** Rows written beyond those listed. */
+  omitted?: number
+  /** What the server said the statement affected. */
+  row_count?: number
+}
+
+/**
+ * The activities of a span: spanToActivity's one, or, for a write whose span
+ * lists its rows, one per row (each with its key and values) and, past the
+ * listed ones, one that counts the rest. Each row's id comes from the span's
+ * and the row's place, so a span sent twice is one set of rows.
+ */
+export function spanToActivities(span: SpanRecord): ActivityInputType[] {
+  const base = spanToActivity(span)
+  if (!base) return []
+  const rows = base.source === 'database' ? dbRows(span.attributes[DB_ROWS_ATTRIBUTE]) : undefined
+  if (!rows) return [base]
+  const ts = base.timestamp as number
+  const baseDetails = base.details as Record<string, unknown> | undefined
+  const id = (i: number) => stableUuidv7(ts, 'actline-span', span.traceId, span.spanId, String(i))
+  // A row the statement does not name stands for all it matched: it says how many.
+  const count = rows.row_count !== undefined && rows.rows.length === 1 && rows.rows[0]!.entity_id === undefined ? { row_count: rows.row_count } : undefined
+  const out: ActivityInputType[] = rows.rows.map((row, i) => {
+    const details = { ...row.details, ...count, ...baseDetails }
+    return {
+      ...base,
+      id: id(i),
+      ...(row.entity_id !== undefined && { entity_id: row.entity_id }),
+      ...(Object.keys(details).length > 0 && { details }),
+    }
+  })
+  if (rows.omitted) {
+    out.push({ ...base, id: id(rows.rows.length), details: { ...baseDetails, rows_omitted: rows.omitted, ...(rows.row_count !== undefined && { row_count: rows.row_count }) } })
+  }
+  return out
+}
+
+/** The attribute's rows when it is the JSON DbRows holds; undefined otherwise (a truncated attribute, another SDK's). */
+function dbRows(value: SpanAttributeValue): DbRows | undefined {
+  if (typeof value !== 'string') return undefined
+  let v: unknown
+  try {
+    v = JSON.parse(value)
+  } catch {
+    return undefined
+  }
+  if (typeof v !== 'object' || v === null || !Array.isArray((v as DbRows).rows)) return undefined
+  const d = v as DbRows
+  const rows = d.rows.filter((r): r is DbRowEntry => typeof r === 'object' && r !== null).map((r) => ({
+    ...(typeof r.entity_id === 'string' && { entity_id: r.entity_id }),
+    ...(typeof r.details === 'object' && r.details !== null && !Array.isArray(r.details) && { details: r.details }),
+  }))
+  const omitted = Number.isSafeInteger(d.omitted) && d.omitted! > 0 ? d.omitted : undefined
+  const rowCount = Number.isSafeInteger(d.row_count) ? d.row_count : undefined
+  if (rows.length === 0 && !omitted) return rowCount === 0 ? { rows: [] } : undefined
+  return { rows, ...(omitted && { omitted }), ...(rowCount !== undefined && { row_count: rowCount }) }
+}
 
 export function spanToActivity(span: SpanRecord): ActivityInputType | undefined {
   const a = span.attributes

@@ -30,6 +30,7 @@ interface Row {
   actor_id: string
   trace_id: string
   service: string
+  details: string
   attributes: Record<string, string>
 }
 
@@ -78,7 +79,7 @@ describe.each(modes)('an app instrumented by the register hook, on %s PostgreSQL
     const query = async () =>
       (await (
         await clickhouse.query({
-          query: `SELECT action, source, category, status, severity, entity_type, entity_id, actor_id, trace_id, service, attributes
+          query: `SELECT action, source, category, status, severity, entity_type, entity_id, actor_id, trace_id, service, details, attributes
                   FROM actline.activities WHERE service = {service:String} ORDER BY timestamp, action`,
           query_params: { service: from },
           format: 'JSONEachRow',
@@ -123,6 +124,20 @@ describe.each(modes)('an app instrumented by the register hook, on %s PostgreSQL
     expect(by('db.update')[0]!.trace_id).not.toBe(post.trace_id)
   })
 
+  it('names the row each write changed and what it wrote, read from the statement and what it returned', async () => {
+    const rows = await activities(8)
+    const db = (op: string) => rows.find((r) => r.action === `db.${op}`)!
+    const id = db('insert').entity_id
+    // INSERT ... VALUES ($1, $2) RETURNING id: the key came back from the server, the values from the parameters.
+    expect(id).toMatch(/^\d+$/)
+    expect(JSON.parse(db('insert').details)).toEqual({ new: { customer: 'ada', total: 12.5, id: Number(id) } })
+    // UPDATE ... SET status = $1, updated_at = now() WHERE id = $2: the key from WHERE, now() is not a value the app sent.
+    expect(db('update').entity_id).toBe(id)
+    expect(JSON.parse(db('update').details)).toEqual({ new: { status: 'paid' } })
+    // DELETE ... WHERE id = $1: the key, nothing else is known.
+    expect(db('delete').entity_id).toBe(id)
+  })
+
   it('puts the data changes in the audit trail, which is what the triggers wrote', async () => {
     const { postgres } = storesOf(collector.collector)
     await eventually('the three writes in audit_log', async () => {
@@ -158,6 +173,8 @@ describe.each(modes)('an app instrumented by the register hook, on %s PostgreSQL
     expect(JSON.parse(out).canceled).toBeGreaterThanOrEqual(1)
     // Exited before any flush interval passed: only the beforeExit flush can have sent it.
     const [update] = await activities(1, job)
-    expect(update).toMatchObject({ action: 'db.update', source: 'database', entity_type: 'orders', status: 'success' })
+    expect(update).toMatchObject({ action: 'db.update', source: 'database', entity_type: 'orders', status: 'success', entity_id: '' })
+    // A WHERE that is no key names no row: one activity for the statement, with what it set and how many rows it hit.
+    expect(JSON.parse(update!.details)).toEqual({ new: { status: 'canceled' }, row_count: JSON.parse(out).canceled })
   })
 })

@@ -11,7 +11,7 @@
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify'
 import type { OtlpReceiverConfig } from './config.ts'
 import { parseActivity, type Activity } from '../../../schemas/activity.ts'
-import { spanToActivity } from '../../../schemas/span-activity.ts'
+import { spanToActivities } from '../../../schemas/span-activity.ts'
 import type { ReceiverOptions } from '../receiver-type.ts'
 import { refuseWhenFull, store } from '../admission.ts'
 import { decodeContentEncoding, parseJsonBody } from '../request-body.ts'
@@ -58,11 +58,13 @@ export const otlpReceiver: FastifyPluginAsync<ReceiverOptions<OtlpReceiverConfig
       const invalid = [...decoded.invalid]
       let unmapped = 0
       decoded.spans.forEach((span, index) => {
-        const mapped = spanToActivity(span)
-        if (!mapped) return void unmapped++
-        const result = parseActivity(mapped, receivedAt)
-        if (result.ok) accepted.push(result.activity)
-        else invalid.push({ index, message: result.issues.map((i) => `${i.path || 'activity'}: ${i.message}`).join('; ') })
+        const mapped = spanToActivities(span)
+        if (mapped.length === 0) return void unmapped++
+        for (const activity of mapped) {
+          const result = parseActivity(activity, receivedAt)
+          if (result.ok) accepted.push(result.activity)
+          else invalid.push({ index, message: result.issues.map((i) => `${i.path || 'activity'}: ${i.message}`).join('; ') })
+        }
       })
       if (accepted.length > 0) await store(ingest, accepted, request.log)
       stats.accepted += accepted.length

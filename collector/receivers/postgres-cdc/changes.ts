@@ -11,7 +11,7 @@
  * stores recognise, not new rows.
  */
 import type { ActivityInputType } from '../../../schemas/activity.ts'
-import { REDACTED, redactRow } from '../../../schemas/redaction.ts'
+import { changeDetails, entityIdOf } from '../../../schemas/row-change.ts'
 import { stableUuidv7 } from '../../../schemas/uuidv7.ts'
 
 export interface Relation {
@@ -104,15 +104,6 @@ export function keyOf(relation: Relation, origin: Origin): string[] {
   return origin.primaryKeys.get(`${relation.schema}.${relation.name}`) ?? (relation.replicaIdentity === 'full' ? [] : relation.keyColumns)
 }
 
-/** The row's key as entity_id: the one key column's value, several as a JSON array, a redacted one as REDACTED; undefined without a key. */
-function entityId(key: string[], row: Record<string, unknown> | undefined, redacted: (column: string) => boolean): string | undefined {
-  if (!row || key.length === 0) return undefined
-  if (key.some(redacted)) return REDACTED
-  const values = key.map((c) => row[c])
-  if (values.some((v) => v === undefined || v === null)) return undefined
-  return values.length === 1 ? String(values[0]) : JSON.stringify(values)
-}
-
 /** The activities of `txn.changes` from `from` on (a huge transaction is written in pieces); each keeps its place in the transaction. */
 export function toActivities(txn: Transaction, origin: Origin, redacted: (column: string) => boolean, from = 0): ActivityInputType[] {
   const ms = Number(txn.commitTime / 1000n)
@@ -121,12 +112,9 @@ export function toActivities(txn: Transaction, origin: Origin, redacted: (column
   const push = (relation: Relation, op: string, values: { old?: Record<string, unknown>; new?: Record<string, unknown>; key?: Record<string, unknown> }) => {
     const place = index++
     const id = stableUuidv7(ms, 'actline-cdc', origin.systemId, origin.slot, txn.commitLsn, String(place))
-    const details: Record<string, unknown> = {}
-    if (values.old) details.old = redactRow(values.old, redacted)
-    if (values.new) details.new = redactRow(values.new, redacted)
-    if (values.old && values.new) details.changed = Object.keys(values.new).filter((k) => k in values.old! && JSON.stringify(values.old![k]) !== JSON.stringify(values.new![k]))
+    const details = changeDetails(values, redacted)
     const key = keyOf(relation, origin)
-    const entity = entityId(key, values.new ?? values.key ?? values.old, redacted)
+    const entity = entityIdOf(key, values.new ?? values.key ?? values.old, redacted)
     out.push({
       id,
       timestamp: ms,
@@ -136,7 +124,7 @@ export function toActivities(txn: Transaction, origin: Origin, redacted: (column
       entity_type: relation.name,
       ...(entity !== undefined && { entity_id: entity }),
       ...txn.context,
-      ...(Object.keys(details).length > 0 && { details }),
+      ...(details && { details }),
       attributes: {
         'db.schema': relation.schema,
         'db.xid': txn.xid,

@@ -1,0 +1,131 @@
+/**
+ * The pg instrumentation's request and response hooks that tell each write's
+ * span which rows it wrote: the key (`entity_id`) and the values, redacted
+ * here, in the app, before anything leaves it. They go on the span as one
+ * attribute, `actline.db.rows` (JSON), which the span mapping
+ * (schemas/span-activity.ts) turns into one activity per row, whichever way
+ * the span travels (the ActivitySpanProcessor or OTLP).
+ */
+import type { Span } from '@opentelemetry/api'
+import { DEFAULT_REDACT, redactRow, redactor } from '../schemas/redaction.ts'
+import { changeDetails, entityIdOf, type RowValues } from '../schemas/row-change.ts'
+import { DB_ROWS_ATTRIBUTE, type DbRowEntry, type DbRows } from '../schemas/span-activity.ts'
+import { readStatement, type StatementRows } from './statement-rows.ts'
+
+export interface DbRowOptions {
+  /** Key columns by table name; a table not listed has `defaultKey`. */
+  keys?: Readonly<Record<string, readonly string[]>>
+  /** @default ['id'] */
+  defaultKey?: readonly string[]
+  /** Column names containing one of these words are sent as "[redacted]". @default password, secret, token, key, ssn, card */
+  redact?: readonly string[]
+  /** Rows listed per statement; the rest are counted. @default 100 */
+  maxRows?: number
+  /** false: keys only, no values. @default true */
+  values?: boolean
+}
+
+/** Characters kept of one string value: the audit row says what changed, it is not a copy of a document. */
+const MAX_TEXT = 1024
+
+/** DbRowOptions from the environment the register hook reads (instrumentation/README.md). */
+export function dbRowOptionsFromEnv(env: NodeJS.ProcessEnv = process.env): DbRowOptions {
+  const keys: Record<string, string[]> = {}
+  // ACTLINE_DB_KEYS="order_items=order_id+line_no;accounts=account_no"
+  for (const entry of (env['ACTLINE_DB_KEYS'] ?? '').split(/[;,]/)) {
+    const [table, columns] = entry.split('=').map((s) => s.trim())
+    if (table && columns) keys[table] = columns.split('+').map((c) => c.trim()).filter(Boolean)
+  }
+  const redact = env['ACTLINE_REDACT']?.split(',').map((w) => w.trim()).filter(Boolean)
+  const maxRows = Number(env['ACTLINE_DB_MAX_ROWS'])
+  return {
+    keys,
+    ...(redact && { redact }),
+    ...(Number.isInteger(maxRows) && maxRows >= 0 && { maxRows }),
+    values: env['ACTLINE_DB_VALUES'] !== 'false',
+  }
+}
+
+interface PgHookConfig {
+  requestHook(span: Span, info: { query: { text: string; values?: unknown[] } }): void
+  responseHook(span: Span, info: { data: { rows?: unknown[]; rowCount?: number | null } }): void
+}
+
+/** requestHook and responseHook for `new PgInstrumentation({ ...dbRowHooks() })`. */
+export function dbRowHooks(options: DbRowOptions = {}): PgHookConfig {
+  const redacted = redactor(options.redact ?? DEFAULT_REDACT)
+  const maxRows = options.maxRows ?? 100
+  const keyOf = (table: string) => options.keys?.[table] ?? options.defaultKey ?? ['id']
+  // The statement read at the request, for its response: the span is the one key both hooks share.
+  const pending = new WeakMap<Span, StatementRows>()
+  const write = (span: Span, stmt: StatementRows, returned?: unknown[], rowCount?: number | null) => {
+    const rows = rowsOf(stmt, keyOf(stmt.table), redacted, options.values !== false, returned, rowCount)
+    const value: DbRows = { rows: rows.slice(0, maxRows), ...(rows.length > maxRows && { omitted: rows.length - maxRows }), ...(typeof rowCount === 'number' && { row_count: rowCount }) }
+    span.setAttribute(DB_ROWS_ATTRIBUTE, JSON.stringify(value))
+  }
+  return {
+    requestHook(span, { query }) {
+      if (!/^\s*(insert|update|delete)\b/i.test(query.text)) return
+      const stmt = readStatement(query.text, query.values)
+      if (!stmt) return
+      pending.set(span, stmt)
+      write(span, stmt)
+    },
+    responseHook(span, { data }) {
+      const stmt = pending.get(span)
+      if (!stmt) return
+      pending.delete(span)
+      write(span, stmt, stmt.returning ? data.rows : undefined, data.rowCount)
+    },
+  }
+}
+
+/** One entry per row the statement wrote, as far as its text and what it returned tell. */
+function rowsOf(
+  stmt: StatementRows, key: readonly string[], redacted: (c: string) => boolean, withValues: boolean, returned: unknown[] | undefined, rowCount: number | null | undefined,
+): DbRowEntry[] {
+  const back = returned?.filter((r): r is Record<string, unknown> => typeof r === 'object' && r !== null).map(plainRow)
+  const written = stmt.written.map(plainRow)
+  const where = stmt.where && plainRow(stmt.where)
+  let rows: RowValues[]
+  if (stmt.operation === 'insert') {
+    rows = back?.length ? back.map((r, i) => ({ new: back.length === written.length ? { ...written[i], ...r } : r })) : written.map((r) => ({ new: r }))
+  } else if (stmt.operation === 'update') {
+    rows = back?.length ? back.map((r) => ({ new: { ...written[0], ...r } })) : [{ new: written[0] ?? {} }]
+  } else {
+    rows = back?.length ? back.map((r) => ({ old: r })) : [{}]
+  }
+  // Nothing returned: the one entry stands for every row the WHERE matched, and names the row only when the WHERE pins its key.
+  const statementLevel = !back?.length && stmt.operation !== 'insert'
+  if (statementLevel && rowCount === 0) return []
+  return rows.map((r) => {
+    const entityId = entityIdOf(key, { ...where, ...(r.old ?? r.new) }, redacted)
+    const details = withValues ? changeDetails(r, redacted) : undefined
+    const whereDetail = statementLevel && entityId === undefined && where && withValues ? { where: redactRow(where, redacted) } : undefined
+    const all = { ...details, ...whereDetail }
+    return { ...(entityId !== undefined && { entity_id: entityId }), ...(Object.keys(all).length > 0 && { details: all }) }
+  })
+}
+
+function plainRow(row: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = {}
+  for (const [k, v] of Object.entries(row)) out[k] = plain(v)
+  return out
+}
+
+/** A JSON-safe, bounded copy of a bound parameter or returned value. */
+function plain(v: unknown): unknown {
+  if (v === null || v === undefined) return null
+  if (typeof v === 'string') return v.length > MAX_TEXT ? `${v.slice(0, MAX_TEXT)}… (${v.length} characters)` : v
+  if (typeof v === 'number') return Number.isFinite(v) ? v : String(v)
+  if (typeof v === 'bigint') return v.toString()
+  if (typeof v === 'boolean') return v
+  if (v instanceof Date) return Number.isNaN(v.getTime()) ? String(v) : v.toISOString()
+  if (v instanceof Uint8Array) return v.length > MAX_TEXT / 2 ? `[${v.length} bytes]` : `\\x${Buffer.from(v).toString('hex')}`
+  try {
+    const text = JSON.stringify(v)
+    return text === undefined ? null : text.length > MAX_TEXT ? `[${text.length} characters of JSON]` : JSON.parse(text)
+  } catch {
+    return '[not serialisable]'
+  }
+}

@@ -16,6 +16,8 @@
  */
 import type { ActivityInputType, Category, Severity, Source, Status } from '../schemas/activity.ts'
 import { uuidv7 } from '../schemas/activity.ts'
+import { DEFAULT_REDACT, redactor } from '../schemas/redaction.ts'
+import { boundedRow, changeDetails } from '../schemas/row-change.ts'
 import { ActivityClient, type ActivityClientOptions } from './activity-client.ts'
 import { activeTraceIds, currentActivityContext, withActivityContext } from './activity-context.ts'
 
@@ -92,20 +94,39 @@ export function withActivity<T>(action: string, fn: () => T, options: ActivityOp
   return timed(source ?? (rest.actorId || currentActivityContext()?.actorId ? 'user' : 'system'), action, rest, fn, { scope: true })
 }
 
-/** A database write (or read) done by the app: the activity an audit trigger used to record. */
+/** What withDatabaseLogging may be told beyond the row's id: who, and the row's values before and after. */
+export interface DatabaseLoggingOptions {
+  actorId?: string
+  old?: Record<string, unknown>
+  new?: Record<string, unknown>
+  /** Column names containing one of these words are recorded as "[redacted]". @default password, secret, token, key, ssn, card */
+  redact?: readonly string[]
+}
+
+/**
+ * A database write (or read) done by the app: the activity an audit trigger
+ * used to record. Given the row's values, it records them as CDC does
+ * (`details.old`, `details.new`, `details.changed`), sensitive columns
+ * redacted before they leave the app.
+ */
 export function withDatabaseLogging<T>(
   operation: string,
   table: string,
   entityId: string | number | undefined,
   fn: () => T,
-  actorId?: string,
+  actorOrOptions?: string | DatabaseLoggingOptions,
 ): T {
   const op = operation.toLowerCase()
   const modifies = op === 'insert' || op === 'update' || op === 'delete' || op === 'upsert'
+  const given = typeof actorOrOptions === 'string' ? { actorId: actorOrOptions } : actorOrOptions
   // Built field by field: this runs for every write an app makes.
   const options: ActivityOptions = { category: modifies ? 'data_modification' : 'data_access', entityType: table }
   if (entityId !== undefined) options.entityId = entityId
-  if (actorId !== undefined) options.actorId = actorId
+  if (given?.actorId !== undefined) options.actorId = given.actorId
+  if (given?.old || given?.new) {
+    const details = changeDetails({ ...(given.old && { old: boundedRow(given.old) }), ...(given.new && { new: boundedRow(given.new) }) }, redactor(given.redact ?? DEFAULT_REDACT))
+    if (details) options.details = details
+  }
   return timed('database', `db.${slug(op)}`, options, fn, { scope: false })
 }
 

@@ -8,7 +8,7 @@
  */
 import type { Span } from '@opentelemetry/api'
 import { DEFAULT_REDACT, redactRow, redactor } from '../schemas/redaction.ts'
-import { changeDetails, entityIdOf, type RowValues } from '../schemas/row-change.ts'
+import { boundedRow, changeDetails, entityIdOf, type RowValues } from '../schemas/row-change.ts'
 import { DB_ROWS_ATTRIBUTE, type DbRowEntry, type DbRows } from '../schemas/span-activity.ts'
 import { readStatement, type StatementRows } from './statement-rows.ts'
 
@@ -24,9 +24,6 @@ export interface DbRowOptions {
   /** false: keys only, no values. @default true */
   values?: boolean
 }
-
-/** Characters kept of one string value: the audit row says what changed, it is not a copy of a document. */
-const MAX_TEXT = 1024
 
 /** DbRowOptions from the environment the register hook reads (instrumentation/README.md). */
 export function dbRowOptionsFromEnv(env: NodeJS.ProcessEnv = process.env): DbRowOptions {
@@ -84,9 +81,9 @@ export function dbRowHooks(options: DbRowOptions = {}): PgHookConfig {
 function rowsOf(
   stmt: StatementRows, key: readonly string[], redacted: (c: string) => boolean, withValues: boolean, returned: unknown[] | undefined, rowCount: number | null | undefined,
 ): DbRowEntry[] {
-  const back = returned?.filter((r): r is Record<string, unknown> => typeof r === 'object' && r !== null).map(plainRow)
-  const written = stmt.written.map(plainRow)
-  const where = stmt.where && plainRow(stmt.where)
+  const back = returned?.filter((r): r is Record<string, unknown> => typeof r === 'object' && r !== null).map(boundedRow)
+  const written = stmt.written.map(boundedRow)
+  const where = stmt.where && boundedRow(stmt.where)
   let rows: RowValues[]
   if (stmt.operation === 'insert') {
     rows = back?.length ? back.map((r, i) => ({ new: back.length === written.length ? { ...written[i], ...r } : r })) : written.map((r) => ({ new: r }))
@@ -105,27 +102,4 @@ function rowsOf(
     const all = { ...details, ...whereDetail }
     return { ...(entityId !== undefined && { entity_id: entityId }), ...(Object.keys(all).length > 0 && { details: all }) }
   })
-}
-
-function plainRow(row: Record<string, unknown>): Record<string, unknown> {
-  const out: Record<string, unknown> = {}
-  for (const [k, v] of Object.entries(row)) out[k] = plain(v)
-  return out
-}
-
-/** A JSON-safe, bounded copy of a bound parameter or returned value. */
-function plain(v: unknown): unknown {
-  if (v === null || v === undefined) return null
-  if (typeof v === 'string') return v.length > MAX_TEXT ? `${v.slice(0, MAX_TEXT)}… (${v.length} characters)` : v
-  if (typeof v === 'number') return Number.isFinite(v) ? v : String(v)
-  if (typeof v === 'bigint') return v.toString()
-  if (typeof v === 'boolean') return v
-  if (v instanceof Date) return Number.isNaN(v.getTime()) ? String(v) : v.toISOString()
-  if (v instanceof Uint8Array) return v.length > MAX_TEXT / 2 ? `[${v.length} bytes]` : `\\x${Buffer.from(v).toString('hex')}`
-  try {
-    const text = JSON.stringify(v)
-    return text === undefined ? null : text.length > MAX_TEXT ? `[${text.length} characters of JSON]` : JSON.parse(text)
-  } catch {
-    return '[not serialisable]'
-  }
 }

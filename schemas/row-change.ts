@@ -34,3 +34,33 @@ export function changeDetails(values: RowValues, redacted: (column: string) => b
   }
   return Object.keys(details).length > 0 ? details : undefined
 }
+
+/**
+ * Characters kept of one string value an app wrote: the audit row says what
+ * changed, it is not a copy of the document. (Change-data capture keeps whole
+ * values: the server bounds them, and a row too big is stored without them.)
+ */
+const MAX_TEXT = 1024
+
+/** A JSON-safe, bounded copy of values an app wrote (bound parameters, returned rows, what it was given). */
+export function boundedRow(row: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = {}
+  for (const [k, v] of Object.entries(row)) out[k] = plain(v)
+  return out
+}
+
+function plain(v: unknown): unknown {
+  if (v === null || v === undefined) return null
+  if (typeof v === 'string') return v.length > MAX_TEXT ? `${v.slice(0, MAX_TEXT)}… (${v.length} characters)` : v
+  if (typeof v === 'number') return Number.isFinite(v) ? v : String(v)
+  if (typeof v === 'bigint') return v.toString()
+  if (typeof v === 'boolean') return v
+  if (v instanceof Date) return Number.isNaN(v.getTime()) ? String(v) : v.toISOString()
+  if (v instanceof Uint8Array) return v.length > MAX_TEXT / 2 ? `[${v.length} bytes]` : `\\x${Buffer.from(v).toString('hex')}`
+  try {
+    const text = JSON.stringify(v)
+    return text === undefined ? null : text.length > MAX_TEXT ? `[${text.length} characters of JSON]` : JSON.parse(text)
+  } catch {
+    return '[not serialisable]'
+  }
+}

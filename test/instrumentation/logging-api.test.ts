@@ -115,6 +115,16 @@ describe('the logging API', () => {
     })
   })
 
+  it('withDatabaseLogging records the values it is given as CDC does, sensitive columns redacted in the app', async () => {
+    withDatabaseLogging('update', 'users', 3, () => undefined, {
+      actorId: 'u-1', old: { email: 'a@b', password: 'old-s3cret' }, new: { email: 'c@d', password: 'new-s3cret' },
+    })
+    const [a] = await sent()
+    expect(a).toMatchObject({ entity_id: '3', actor_id: 'u-1', details: { old: { email: 'a@b', password: '[redacted]' }, new: { email: 'c@d', password: '[redacted]' }, changed: ['email', 'password'] } })
+    // That the password changed is the audit's business; what it is, is not.
+    expect(JSON.stringify(a)).not.toContain('s3cret')
+  })
+
   it('withApiLogging keeps no credentials or query string, and fails on an error status', async () => {
     await withApiLogging('https://user:secret@pay.example.com/v1/charge?token=abc', 'post', async () => ({ status: 502 }))
     const [a] = await sent()

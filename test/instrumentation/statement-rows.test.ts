@@ -52,8 +52,8 @@ describe('readStatement', () => {
     expect(readStatement('DELETE FROM t WHERE id = $1 OR id = $2', [1, 2])!.where).toBeUndefined()
     expect(readStatement('DELETE FROM t WHERE id IN ($1, $2)', [1, 2])!.where).toBeUndefined()
     expect(readStatement('UPDATE t SET a = $1 WHERE id > $2', [1, 2])!.where).toBeUndefined()
-    expect(readStatement('UPDATE t SET a = 1 FROM u WHERE t.id = u.id')!.where).toBeUndefined()
-    expect(readStatement('DELETE FROM t USING u WHERE t.id = u.id')!.where).toBeUndefined()
+    expect(readStatement('UPDATE t SET a = 1 FROM u WHERE t.id = u.id', [])!.where).toBeUndefined()
+    expect(readStatement('DELETE FROM t USING u WHERE t.id = u.id', [])!.where).toBeUndefined()
   })
 
   it('skips comments and ON CONFLICT, and sees RETURNING', () => {

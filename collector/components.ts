@@ -7,6 +7,7 @@
 import type { Activity } from '../schemas/activity.ts'
 import type { Exporter, ExporterType, Logger } from '../schemas/component.ts'
 import { EXPORTERS } from '../exporters/index.ts'
+import { capturedTables } from './receivers/index.ts'
 import { auditPredicate } from './pipeline/audit-route.ts'
 import type { Config } from './config.ts'
 
@@ -20,7 +21,7 @@ export interface EnabledExporter {
 }
 
 export function enabledExporters(config: Config, logger: Logger): EnabledExporter[] {
-  const audit = auditPredicate(config.pipeline.audit_route)
+  const audit = auditPredicate(config.pipeline.audit_route, capturedTables(config.receivers))
   return Object.entries(EXPORTERS).flatMap(([name, t]) => {
     const type = t as unknown as ExporterType<{ enabled: boolean }>
     const section = config.exporters[name as keyof Config['exporters']]

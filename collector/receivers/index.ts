@@ -15,9 +15,18 @@ export const RECEIVERS = {
     config: PostgresCdcReceiverConfig,
     enabled: (c) => c.enabled,
     plugin: postgresCdcReceiver,
+    captures: (c) => (c.enabled ? c.tables : []),
     env: { ACTLINE_CDC_URL: { key: 'url', type: 'string' } },
   }),
 } as const
+
+/** Every table a receiver of `receivers` records row changes of. */
+export function capturedTables(receivers: { [K in keyof typeof RECEIVERS]: unknown }): string[] {
+  return Object.entries(RECEIVERS).flatMap(([name, t]) => {
+    const type = t as { captures?(c: unknown): readonly string[] }
+    return type.captures ? [...type.captures(receivers[name as keyof typeof RECEIVERS])] : []
+  })
+}
 
 /** `actline cdc`: the postgres_cdc receiver's own tool, for the command line. */
 export { cdcCommand } from './postgres-cdc/cli.ts'

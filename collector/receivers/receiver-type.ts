@@ -21,6 +21,8 @@ export interface ReceiverType<Config = unknown> {
   readonly config: z.ZodType<Config>
   enabled(config: Config): boolean
   readonly plugin: FastifyPluginAsync<ReceiverOptions<Config>>
+  /** The tables whose row changes it records (`schema.table`, `schema.*`): the audit route keeps one copy of each change (pipeline.audit_route.row_change_owner). */
+  captures?(config: Config): readonly string[]
   /** Environment variables that set a key of its section (docs/configuration.md lists them). */
   readonly env?: Readonly<Record<string, { key: string; type: 'string' | 'number' }>>
 }

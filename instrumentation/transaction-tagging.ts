@@ -5,9 +5,8 @@
  * Off unless ACTLINE_TAG_TRANSACTIONS=true: it costs a statement per
  * transaction, worth paying only where the database is captured.
  *
- * - `BEGIN` / `START TRANSACTION`: the message is queued right behind it on
- *   the same client, so it runs first inside the transaction, before any
- *   statement the app sends next (pg runs a client's queries in order).
+ * - `BEGIN` / `START TRANSACTION`: the message follows it, before the app
+ *   hears that BEGIN is done, so it is first inside the transaction.
  * - A write outside a transaction (pool.query('INSERT ...')) runs as
  *   BEGIN, message, the write, COMMIT, and the app hears of it once COMMIT
  *   has: it is just as committed as before when its result arrives, and a
@@ -17,6 +16,7 @@
  * sent as one multi-statement string ("BEGIN; INSERT ...; COMMIT") are not
  * tagged: call tagTransaction() there.
  */
+import { diag } from '@opentelemetry/api'
 import { InstrumentationBase, InstrumentationNodeModuleDefinition } from '@opentelemetry/instrumentation'
 import { TRANSACTION_CONTEXT_PREFIX, transactionContext } from './transaction-context.ts'
 
@@ -31,72 +31,81 @@ interface PgClient {
   getTransactionStatus?(): string | null
 }
 
-/** What a client.query call sends: its text, and whether its result is wanted through a callback or a stream. */
-function shapeOf(args: unknown[]): { text: string | undefined; callback: boolean; submittable: boolean } {
+type Callback = (err: unknown, res?: unknown) => void
+
+/** What a client.query call sends, and the callback it wants its result through (taken off the arguments). */
+function shapeOf(args: unknown[]): { text: string | undefined; callback?: Callback; rest: unknown[]; submittable: boolean } {
   const first = args[0] as { text?: unknown; callback?: unknown; submit?: unknown } | string | undefined
   const text = typeof first === 'string' ? first : typeof first?.text === 'string' ? first.text : undefined
-  const callback = typeof args[args.length - 1] === 'function' || (typeof first === 'object' && typeof first?.callback === 'function')
-  return { text, callback, submittable: typeof first === 'object' && typeof first?.submit === 'function' }
+  const submittable = typeof first === 'object' && typeof first?.submit === 'function'
+  if (typeof args[args.length - 1] === 'function') return { text, callback: args[args.length - 1] as Callback, rest: args.slice(0, -1), submittable }
+  if (typeof first === 'object' && typeof first?.callback === 'function') {
+    const { callback, ...config } = first
+    return { text, callback: callback as Callback, rest: [config, ...args.slice(1)], submittable }
+  }
+  return { text, rest: args, submittable }
 }
 
-/** Wraps `proto.query` (pg's Client.prototype) once. */
+/**
+ * Wraps `proto.query` (pg's Client.prototype) once. Each step waits for the
+ * one before (pg 9 no longer queues a client's queries, and 8 warns when
+ * asked to): an app runs one query at a time on a client, so nothing of its
+ * own comes between. Should the server refuse the message (a DBA revoked
+ * pg_logical_emit_message), the transaction is begun again untagged and
+ * tagging stops for the process, with one warning: the app never pays for it.
+ */
 export function patchQuery(proto: { query: Query }): void {
   if ((proto.query as unknown as Record<symbol, unknown>)[PATCHED]) return
   const inner = proto.query
+  let refused = false
   // Which clients are inside a transaction they opened with BEGIN, as far as the statements sent so far tell.
   const open = new WeakMap<object, boolean>()
   const query: Query = function (this: PgClient, ...args) {
-    const { text, callback, submittable } = shapeOf(args)
-    if (text === undefined || submittable) return inner.apply(this, args)
-    if (OPENS.test(text)) {
-      open.set(this, true)
-      const result = inner.apply(this, args)
-      const context = transactionContext()
-      if (context) void Promise.resolve(inner.call(this, MESSAGE, [TRANSACTION_CONTEXT_PREFIX, JSON.stringify(context)])).catch(() => {})
-      return result
-    }
+    const { text, callback, rest, submittable } = shapeOf(args)
+    if (refused || text === undefined || submittable) return inner.apply(this, args)
     if (CLOSES.test(text)) {
       open.set(this, false)
       return inner.apply(this, args)
     }
+    const opens = OPENS.test(text)
+    if (opens) open.set(this, true)
     const status = this.getTransactionStatus?.()
-    if (!WRITES.test(text) || open.get(this) || status === 'T' || status === 'E') return inner.apply(this, args)
-    const context = transactionContext()
+    const context = opens || (WRITES.test(text) && !open.get(this) && status !== 'T' && status !== 'E') ? transactionContext() : undefined
     if (!context) return inner.apply(this, args)
-    // All four queued now, in order: nothing else the app sends can come between them.
-    const quiet = (p: unknown) => void Promise.resolve(p).catch(() => {})
-    // A write pg refuses before sending must not leave the BEGIN it was given open.
-    const send = (client: PgClient, a: unknown[]) => {
+    const send = (...a: unknown[]) => inner.apply(this, a) as Promise<unknown>
+    const tag = async (): Promise<boolean> => {
       try {
-        return inner.apply(client, a)
+        await send(MESSAGE, [TRANSACTION_CONTEXT_PREFIX, JSON.stringify(context)])
+        return true
       } catch (err) {
-        quiet(inner.call(client, 'ROLLBACK'))
-        throw err
+        refused = true
+        diag.warn(`actline: the database refused pg_logical_emit_message, so transactions are no longer tagged for change-data capture: ${(err as Error).message}`)
+        await send('ROLLBACK').catch(() => {})
+        return false
       }
     }
-    quiet(inner.call(this, 'BEGIN'))
-    quiet(inner.call(this, MESSAGE, [TRANSACTION_CONTEXT_PREFIX, JSON.stringify(context)]))
-    if (callback) {
-      let commit: Promise<unknown> | undefined
-      const last = args.length - 1
-      const first = args[0] as { callback?: (...a: unknown[]) => void }
-      const cb = (typeof args[last] === 'function' ? args[last] : first.callback) as (err: unknown, res?: unknown) => void
-      const after = (err: unknown, res?: unknown) => void commit!.then(() => cb(err, res), (e: unknown) => cb(err ?? e, res))
-      if (typeof args[last] === 'function') args[last] = after
-      else args[0] = { ...first, callback: after }
-      send(this, args)
-      commit = Promise.resolve(inner.call(this, 'COMMIT'))
-      return undefined
-    }
-    const write = Promise.resolve(send(this, args))
-    const commit = Promise.resolve(inner.call(this, 'COMMIT'))
-    return write.then(
-      async (res) => (await commit, res),
-      async (err: unknown) => {
-        await commit.catch(() => {})
-        throw err
-      },
-    )
+    const work = opens
+      ? (async () => {
+          const res = await send(...rest)
+          return (await tag()) ? res : send(...rest)
+        })()
+      : (async () => {
+          await send('BEGIN')
+          if (!(await tag())) return send(...rest)
+          let res: unknown
+          try {
+            res = await send(...rest)
+          } catch (err) {
+            await send('ROLLBACK').catch(() => {})
+            throw err
+          }
+          // A failing COMMIT (a deferred constraint) is the write's error, as it would be in autocommit.
+          await send('COMMIT')
+          return res
+        })()
+    if (!callback) return work
+    work.then((res) => callback(null, res), (err: unknown) => callback(err))
+    return undefined
   }
   ;(query as unknown as Record<symbol, unknown>)[PATCHED] = true
   proto.query = query

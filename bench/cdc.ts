@@ -1,6 +1,8 @@
 /**
- * `npm run bench:cdc`: change-data capture's throughput end to end. On the
- * real PostgreSQL server (PG_URL), a scratch table in the collector's
+ * `npm run bench:cdc`: what change-data capture costs the app's writes
+ * (bench/cdc-write-path.ts: none, one audit trigger, capture, capture with
+ * the context message, side by side), then its throughput end to end. On
+ * the real PostgreSQL server (PG_URL), a scratch table in the collector's
  * publication takes BENCH_ROWS inserts in transactions of BENCH_TX_ROWS
  * rows, as fast as one connection commits them, while the collector (a real
  * process, embedded stores, the same 2 cores) captures them; it reports how
@@ -8,16 +10,19 @@
  * most WAL the slot held meanwhile (the lag).
  *
  *   npm run bench:cdc          # BENCH_ROWS=200000 BENCH_TX_ROWS=1000
+ *   BENCH_SECTIONS=write npm run bench:cdc    # or throughput; both by default
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import pg from 'pg'
+import { writePath } from './cdc-write-path.ts'
 import { metrics, startCollector } from './collector-process.ts'
 
 const SERVER = process.env.PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test'
 const ROWS = Number(process.env.BENCH_ROWS ?? 200_000)
 const TX_ROWS = Number(process.env.BENCH_TX_ROWS ?? 1000)
+const SECTIONS = (process.env.BENCH_SECTIONS ?? 'write,throughput').split(',')
 
 async function main() {
   const name = `actline_bench_cdc_${process.pid}`
@@ -34,11 +39,14 @@ async function main() {
   let collector: Awaited<ReturnType<typeof startCollector>> | undefined
   try {
     await client.connect()
+    console.log(`bench:cdc on PostgreSQL ${version}`)
+    if (SECTIONS.includes('write')) await writePath(db, dir, name)
+    if (!SECTIONS.includes('throughput')) return
     await client.query(`CREATE TABLE captured (id bigserial PRIMARY KEY, account int NOT NULL, amount_cents int NOT NULL, note text)`)
     const configFile = join(dir, 'collector.yaml')
     writeFileSync(configFile, `data_dir: ${join(dir, 'data')}\nserver: { port: 0, log_level: warn }\nreceivers: { postgres_cdc: { enabled: true, url: "${db}", tables: [public.captured], slot: ${name}, publication: ${name} } }\n`)
     collector = await startCollector(configFile)
-    console.log(`bench:cdc on PostgreSQL ${version}: ${ROWS.toLocaleString('en-US')} inserts in transactions of ${TX_ROWS}, captured by the collector process (embedded stores)`)
+    console.log(`throughput: ${ROWS.toLocaleString('en-US')} inserts in transactions of ${TX_ROWS}, captured by the collector process (embedded stores)`)
     const lagOf = async () => Number((await client.query(`SELECT greatest(0, pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn))::float8 AS lag FROM pg_replication_slots WHERE slot_name = $1`, [name])).rows[0]?.lag ?? 0)
     const stored = async () => {
       const m = await metrics(collector!.url)
@@ -70,7 +78,7 @@ async function main() {
   } finally {
     collector?.child.kill('SIGTERM')
     await new Promise((r) => setTimeout(r, 2000))
-    await client.query(`SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1`, [name]).catch(() => {})
+    await client.query(`SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name LIKE $1`, [`${name}%`]).catch(() => {})
     await client.end().catch(() => {})
     await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`).catch(() => {})
     await admin.end()

@@ -5,8 +5,8 @@
  * Off unless ACTLINE_TAG_TRANSACTIONS=true: it costs a statement per
  * transaction, worth paying only where the database is captured.
  *
- * - `BEGIN` / `START TRANSACTION`: the message follows it, before the app
- *   hears that BEGIN is done, so it is first inside the transaction.
+ * - `BEGIN` / `START TRANSACTION`: the message is sent with it, in the same
+ *   round trip, so it is first inside the transaction.
  * - A write outside a transaction (pool.query('INSERT ...')) runs as
  *   BEGIN, message, the write, COMMIT, and the app hears of it once COMMIT
  *   has: it is just as committed as before when its result arrives, and a
@@ -24,7 +24,12 @@ const PATCHED = Symbol.for('actline.transaction-tagging')
 const OPENS = /^\s*(?:begin|start\s+transaction)\b[^;]*;?\s*$/i
 const CLOSES = /^\s*(?:commit|end|rollback|abort)(?:\s+(?:work|transaction))?(?:\s+and\s+no\s+chain)?\s*;?\s*$/i
 const WRITES = /^\s*(?:insert|update|delete|merge)\b|^\s*with\b[\s\S]*\b(?:insert|update|delete)\b/i
-const MESSAGE = 'SELECT pg_logical_emit_message(true, $1, $2)'
+
+/** The message as SQL text: an E'' literal, read the same whatever standard_conforming_strings says. */
+function messageSql(context: Record<string, string>): string {
+  const literal = JSON.stringify(context).replaceAll('\\', '\\\\').replaceAll("'", "\\'")
+  return `SELECT pg_logical_emit_message(true, '${TRANSACTION_CONTEXT_PREFIX}', E'${literal}')`
+}
 
 type Query = (this: PgClient, ...args: unknown[]) => unknown
 interface PgClient {
@@ -73,25 +78,28 @@ export function patchQuery(proto: { query: Query }): void {
     const context = opens || (WRITES.test(text) && !open.get(this) && status !== 'T' && status !== 'E') ? transactionContext() : undefined
     if (!context) return inner.apply(this, args)
     const send = (...a: unknown[]) => inner.apply(this, a) as Promise<unknown>
-    const tag = async (): Promise<boolean> => {
+    /**
+     * The app's BEGIN and the message in one round trip (a simple-protocol
+     * string of two statements), answering with BEGIN's own result. Should it
+     * fail, BEGIN alone says whose fault it was: failing again, the app's
+     * (its error is the app's); succeeding, the message's, and tagging stops.
+     */
+    const begin = async (beginText: string): Promise<unknown> => {
       try {
-        await send(MESSAGE, [TRANSACTION_CONTEXT_PREFIX, JSON.stringify(context)])
-        return true
+        const results = await send(`${beginText.replace(/;\s*$/, '')}; ${messageSql(context)}`)
+        return Array.isArray(results) ? results[0] : results
       } catch (err) {
+        await send('ROLLBACK').catch(() => {})
+        const res = await send(beginText)
         refused = true
         diag.warn(`actline: the database refused pg_logical_emit_message, so transactions are no longer tagged for change-data capture: ${(err as Error).message}`)
-        await send('ROLLBACK').catch(() => {})
-        return false
+        return res
       }
     }
     const work = opens
-      ? (async () => {
-          const res = await send(...rest)
-          return (await tag()) ? res : send(...rest)
-        })()
+      ? begin(text)
       : (async () => {
-          await send('BEGIN')
-          if (!(await tag())) return send(...rest)
+          await begin('BEGIN')
           let res: unknown
           try {
             res = await send(...rest)

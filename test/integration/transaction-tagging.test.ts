@@ -66,6 +66,17 @@ describe.skipIf(!PG_URL)('transaction tagging (server)', () => {
     ])
   })
 
+  it('sends any context text as it is: quotes, backslashes, odd Unicode', async () => {
+    const actorId = `o'brien\\"; DROP TABLE t; -- \u2028 \u{1F600}`
+    await withActivityContext({ actorId }, () => app.query('INSERT INTO t (id) VALUES (4)'))
+    const raw = (await admin.query(`SELECT data FROM pg_logical_slot_get_changes($1, NULL, NULL)`, [slot])).rows.map((r: { data: string }) => r.data)
+    const message = raw.find((l: string) => l.startsWith('message:'))!
+    expect(JSON.parse(message.slice(message.indexOf('content:') + 'content:'.length)).actor_id).toBe(actorId)
+    expect((await admin.query('SELECT count(*)::int AS n FROM t')).rows).toEqual([{ n: 3 }])
+    await admin.query('DELETE FROM t WHERE id = 4')
+    await wal()
+  })
+
   it('sends nothing more without a context, and nothing for reads', async () => {
     await app.query('INSERT INTO t (id) VALUES (3)')
     await as(() => app.query('SELECT * FROM t'))
@@ -73,11 +84,13 @@ describe.skipIf(!PG_URL)('transaction tagging (server)', () => {
   })
 
   it('gives the app its own error, at the write or at COMMIT, and leaves the connection out of any transaction', async () => {
+    // pg rejects at the error, before the server says it is ready again: the status is read after a round trip.
+    const status = async () => (await app.query('SELECT 1'), app.getTransactionStatus())
     await expect(as(() => app.query('INSERT INTO t (id) VALUES (1)'))).rejects.toThrow(/duplicate key/)
-    expect(app.getTransactionStatus()).toBe('I')
+    expect(await status()).toBe('I')
     // A deferred constraint fails at COMMIT: that is the write's error, as it would be in autocommit.
     await expect(as(() => app.query('UPDATE t SET ref = 20 WHERE id = 3'))).rejects.toThrow(/duplicate key/)
-    expect(app.getTransactionStatus()).toBe('I')
+    expect(await status()).toBe('I')
     expect((await app.query('SELECT count(*)::int AS n FROM t')).rows).toEqual([{ n: 3 }])
     expect(await wal()).toEqual([])
   })

@@ -8,6 +8,8 @@
  * - none: tables in no publication, no slot read;
  * - trigger: one classic audit trigger (AFTER ... FOR EACH ROW, to_jsonb(OLD)
  *   and to_jsonb(NEW) into an audit table), what teams are removing;
+ * - session_context trigger: receivers.postgres_cdc.session_context's
+ *   statement-level trigger alone (its message, no table written, no reader);
  * - cdc: the tables published and the slot read, by pg_recvlogical (the
  *   server's own cost: WAL decoding in the walsender) and by the collector;
  * - + message: the same, with the context message after BEGIN (what the
@@ -21,6 +23,7 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import pg from 'pg'
+import { SESSION_FUNCTION_SQL, sessionTriggerSql } from '../collector/receivers/postgres-cdc/setup.ts'
 import { startCollector } from './collector-process.ts'
 import { median } from './query-scenarios.ts'
 
@@ -31,13 +34,13 @@ const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3)
 const ACCOUNTS = 10_000
 
 const VARIANTS = [
-  'none', 'trigger', 'cdc, read by pg_recvlogical', '+ message, pg_recvlogical', 'cdc, read by the collector', '+ message, the collector',
+  'none', 'trigger', 'session_context trigger', 'cdc, read by pg_recvlogical', '+ message, pg_recvlogical', 'cdc, read by the collector', '+ message, the collector',
 ] as const
 type Variant = (typeof VARIANTS)[number]
-const tablesOf = (v: Variant) => (v === 'none' ? 'plain' : v === 'trigger' ? 'trg' : 'cap')
+const tablesOf = (v: Variant) => (v === 'none' ? 'plain' : v === 'trigger' ? 'trg' : v === 'session_context trigger' ? 'ses' : 'cap')
 
 async function schema(client: pg.Client) {
-  for (const prefix of ['plain', 'trg', 'cap']) {
+  for (const prefix of ['plain', 'trg', 'ses', 'cap']) {
     await client.query(`CREATE TABLE ${prefix}_accounts (id int PRIMARY KEY, balance int NOT NULL DEFAULT 0, filler text NOT NULL DEFAULT repeat('x', 84))`)
     await client.query(`INSERT INTO ${prefix}_accounts (id) SELECT g FROM generate_series(1, ${ACCOUNTS}) AS g`)
     await client.query(`CREATE TABLE ${prefix}_history (id bigserial PRIMARY KEY, account int NOT NULL, delta int NOT NULL, at timestamptz NOT NULL DEFAULT now())`)
@@ -50,6 +53,9 @@ async function schema(client: pg.Client) {
       RETURN NULL;
     END $$`)
   for (const t of ['trg_accounts', 'trg_history']) await client.query(`CREATE TRIGGER audit AFTER INSERT OR UPDATE OR DELETE ON ${t} FOR EACH ROW EXECUTE FUNCTION legacy_audit()`)
+  // receivers.postgres_cdc.session_context's own trigger, on tables no reader reads: its cost alone.
+  await client.query(SESSION_FUNCTION_SQL)
+  for (const t of ['ses_accounts', 'ses_history']) await client.query(sessionTriggerSql(t))
 }
 
 /** Transactions per second of one variant: pgbench, `clients` connections for SECONDS. */
@@ -92,6 +98,8 @@ export async function writePath(db: string, dir: string, name: string): Promise<
   const admin = new pg.Client({ connectionString: db })
   await admin.connect()
   let collector: Awaited<ReturnType<typeof startCollector>> | undefined
+  // Left running, a reader holds its slot (and so the database) and decodes every later run's WAL.
+  let reader: ChildProcess | undefined
   try {
     await schema(admin)
     const configFile = join(dir, 'write-path.yaml')
@@ -117,11 +125,12 @@ export async function writePath(db: string, dir: string, name: string): Promise<
     }
     for (let round = 1; round <= ROUNDS; round++) {
       // Without capture the slot is not read at all: no walsender decodes.
-      await measure(['none', 'trigger'])
-      const reader = recvlogical(db, slot)
+      await measure(['none', 'trigger', 'session_context trigger'])
+      reader = recvlogical(db, slot)
       await caughtUp()
       await measure(['cdc, read by pg_recvlogical', '+ message, pg_recvlogical'])
       await stop(reader)
+      reader = undefined
       collector = await startCollector(configFile)
       await caughtUp()
       await measure(['cdc, read by the collector', '+ message, the collector'])
@@ -139,6 +148,7 @@ export async function writePath(db: string, dir: string, name: string): Promise<
       console.log(`${v.padEnd(28)} ${cells.join('  ')}`)
     }
   } finally {
+    if (reader) await stop(reader)
     if (collector) await stop(collector.child)
     await admin.end()
   }

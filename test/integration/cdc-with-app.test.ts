@@ -4,7 +4,8 @@
  * real server (PG_URL): each write is in the audit trail once, from capture,
  * with the row's key, its values, the request's user and trace; the SDK's
  * activity of the same write stays in analytics as context. A write from a
- * plain client (psql, a migration) is captured too, with nobody's name on it.
+ * plain client (psql, a migration) is captured too, with no user's name on
+ * it but its login's and application_name (session_context).
  */
 import { join } from 'node:path'
 import pg from 'pg'
@@ -25,12 +26,12 @@ describe.skipIf(!PG_URL)('the example app writing while change-data capture runs
 
   beforeAll(async () => {
     scratch = await createScratchDatabase()
-    client = new pg.Client({ connectionString: scratch.url })
+    client = new pg.Client({ connectionString: scratch.url, application_name: 'migration-42' })
     await client.connect()
     // The app's own DDL (it runs CREATE TABLE IF NOT EXISTS at start): the publication needs the table first.
     await client.query(`CREATE TABLE orders (id serial PRIMARY KEY, customer text NOT NULL, total numeric(12, 2) NOT NULL, status text NOT NULL DEFAULT 'new', updated_at timestamptz NOT NULL DEFAULT now())`)
     collector = await startCollector(testConfig(join(dir.path, 'collector'), {
-      receivers: { postgres_cdc: { enabled: true, url: scratch.url, tables: ['public.orders'], slot, publication: slot } },
+      receivers: { postgres_cdc: { enabled: true, url: scratch.url, tables: ['public.orders'], slot, publication: slot, session_context: true } },
     }))
     await eventually('the stream to open', async () => (await fetch(`${collector.url}/metrics`).then((r) => r.text())).includes(`actline_cdc_connected{slot="${slot}"} 1`))
     app = await startNodeProcess(['--import', 'actline/instrumentation/register', 'examples/orders/app.js'], {
@@ -60,7 +61,7 @@ describe.skipIf(!PG_URL)('the example app writing while change-data capture runs
 
     const { postgres, clickhouse } = storesOf(collector.collector)
     const trail = async () =>
-      (await postgres.query(`SELECT action, entity_id, actor_id, trace_id, details, attributes ? 'cdc.slot' AS captured FROM audit_log WHERE entity_type = 'orders' ORDER BY occurred_at, (attributes->>'db.change_index')::int`)).rows
+      (await postgres.query(`SELECT action, entity_id, actor_id, trace_id, details, attributes ? 'cdc.slot' AS captured, attributes->>'db.user' AS db_user, attributes->>'db.application_name' AS app_name FROM audit_log WHERE entity_type = 'orders' ORDER BY occurred_at, (attributes->>'db.change_index')::int`)).rows
     const requests = async () =>
       (await (await clickhouse.query({ query: `SELECT action, trace_id FROM actline.activities WHERE service = {s:String} AND action LIKE 'api.%' ORDER BY timestamp`, query_params: { s: service }, format: 'JSONEachRow' })).json()) as { action: string; trace_id: string }[]
     // The SDK's copies reach the log too: wait for them, so a second audit row would be there to see.
@@ -75,6 +76,8 @@ describe.skipIf(!PG_URL)('the example app writing while change-data capture runs
       ['db.update', String(id), null, null, true],
       ['db.delete', String(id), 'u-42', del!.trace_id, true],
     ])
+    // session_context: which login wrote, the migration's application_name too; the app's pool sets none.
+    expect(rows.map((r) => [r.db_user, r.app_name])).toEqual([['postgres', null], ['postgres', null], ['postgres', 'migration-42'], ['postgres', null]])
     expect(rows[0].details.new).toMatchObject({ id, customer: 'ada', total: '12.50', status: 'new' })
     // numeric is exact: its text, as the server gives it.
     expect(rows[1].details.new).toMatchObject({ id, status: 'paid' })
@@ -96,4 +99,14 @@ describe.skipIf(!PG_URL)('the example app writing while change-data capture runs
     const idle = await client.query(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND state LIKE 'idle in transaction%'`)
     expect(idle.rows[0].n).toBe(0)
   })
+
+  it('puts the session_context trigger on the captured table, and takes it off when the option is', async () => {
+    const triggers = async () => (await client.query(`SELECT tgrelid::regclass::text AS t FROM pg_trigger WHERE tgname = 'actline_session_context'`)).rows
+    expect(await triggers()).toEqual([{ t: 'orders' }])
+    await collector.collector.shutdown()
+    collector = await startCollector(testConfig(join(dir.path, 'collector-2'), {
+      receivers: { postgres_cdc: { enabled: true, url: scratch.url, tables: ['public.orders'], slot, publication: slot } },
+    }))
+    expect(await triggers()).toEqual([])
+  }, 60_000)
 })

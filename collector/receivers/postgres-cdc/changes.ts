@@ -35,6 +35,9 @@ export interface TransactionContext {
   trace_id?: string
   span_id?: string
   correlation_id?: string
+  /** The writing session's current_user and application_name: from the session_context trigger. */
+  db_role?: string
+  application_name?: string
 }
 
 export const CONTEXT_PREFIX = 'actline'
@@ -62,6 +65,8 @@ export function parseContext(content: Uint8Array): TransactionContext | undefine
     ...text('correlation_id'),
     ...text('trace_id', /^[0-9a-f]{32}$/),
     ...text('span_id', /^[0-9a-f]{16}$/),
+    ...text('db_role'),
+    ...text('application_name', /^[^\u0000]{1,256}$/),
   }
 }
 
@@ -107,6 +112,8 @@ export function keyOf(relation: Relation, origin: Origin): string[] {
 /** The activities of `txn.changes` from `from` on (a huge transaction is written in pieces); each keeps its place in the transaction. */
 export function toActivities(txn: Transaction, origin: Origin, redacted: (column: string) => boolean, from = 0): ActivityInputType[] {
   const ms = Number(txn.commitTime / 1000n)
+  const { db_role, application_name, ...who } = txn.context ?? {}
+  const session = { ...(db_role && { 'db.user': db_role }), ...(application_name && { 'db.application_name': application_name }) }
   const out: ActivityInputType[] = []
   let index = from
   const push = (relation: Relation, op: string, values: { old?: Record<string, unknown>; new?: Record<string, unknown>; key?: Record<string, unknown> }) => {
@@ -123,7 +130,7 @@ export function toActivities(txn: Transaction, origin: Origin, redacted: (column
       category: 'data_modification',
       entity_type: relation.name,
       ...(entity !== undefined && { entity_id: entity }),
-      ...txn.context,
+      ...who,
       ...(details && { details }),
       attributes: {
         'db.schema': relation.schema,
@@ -134,6 +141,7 @@ export function toActivities(txn: Transaction, origin: Origin, redacted: (column
         'db.replica_identity': relation.replicaIdentity,
         'cdc.slot': origin.slot,
         ...(key.length === 0 && { 'cdc.no_key': true }),
+        ...session,
       },
     })
   }

@@ -22,6 +22,13 @@ export const PostgresCdcReceiverConfig = z
     redact: z.array(z.string().min(1)).default([...DEFAULT_REDACT]),
     /** /readyz warns when the slot holds more WAL than this (the server keeps it until the collector confirms). @default 1073741824 (1 GiB) */
     warn_lag_bytes: z.number().int().min(0).default(1024 ** 3),
+    /**
+     * Installs, on each captured table, a statement-level trigger that tells
+     * capture the writing session's role and application_name (a logical
+     * message, no table written), so a change nobody tagged still says which
+     * login made it. Off: such changes carry neither (the WAL has no session). @default false
+     */
+    session_context: z.boolean().default(false),
     /** Activities written to the log at most per write: a huge transaction goes in pieces (its position is confirmed at its commit). @default 5000 */
     max_batch: z.number().int().min(1).max(100_000).default(5000),
   })

@@ -38,6 +38,7 @@ export async function prepare(config: PostgresCdcReceiverConfig): Promise<Origin
       throw new CdcSetupError(`${SECTION}.tables: ${names.join(', ')} ${names.length > 1 ? 'have' : 'has'} no primary key or replica identity, and publishing ${names.length > 1 ? 'them' : 'it'} would make ${names.length > 1 ? 'their' : 'its'} UPDATEs and DELETEs fail: add a primary key, or ALTER TABLE ... REPLICA IDENTITY FULL, or leave ${names.length > 1 ? 'them' : 'it'} out`)
     }
     primaryKeys = primaryKeysOf(found)
+    await sessionContext(client, found, config.session_context)
     const target = [...(tables.length ? [`TABLE ${tables.map(qualified).join(', ')}`] : []), ...(schemas.length ? [`TABLES IN SCHEMA ${schemas.map(quoteIdent).join(', ')}`] : [])].join(', ')
     const exists = (await client.query('SELECT 1 FROM pg_publication WHERE pubname = $1', [config.publication])).rowCount! > 0
     try {
@@ -71,6 +72,46 @@ export async function prepare(config: PostgresCdcReceiverConfig): Promise<Origin
     return { systemId, database, slot: config.slot, primaryKeys }
   } finally {
     await repl.end().catch(() => {})
+  }
+}
+
+/** The statement-level trigger's name, and its function's: one per database, shared by every captured table. */
+export const SESSION_TRIGGER = 'actline_session_context'
+
+/** The session_context trigger's function: the message, with the writing session's role and application_name. */
+export const SESSION_FUNCTION_SQL = `CREATE OR REPLACE FUNCTION public.${SESSION_TRIGGER}() RETURNS trigger LANGUAGE plpgsql AS $$
+  BEGIN
+    PERFORM pg_logical_emit_message(true, 'actline', json_build_object('db_role', current_user::text, 'application_name', current_setting('application_name'))::text);
+    RETURN NULL;
+  END $$`
+
+/** The trigger on one table (schema.table, quoted). */
+export const sessionTriggerSql = (table: string) =>
+  `CREATE TRIGGER ${SESSION_TRIGGER} BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON ${table} FOR EACH STATEMENT EXECUTE FUNCTION public.${SESSION_TRIGGER}()`
+
+/**
+ * Puts the session_context trigger on each captured table, or takes it off
+ * when the option is off. BEFORE each statement, so its message precedes the
+ * statement's rows in the transaction; it writes no table, and the message
+ * commits or rolls back with them.
+ */
+async function sessionContext(client: pg.Client, tables: readonly TableIdentity[], on: boolean): Promise<void> {
+  try {
+    if (on) await client.query(SESSION_FUNCTION_SQL)
+    // Only where it changes something: a trigger's DDL locks its table, and each start would otherwise wait on the app's transactions.
+    const { rows } = await client.query(`SELECT n.nspname || '.' || c.relname AS t FROM pg_trigger g JOIN pg_class c ON c.oid = g.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace WHERE g.tgname = $1`, [SESSION_TRIGGER])
+    const has = new Set(rows.map((r: { t: string }) => r.t))
+    for (const t of tables) {
+      if (has.has(t.table) === on) continue
+      const table = t.table.split('.').map(quoteIdent).join('.')
+      await client.query(on
+        ? sessionTriggerSql(table)
+        : `DROP TRIGGER ${SESSION_TRIGGER} ON ${table}`)
+    }
+  } catch (err) {
+    const e = err as { code?: string; message: string }
+    if (e.code === '42501' || e.code === '42883') throw new CdcSetupError(`${SECTION}.session_context: cannot ${on ? 'install' : 'remove'} the ${SESSION_TRIGGER} trigger (${e.message}): the user must own the captured tables${on ? ', or set session_context: false' : ''}`)
+    throw err
   }
 }
 

@@ -172,8 +172,9 @@ export function createCdcStream(config: PostgresCdcReceiverConfig, ingest: Inges
           // Who did it, from the app, inside the transaction (so it commits, or not, with the changes).
           if (txn && msg.transactional && msg.prefix === CONTEXT_PREFIX) {
             const context = parseContext(msg.content)
-            if (context) txn.context = context
-            else logger.warn({ xid: txn.xid, slot: config.slot }, "postgres_cdc: an 'actline' message that is no JSON object of actor_id, tenant_id, trace_id, span_id, correlation_id: ignored")
+            // The app's message and the session_context trigger's add up: who asked, and which login wrote.
+            if (context) txn.context = { ...txn.context, ...context }
+            else logger.warn({ xid: txn.xid, slot: config.slot }, "postgres_cdc: an 'actline' message that is no JSON object of actor_id, tenant_id, trace_id, span_id, correlation_id, db_role, application_name: ignored")
           }
         } else if (msg.tag === 'commit' && txn) {
           const done = txn

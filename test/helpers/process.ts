@@ -71,6 +71,17 @@ export async function startNodeProcess(
   return { child, url, exited, output: () => log }
 }
 
+/** The example orders service (examples/orders) under the register hook, on a free port. */
+export function startOrdersExample(env: Record<string, string>): ReturnType<typeof startNodeProcess> {
+  return startNodeProcess(['--import', 'actline/instrumentation/register', 'examples/orders/app.js'], { PORT: '0', ...env }, 'orders example')
+}
+
+/** SIGTERM to a process started here, if still running, and its exit. */
+export async function stopNodeProcess(p: { child: ChildProcess; exited: Promise<number | null> } | undefined): Promise<void> {
+  if (p?.child.exitCode === null) p.child.kill('SIGTERM')
+  await p?.exited
+}
+
 /** Rows not yet passed by each exporter, from /metrics. */
 export async function backlog(url: string): Promise<number> {
   const text = await (await fetch(`${url}/metrics`)).text()

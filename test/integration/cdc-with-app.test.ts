@@ -10,7 +10,7 @@
 import { join } from 'node:path'
 import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { killChildren, startNodeProcess } from '../helpers/process.ts'
+import { killChildren, startOrdersExample, stopNodeProcess } from '../helpers/process.ts'
 import { createScratchDatabase, eventually, PG_URL, startCollector, storesOf, tempDir, testConfig, type RunningCollector } from '../helpers/stores.ts'
 
 afterAll(killChildren)
@@ -22,7 +22,7 @@ describe.skipIf(!PG_URL)('the example app writing while change-data capture runs
   let scratch: Awaited<ReturnType<typeof createScratchDatabase>>
   let client: pg.Client
   let collector: RunningCollector
-  let app: Awaited<ReturnType<typeof startNodeProcess>>
+  let app: Awaited<ReturnType<typeof startOrdersExample>>
 
   beforeAll(async () => {
     scratch = await createScratchDatabase()
@@ -34,14 +34,11 @@ describe.skipIf(!PG_URL)('the example app writing while change-data capture runs
       receivers: { postgres_cdc: { enabled: true, url: scratch.url, tables: ['public.orders'], slot, publication: slot, session_context: true } },
     }))
     await eventually('the stream to open', async () => (await fetch(`${collector.url}/metrics`).then((r) => r.text())).includes(`actline_cdc_connected{slot="${slot}"} 1`))
-    app = await startNodeProcess(['--import', 'actline/instrumentation/register', 'examples/orders/app.js'], {
-      DATABASE_URL: scratch.url, PORT: '0', ACTLINE_ENDPOINT: collector.url, OTEL_SERVICE_NAME: service, ACTLINE_TAG_TRANSACTIONS: 'true',
-    }, 'orders example')
+    app = await startOrdersExample({ DATABASE_URL: scratch.url, ACTLINE_ENDPOINT: collector.url, OTEL_SERVICE_NAME: service, ACTLINE_TAG_TRANSACTIONS: 'true' })
   }, 180_000)
 
   afterAll(async () => {
-    if (app?.child.exitCode === null) app.child.kill('SIGTERM')
-    await app?.exited
+    await stopNodeProcess(app)
     await collector?.collector.shutdown()
     await client?.query(`SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1`, [slot]).catch(() => {})
     await client?.end()

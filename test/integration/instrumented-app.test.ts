@@ -10,7 +10,7 @@ import { spawn } from 'node:child_process'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { PGlite } from '@electric-sql/pglite'
 import { PGLiteSocketServer } from '@electric-sql/pglite-socket'
-import { startNodeProcess, killChildren } from '../helpers/process.ts'
+import { killChildren, startOrdersExample, stopNodeProcess } from '../helpers/process.ts'
 import {
   PG_URL, createScratchDatabase, eventually, startCollector, storesOf, tempDir, testConfig, type PgMode, type RunningCollector,
 } from '../helpers/stores.ts'
@@ -39,7 +39,7 @@ describe.each(modes)('an app instrumented by the register hook, on %s PostgreSQL
   let collector: RunningCollector
   let appDb: { stop(): Promise<void> } | undefined
   let scratch: Awaited<ReturnType<typeof createScratchDatabase>> | undefined
-  let app: Awaited<ReturnType<typeof startNodeProcess>>
+  let app: Awaited<ReturnType<typeof startOrdersExample>>
   let databaseUrl: string
   const service = `orders-${mode}-${Date.now().toString(36)}`
 
@@ -57,17 +57,11 @@ describe.each(modes)('an app instrumented by the register hook, on %s PostgreSQL
       appDb = { stop: async () => { await server.stop(); await db.close() } }
       databaseUrl = `postgres://postgres@${server.getServerConn()}/postgres`
     }
-    app = await startNodeProcess(['--import', 'actline/instrumentation/register', 'examples/orders/app.js'], {
-      DATABASE_URL: databaseUrl,
-      PORT: '0',
-      ACTLINE_ENDPOINT: collector.url,
-      OTEL_SERVICE_NAME: service,
-    }, 'orders example')
+    app = await startOrdersExample({ DATABASE_URL: databaseUrl, ACTLINE_ENDPOINT: collector.url, OTEL_SERVICE_NAME: service })
   }, 180_000)
 
   afterAll(async () => {
-    if (app?.child.exitCode === null) app.child.kill('SIGTERM')
-    await app?.exited
+    await stopNodeProcess(app)
     await collector?.collector.shutdown()
     await appDb?.stop()
     await scratch?.drop()

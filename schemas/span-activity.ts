@@ -55,6 +55,13 @@ const MODIFYING = new Set(['insert', 'update', 'delete'])
  */
 export const DB_ROWS_ATTRIBUTE = 'actline.db.rows'
 
+/**
+ * Rows one span may become, whoever sent it: a span over OTLP is anyone's,
+ * and one attribute must not turn into a million activities. Past this, the
+ * rest are counted in the last one (the SDK lists 100 by default).
+ */
+export const MAX_SPAN_ROWS = 1000
+
 export interface DbRowEntry {
   entity_id?: string
   details?: Record<string, unknown>
@@ -110,11 +117,13 @@ function dbRows(value: SpanAttributeValue): DbRows | undefined {
   }
   if (typeof v !== 'object' || v === null || !Array.isArray((v as DbRows).rows)) return undefined
   const d = v as DbRows
-  const rows = d.rows.filter((r): r is DbRowEntry => typeof r === 'object' && r !== null).map((r) => ({
+  const listed = d.rows.filter((r): r is DbRowEntry => typeof r === 'object' && r !== null)
+  const rows = listed.slice(0, MAX_SPAN_ROWS).map((r) => ({
     ...(typeof r.entity_id === 'string' && { entity_id: r.entity_id }),
     ...(typeof r.details === 'object' && r.details !== null && !Array.isArray(r.details) && { details: r.details }),
   }))
-  const omitted = Number.isSafeInteger(d.omitted) && d.omitted! > 0 ? d.omitted : undefined
+  const beyond = (Number.isSafeInteger(d.omitted) && d.omitted! > 0 ? d.omitted! : 0) + listed.length - rows.length
+  const omitted = beyond > 0 ? beyond : undefined
   const rowCount = Number.isSafeInteger(d.row_count) ? d.row_count : undefined
   if (rows.length === 0 && !omitted) return rowCount === 0 ? { rows: [] } : undefined
   return { rows, ...(omitted && { omitted }), ...(rowCount !== undefined && { row_count: rowCount }) }

@@ -6,7 +6,7 @@
 import { describe, expect, it } from 'vitest'
 import { BasicTracerProvider, type ReadableSpan } from '@opentelemetry/sdk-trace-base'
 import { parseActivity } from '../../schemas/activity.ts'
-import { DB_ROWS_ATTRIBUTE, spanToActivities, type SpanRecord } from '../../schemas/span-activity.ts'
+import { DB_ROWS_ATTRIBUTE, MAX_SPAN_ROWS, spanToActivities, type SpanRecord } from '../../schemas/span-activity.ts'
 import { readStatement } from '../../instrumentation/statement-rows.ts'
 import { dbRowHooks, dbRowOptionsFromEnv, type DbRowOptions } from '../../instrumentation/pg-row-hooks.ts'
 import { toSpanRecord } from '../../instrumentation/activity-span-processor.ts'
@@ -137,6 +137,10 @@ describe('the pg hooks and the span mapping', () => {
     const good = JSON.stringify({ rows: [{ entity_id: '1' }, { entity_id: '2' }] })
     expect(spanToActivities(record(good)).map((a) => a.id)).toEqual(spanToActivities(record(good)).map((a) => a.id))
     expect(new Set(spanToActivities(record(good)).map((a) => a.id)).size).toBe(2)
+    // A span is anyone's over OTLP: a million listed rows become MAX_SPAN_ROWS activities and one that counts the rest.
+    const flood = spanToActivities(record(JSON.stringify({ rows: Array.from({ length: 1_000_000 }, () => ({})), omitted: 5 })))
+    expect(flood).toHaveLength(MAX_SPAN_ROWS + 1)
+    expect(flood.at(-1)!.details).toEqual({ rows_omitted: 1_000_000 - MAX_SPAN_ROWS + 5 })
     // A forged or truncated attribute is ignored: the write is still one activity.
     for (const forged of ['{', '[]', '{"rows": 5}', JSON.stringify({ rows: [{ entity_id: 5, details: [1] }] }).slice(0, -3)]) {
       expect(spanToActivities(record(forged)), forged).toHaveLength(1)

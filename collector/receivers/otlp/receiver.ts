@@ -60,11 +60,14 @@ export const otlpReceiver: FastifyPluginAsync<ReceiverOptions<OtlpReceiverConfig
       decoded.spans.forEach((span, index) => {
         const mapped = spanToActivities(span)
         if (mapped.length === 0) return void unmapped++
+        // A write may be several activities (one per row); a span is rejected once, with its first refusal.
+        let refused: string | undefined
         for (const activity of mapped) {
           const result = parseActivity(activity, receivedAt)
           if (result.ok) accepted.push(result.activity)
-          else invalid.push({ index, message: result.issues.map((i) => `${i.path || 'activity'}: ${i.message}`).join('; ') })
+          else refused ??= result.issues.map((i) => `${i.path || 'activity'}: ${i.message}`).join('; ')
         }
+        if (refused !== undefined) invalid.push({ index, message: refused })
       })
       if (accepted.length > 0) await store(ingest, accepted, request.log)
       stats.accepted += accepted.length

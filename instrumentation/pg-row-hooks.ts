@@ -56,8 +56,12 @@ export function dbRowHooks(options: DbRowOptions = {}): PgHookConfig {
   // The statement read at the request, for its response: the span is the one key both hooks share.
   const pending = new WeakMap<Span, StatementRows>()
   const write = (span: Span, stmt: StatementRows, returned?: unknown[], rowCount?: number | null) => {
-    const rows = rowsOf(stmt, keyOf(stmt.table), redacted, options.values !== false, returned, rowCount)
-    const value: DbRows = { rows: rows.slice(0, maxRows), ...(rows.length > maxRows && { omitted: rows.length - maxRows }), ...(typeof rowCount === 'number' && { row_count: rowCount }) }
+    // Only the rows listed are read: a RETURNING of 100,000 rows costs no more than of maxRows.
+    const total = returned?.length || stmt.written.length
+    const listed = { ...stmt, written: stmt.written.slice(0, maxRows) }
+    const rows = rowsOf(listed, keyOf(stmt.table), redacted, options.values !== false, returned?.slice(0, maxRows), rowCount)
+    const omitted = rows.length > 0 && total > maxRows ? total - maxRows : 0
+    const value: DbRows = { rows, ...(omitted > 0 && { omitted }), ...(typeof rowCount === 'number' && { row_count: rowCount }) }
     span.setAttribute(DB_ROWS_ATTRIBUTE, JSON.stringify(value))
   }
   return {
@@ -92,9 +96,10 @@ function rowsOf(
   } else {
     rows = back?.length ? back.map((r) => ({ old: r })) : [{}]
   }
+  // Nothing written (WHERE matched none, ON CONFLICT DO NOTHING): no row changed, as no row trigger would have fired.
+  if (rowCount === 0) return []
   // Nothing returned: the one entry stands for every row the WHERE matched, and names the row only when the WHERE pins its key.
   const statementLevel = !back?.length && stmt.operation !== 'insert'
-  if (statementLevel && rowCount === 0) return []
   return rows.map((r) => {
     const entityId = entityIdOf(key, { ...where, ...(r.old ?? r.new) }, redacted)
     const details = withValues ? changeDetails(r, redacted) : undefined

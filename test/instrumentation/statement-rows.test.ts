@@ -94,6 +94,7 @@ describe('the pg hooks and the span mapping', () => {
   it('says how many rows a statement hit when its WHERE names no row, and gives none for zero rows', () => {
     expect(rowsOf("UPDATE orders SET status = 'void' WHERE customer = $1", ['ada'], { rowCount: 3 })).toEqual([{ details: { new: { status: 'void' }, where: { customer: 'ada' }, row_count: 3 } }])
     expect(rowsOf('DELETE FROM orders WHERE id = $1', [404], { rowCount: 0 })).toEqual([])
+    expect(rowsOf('INSERT INTO orders (id) VALUES ($1) ON CONFLICT DO NOTHING', [1], { rowCount: 0 })).toEqual([])
   })
 
   it('keeps DELETE ... RETURNING rows as the old values', () => {
@@ -117,6 +118,8 @@ describe('the pg hooks and the span mapping', () => {
     expect(rows).toHaveLength(6)
     expect(rows.slice(0, 5).map((r) => r.entity_id)).toEqual(['0', '1', '2', '3', '4'])
     expect(rows[5]).toEqual({ entity_id: undefined, details: { rows_omitted: 2, row_count: 7 } })
+    const tuples = Array.from({ length: 8 }, (_, i) => `($${i + 1})`).join(', ')
+    expect(rowsOf(`INSERT INTO t (id) VALUES ${tuples}`, [0, 1, 2, 3, 4, 5, 6, 7], { rowCount: 8 }, { maxRows: 5 }).map((r) => r.entity_id ?? r.details)).toEqual(['0', '1', '2', '3', '4', { rows_omitted: 3, row_count: 8 }])
   })
 
   it('bounds what a hostile value costs: long text, bytes, deep JSON, NaN, bigint', () => {

@@ -1,0 +1,80 @@
+/**
+ * `npm run bench:audit-insert`: what one audited row costs PGlite, by the
+ * form of the insert, side by side in one run (issue 16, part 4). The real
+ * audit_log DDL (partitioned, 4 indexes), bench:ingest's event mix through
+ * the exporter's own row encoder, BENCH_BATCHES batches of BENCH_BATCH rows
+ * per form, the forms interleaved batch by batch; CPU time of the process
+ * (PGlite runs in it here) per row, median over the batches. The floors
+ * (tables without indexes or partitions, and COPY) say what PGlite itself
+ * costs; they are not forms the audit trail could use (it needs the
+ * conflict check: a re-sent row is stored once).
+ *
+ *   npm run bench:audit-insert     # BENCH_BATCH=5000 BENCH_BATCHES=8
+ */
+import { PGlite } from '@electric-sql/pglite'
+import { parseActivity, type Activity } from '../schemas/activity.ts'
+import { ACTIVITY_ROW, postgresColumn } from '../schemas/activity-row.ts'
+import { sqlOf } from '../schemas/migrations.ts'
+import { isoRowEncoder } from '../exporters/encoding.ts'
+import { INSERT_SQL, PG_TYPE } from '../exporters/postgres/exporter.ts'
+import { partitionDdl, postgresMigrations } from '../schemas/postgres-schema.ts'
+import { makeEvents } from './load-generator.ts'
+import { median } from './query-scenarios.ts'
+
+const BATCH = Number(process.env.BENCH_BATCH ?? 5000)
+const BATCHES = Number(process.env.BENCH_BATCHES ?? 8)
+
+const NAMES = ACTIVITY_ROW.map(postgresColumn).join(', ')
+const COLUMNS = (json: 'json' | 'jsonb') => ACTIVITY_ROW.map((f) => `${postgresColumn(f)} ${PG_TYPE[f.kind] === 'jsonb' ? json : PG_TYPE[f.kind]}`).join(', ')
+const toRow = isoRowEncoder(postgresColumn)
+
+const FORMS = {
+  'jsonb_to_recordset (before issue 16)': (rows: string) => [`INSERT INTO audit_log (${NAMES}) SELECT ${NAMES} FROM jsonb_to_recordset($1::jsonb) AS r(${COLUMNS('jsonb')}) ON CONFLICT (id, occurred_at) DO NOTHING`, [rows]] as const,
+  "the exporter's insert (json_to_recordset)": (rows: string) => [INSERT_SQL, [rows]] as const,
+  'primary key only (no secondary index)': (rows: string) => [INSERT_SQL.replace('INSERT INTO audit_log', 'INSERT INTO audit_pk'), [rows]] as const,
+  'floor: no index, no partition, no conflict check': (rows: string) => [INSERT_SQL.replace('INSERT INTO audit_log', 'INSERT INTO audit_plain').replace(/ON CONFLICT[^]*$/, ''), [rows]] as const,
+  'floor: COPY csv from a blob, no index, no partition': (rows: string) => ['', [rows]] as const,
+}
+
+async function main() {
+  const activities: Activity[] = []
+  for (let seed = 0; activities.length < BATCH * BATCHES * Object.keys(FORMS).length; seed++) {
+    for (const text of makeEvents(1000, seed)) {
+      const r = parseActivity(JSON.parse(text), Date.now())
+      if (r.ok) activities.push(r.activity)
+    }
+  }
+  const db = await PGlite.create()
+  for (const m of postgresMigrations) for (const st of m.statements({})) await db.exec(sqlOf(st))
+  for (const ms of new Set(activities.map((a) => partitionDdl(a.timestamp).sql))) await db.exec(ms)
+  await db.exec(`CREATE TABLE audit_plain (LIKE audit_log INCLUDING DEFAULTS)`)
+  await db.exec(`CREATE TABLE audit_pk (LIKE audit_log INCLUDING DEFAULTS, PRIMARY KEY (id, occurred_at)) PARTITION BY RANGE (occurred_at)`)
+  for (const ms of new Set(activities.map((a) => partitionDdl(a.timestamp).sql.replaceAll('audit_log', 'audit_pk')))) await db.exec(ms)
+  console.log(`bench:audit-insert: PGlite in process, ${BATCHES} batches of ${BATCH.toLocaleString('en-US')} rows per form, interleaved`)
+  const times = Object.fromEntries(Object.keys(FORMS).map((f) => [f, [] as number[]])) as Record<keyof typeof FORMS, number[]>
+  let next = 0
+  for (let b = 0; b < BATCHES; b++) {
+    for (const form of Object.keys(FORMS) as (keyof typeof FORMS)[]) {
+      const batch = activities.slice(next, (next += BATCH))
+      const cpu = process.cpuUsage()
+      if (form === 'floor: COPY csv from a blob, no index, no partition') {
+        const csv = batch.map((a) => { const r = toRow(a) as Record<string, unknown>; return ACTIVITY_ROW.map((f) => { const v = r[postgresColumn(f)]; return v === undefined || v === null ? '' : `"${(typeof v === 'object' ? JSON.stringify(v) : String(v)).replaceAll('"', '""')}"` }).join(',') }).join('\n')
+        await db.query(`COPY audit_plain (${NAMES}) FROM '/dev/blob' WITH (FORMAT csv)`, [], { blob: new Blob([csv]) })
+      } else {
+        const [sql, params] = FORMS[form as keyof typeof FORMS](`[${batch.map((a) => JSON.stringify(toRow(a))).join(',')}]`)
+        await db.query(sql, [...params])
+      }
+      const used = process.cpuUsage(cpu)
+      times[form].push(((used.user + used.system) / BATCH))
+    }
+    process.stderr.write(`  batch ${b + 1}/${BATCHES}: ${Object.entries(times).map(([f, t]) => `${f} ${t.at(-1)!.toFixed(1)} µs/row`).join(', ')}\n`)
+  }
+  const { rows } = await db.query<{ n: number }>('SELECT count(*)::int AS n FROM audit_log')
+  // Both audit_log forms store every row they were given.
+  if (rows[0]!.n !== 2 * BATCH * BATCHES) throw new Error(`audit_log holds ${rows[0]!.n} rows, not ${2 * BATCH * BATCHES}`)
+  const base = median(times['jsonb_to_recordset (before issue 16)'])
+  for (const [form, t] of Object.entries(times)) console.log(`${form.padEnd(52)} ${median(t).toFixed(1).padStart(7)} µs/row   ${(median(t) / base).toFixed(2)}x`)
+  await db.close()
+}
+
+await main()

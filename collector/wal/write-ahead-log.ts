@@ -26,6 +26,7 @@ import type { Logger } from '../../schemas/component.ts'
 import { yieldToLoop } from '../../schemas/cooperative.ts'
 import { openCursorLedger, type Cursor, type CursorLedger } from './cursor-ledger.ts'
 import { decodeRecord, encodeRecord, HEADER, scanSegment } from './records.ts'
+import { RecentRecords } from './recent-records.ts'
 
 export type { Cursor } from './cursor-ledger.ts'
 
@@ -41,6 +42,8 @@ export const WriteAheadLogConfig = z
     segment_bytes: z.number().int().min(1024).default(64 * 1024 * 1024),
     /** Log bytes not yet passed by every exporter; past it ingest answers 429. @default 1073741824 */
     max_bytes: z.number().int().min(4096).default(1024 * 1024 * 1024),
+    /** The newest records' bytes kept in memory as activities, so exporters at the tail read them without the disk and a second parse; 0 turns it off. @default 16777216 */
+    memory_tail_bytes: z.number().int().min(0).default(16 * 1024 * 1024),
   })
   .strict()
 
@@ -131,7 +134,8 @@ export function createWriteAheadLog(
   const events = new EventEmitter()
   let handle: FileHandle | undefined
   let end = 0
-  let pending: { data: Buffer; count: number; resolve: (end: number) => void; reject: (e: Error) => void }[] = []
+  let pending: { data: Buffer; activities: readonly Activity[]; resolve: (end: number) => void; reject: (e: Error) => void }[] = []
+  const recent = new RecentRecords(config.memory_tail_bytes)
   let flushing: Promise<void> | undefined
   let syncTimer: NodeJS.Timeout | undefined
   let dirty = false
@@ -203,7 +207,8 @@ export function createWriteAheadLog(
         if (config.durability === 'fsync') await handle!.datasync()
         else dirty = true
         const ends = batch.map((p) => {
-          index.push({ offset: end, end: end + p.data.length, count: p.count })
+          index.push({ offset: end, end: end + p.data.length, count: p.activities.length })
+          recent.add(end, end + p.data.length, p.activities)
           return (end += p.data.length)
         })
         segment.size += bytes
@@ -278,6 +283,7 @@ export function createWriteAheadLog(
     // No exporter registered yet: nothing may go.
     if (cursors.size === 0) return
     const min = oldestNeeded()
+    recent.dropBefore(min)
     while (segments.length > 1 && segments[1]!.base <= min) {
       const gone = segments.shift()!
       await rm(gone.path, { force: true })
@@ -326,7 +332,7 @@ export function createWriteAheadLog(
       if (closed) return Promise.reject(new Error('write-ahead log is closed'))
       const data = encodeRecord(activities)
       return new Promise<number>((resolve, reject) => {
-        pending.push({ data, count: activities.length, resolve, reject })
+        pending.push({ data, activities, resolve, reject })
         kick()
       })
     },
@@ -354,11 +360,17 @@ export function createWriteAheadLog(
         count += ref.count
       }
       const activities: Activity[] = []
-      // One read per segment spanned, then walk the records in memory.
+      // Kept in memory (recent-records.ts), else one read per segment spanned, then walk the records in memory.
       for (let i = 0; i < refs.length; ) {
+        const kept = recent.get(refs[i]!.offset)
+        if (kept) {
+          for (const a of kept) activities.push(a)
+          i++
+          continue
+        }
         const segment = segments.findLast((s) => s.base <= refs[i]!.offset)!
         let j = i
-        while (j + 1 < refs.length && refs[j + 1]!.offset < segment.base + segment.size) j++
+        while (j + 1 < refs.length && refs[j + 1]!.offset < segment.base + segment.size && !recent.get(refs[j + 1]!.offset)) j++
         const from = refs[i]!.offset
         const buf = Buffer.allocUnsafe(refs[j]!.end - from)
         const fh = await open(segment.path, 'r')

@@ -52,6 +52,42 @@ describe('write-ahead log', () => {
     await again.log.close()
   })
 
+  it('serves the newest records from memory, within its budget, and the rest from the disk', async () => {
+    // Records of one size: the budget holds the last two.
+    const probe = wal()
+    await probe.log.open()
+    const size = await probe.log.append(activities(3, 'a'))
+    await probe.log.close()
+    const w = wal({ memory_tail_bytes: 2 * size })
+    await w.log.open()
+    const written = ['a', 'b', 'c', 'd'].map((tag) => activities(3, tag))
+    for (const batch of written) await w.log.append(batch)
+    // The disk's copy of every record is destroyed: what still reads whole came from memory.
+    const [segment] = segmentFiles(w.dir)
+    writeFileSync(join(w.dir, segment!), Buffer.alloc(statSync(join(w.dir, segment!)).size, 0x5a))
+    const read = await w.log.read(0, 100)
+    expect(read.activities.map((a) => a.entity_id)).toEqual([...written[2]!, ...written[3]!].map((a) => a.entity_id))
+    expect(read.activities[0]).toEqual(written[2]![0])
+    expect(w.regions.map((r) => r.reason)).toEqual(['record fails its checksum', 'record fails its checksum'])
+    await w.log.close()
+  })
+
+  it('keeps nothing in memory with memory_tail_bytes 0, nor a record every reader has passed', async () => {
+    for (const overrides of [{ memory_tail_bytes: 0 }, {}]) {
+      const w = wal(overrides)
+      await w.log.open()
+      await w.log.cursor('x')
+      const first = await w.log.append(activities(2, 'a'))
+      await w.log.append(activities(2, 'b'))
+      await w.log.saveCursor('x', { committed: first })
+      const [segment] = segmentFiles(w.dir)
+      writeFileSync(join(w.dir, segment!), Buffer.alloc(statSync(join(w.dir, segment!)).size, 0x5a))
+      // Off: nothing reads whole. On: only the record the cursor has not passed.
+      expect((await w.log.read(0, 100)).activities.map((a) => a.entity_id)).toEqual('memory_tail_bytes' in overrides ? [] : ['b-0', 'b-1'])
+      await w.log.close()
+    }
+  })
+
   it('reads whole records until the activity limit is reached', async () => {
     const w = wal()
     await w.log.open()

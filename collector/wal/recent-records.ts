@@ -8,7 +8,9 @@
  * succeeded), so nothing about durability changes: after a restart the
  * readers read the disk, as a reader that fell behind the budget does now.
  * Bounded by the records' encoded bytes; a record every cursor has passed
- * leaves at once.
+ * leaves at once. Off unless wal.memory_tail_bytes is set: what it saves in
+ * CPU it cost, when measured, in GC, latency and memory (its config key says
+ * how much).
  */
 import type { Activity } from '../../schemas/activity.ts'
 

@@ -42,8 +42,15 @@ export const WriteAheadLogConfig = z
     segment_bytes: z.number().int().min(1024).default(64 * 1024 * 1024),
     /** Log bytes not yet passed by every exporter; past it ingest answers 429. @default 1073741824 */
     max_bytes: z.number().int().min(4096).default(1024 * 1024 * 1024),
-    /** The newest records' bytes kept in memory as activities, so exporters at the tail read them without the disk and a second parse; 0 turns it off. @default 16777216 */
-    memory_tail_bytes: z.number().int().min(0).default(16 * 1024 * 1024),
+    /**
+     * The newest records' bytes also kept in memory as activities, so
+     * exporters at the tail read them without the disk and a second parse.
+     * Off by default: it saves ~20% of the main thread's CPU per event, but
+     * the activities it keeps live long enough to reach V8's old generation,
+     * and request p99 and peak RSS under overload grew (BENCHMARKS.md,
+     * bench:profile). @default 0
+     */
+    memory_tail_bytes: z.number().int().min(0).default(0),
   })
   .strict()
 

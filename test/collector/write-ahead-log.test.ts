@@ -72,8 +72,8 @@ describe('write-ahead log', () => {
     await w.log.close()
   })
 
-  it('keeps nothing in memory with memory_tail_bytes 0, nor a record every reader has passed', async () => {
-    for (const overrides of [{ memory_tail_bytes: 0 }, {}]) {
+  it('keeps nothing in memory by default, and with a budget no record every reader has passed', async () => {
+    for (const overrides of [{}, { memory_tail_bytes: 1024 * 1024 }]) {
       const w = wal(overrides)
       await w.log.open()
       await w.log.cursor('x')
@@ -82,8 +82,8 @@ describe('write-ahead log', () => {
       await w.log.saveCursor('x', { committed: first })
       const [segment] = segmentFiles(w.dir)
       writeFileSync(join(w.dir, segment!), Buffer.alloc(statSync(join(w.dir, segment!)).size, 0x5a))
-      // Off: nothing reads whole. On: only the record the cursor has not passed.
-      expect((await w.log.read(0, 100)).activities.map((a) => a.entity_id)).toEqual('memory_tail_bytes' in overrides ? [] : ['b-0', 'b-1'])
+      // Off (the default): nothing reads whole. On: only the record the cursor has not passed.
+      expect((await w.log.read(0, 100)).activities.map((a) => a.entity_id)).toEqual('memory_tail_bytes' in overrides ? ['b-0', 'b-1'] : [])
       await w.log.close()
     }
   })

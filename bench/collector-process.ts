@@ -12,8 +12,9 @@ import type { LoadResult, Options } from './load-generator.ts'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
 
-export async function startCollector(configFile: string) {
-  const child = spawn(process.execPath, [join(root, 'bin/actline.js'), 'start', '--config', configFile], { stdio: ['ignore', 'pipe', 'inherit'] })
+/** `nodeArgs` go before the script: `--cpu-prof` and the like. */
+export async function startCollector(configFile: string, nodeArgs: readonly string[] = []) {
+  const child = spawn(process.execPath, [...nodeArgs, join(root, 'bin/actline.js'), 'start', '--config', configFile], { stdio: ['ignore', 'pipe', 'inherit'] })
   const url = await new Promise<string>((resolve, reject) => {
     createInterface({ input: child.stdout! }).on('line', (line) => {
       const m = /"url":"(http:[^"]+)"/.exec(line)

@@ -18,20 +18,16 @@
  *   npm run bench:profile     # BENCH_RATE=20 (requests/s of 500 events) BENCH_SECONDS=20
  *   BENCH_WAL='memory_tail_bytes: 0' npm run bench:profile   # extra wal keys, for an A/B
  */
-import { spawn } from 'node:child_process'
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { createInterface } from 'node:readline'
-import { fileURLToPath } from 'node:url'
-import { metrics, runGenerator } from './collector-process.ts'
+import { metrics, runGenerator, startCollector } from './collector-process.ts'
 import { chargeProfile, type CpuProfile } from './profile-stages.ts'
 
 const RATE = Number(process.env.BENCH_RATE ?? 20)
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 20)
 const BATCH = 500
 const WAL_EXTRA = process.env.BENCH_WAL ? `, ${process.env.BENCH_WAL}` : ''
-const root = fileURLToPath(new URL('..', import.meta.url))
 const TICK_MS = 1000 / 100 // USER_HZ: /proc counts CPU in 10 ms ticks
 
 /** CPU ms of each thread of `pid`, by group: main, the engine's named threads, Node's others. */
@@ -58,15 +54,8 @@ async function main() {
   const profiles = join(dir, 'profiles')
   const configFile = join(dir, 'collector.yaml')
   writeFileSync(configFile, `data_dir: ${join(dir, 'data')}\nserver: { port: 0, log_level: warn }\nwal: { durability: fsync${WAL_EXTRA} }\n`)
-  const child = spawn(process.execPath, ['--cpu-prof', `--cpu-prof-dir=${profiles}`, '--cpu-prof-interval=500', join(root, 'bin/actline.js'), 'start', '--config', configFile], { stdio: ['ignore', 'pipe', 'inherit'] })
+  const { child, url } = await startCollector(configFile, ['--cpu-prof', `--cpu-prof-dir=${profiles}`, '--cpu-prof-interval=500'])
   try {
-    const url = await new Promise<string>((resolve, reject) => {
-      createInterface({ input: child.stdout! }).on('line', (line) => {
-        const m = /"url":"(http:[^"]+)"/.exec(line)
-        if (m) resolve(m[1]!)
-      })
-      child.once('exit', (code) => reject(new Error(`collector exited with ${code} before listening`)))
-    })
     console.log(`bench:profile: ${RATE * BATCH} events/s offered (${RATE} requests/s of ${BATCH}) for ${SECONDS} s, wal.durability fsync${WAL_EXTRA}, embedded ClickHouse + PGlite`)
     await runGenerator({ url: `${url}/v1/activities`, mode: 'rate', rate: RATE / 2, concurrency: 8, durationMs: 3000, batchSize: BATCH })
     while ((await metrics(url)).pending > 0) await new Promise((r) => setTimeout(r, 50))

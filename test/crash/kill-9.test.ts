@@ -9,11 +9,13 @@ import { uuidv7 } from '../../schemas/activity.ts'
 import { eventually, missingFromClickHouse, openStores, tempDir, testConfig } from '../helpers/stores.ts'
 import { backlog, startCollectorProcess, writeConfig, killChildren } from '../helpers/process.ts'
 
-afterAll(killChildren)
-
 const KILLS = Number(process.env.CRASH_KILLS ?? 20)
 const dir = tempDir('actline-crash-')
-afterAll(() => dir.remove())
+// One hook, in this order: a collector left by a failed assertion dies before its directory goes.
+afterAll(async () => {
+  await killChildren()
+  dir.remove()
+})
 
 /** Posts batches with client-chosen ids until stopped; collects the ids of every 200. */
 function load(url: string, acked: Set<string>, connections = 4) {

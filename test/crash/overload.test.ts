@@ -5,17 +5,19 @@
  * be stored, and ingest must accept again once the flood stops.
  */
 import http from 'node:http'
-import { afterAll, describe, expect, it } from 'vitest'
+import { afterAll, describe, expect, it, onTestFinished } from 'vitest'
 import { uuidv7 } from '../../schemas/activity.ts'
 import { eventually, missingFromClickHouse, openStores, tempDir, testConfig } from '../helpers/stores.ts'
 import { backlog, startCollectorProcess, writeConfig, killChildren } from '../helpers/process.ts'
 
-afterAll(killChildren)
-
 const LIMIT_MIB = 900
 const SPIKE_MIB = 250
 const dir = tempDir('actline-overload-')
-afterAll(() => dir.remove())
+// One hook, in this order: a collector left by a failed assertion dies before its directory goes.
+afterAll(async () => {
+  await killChildren()
+  dir.remove()
+})
 
 describe('overload', () => {
   it(`stays under ${LIMIT_MIB} MiB, answers 429, loses nothing acknowledged, and recovers`, async () => {
@@ -29,6 +31,7 @@ describe('overload', () => {
     const statuses = new Map<number, number>()
     let peak = 0
     const sampler = setInterval(() => (peak = Math.max(peak, collector.rss())), 25)
+    onTestFinished(() => clearInterval(sampler))
 
     const agent = new http.Agent({ keepAlive: true, maxSockets: 16 })
     const post = (body: string) =>

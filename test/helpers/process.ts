@@ -37,8 +37,14 @@ const running = new Set<ChildProcess>()
  * behind, holding memory and CPU through the rest of the run (vitest ends
  * its workers without an 'exit' event a hook could use).
  */
-export function killChildren(): void {
-  for (const child of running) child.kill('SIGKILL')
+export async function killChildren(): Promise<void> {
+  const dying = [...running].map((child) => new Promise<void>((resolve) => {
+    if (child.exitCode !== null || child.signalCode !== null) return resolve()
+    child.once('exit', () => resolve())
+    child.kill('SIGKILL')
+  }))
+  // Dead before the hook returns: a test's directory is removed after, and a collector still writing into it would fail that.
+  await Promise.race([Promise.all(dying), new Promise((r) => setTimeout(r, 10_000))])
 }
 
 /** A node process that prints a JSON log line with its `"url"` once it listens. */

@@ -66,7 +66,7 @@ export function parseContext(content: Uint8Array): TransactionContext | undefine
     ...text('trace_id', /^[0-9a-f]{32}$/),
     ...text('span_id', /^[0-9a-f]{16}$/),
     ...text('db_role'),
-    ...text('application_name', /^[^\u0000]{1,256}$/),
+    ...text('application_name'),
   }
 }
 

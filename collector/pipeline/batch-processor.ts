@@ -10,12 +10,17 @@
  * deduplication token, PostgreSQL by ON CONFLICT), then reading resumes.
  *
  * Defaults, against the legacy service's 500 rows every 5 s:
- * - send_batch_size 10,000: ClickHouse wants few, large inserts (each insert
- *   is a part to merge; its guidance is >= 1,000 rows and about one insert
- *   per second per table), and 10k rows of ~400 B is ~4 MB, which both stores
- *   take in tens of milliseconds.
+ * - send_batch_size 50,000: ClickHouse wants few, large inserts (its guidance
+ *   is 10k-100k rows, about one insert per second per table). Each of the
+ *   four rollup views writes a part per insert, so their cost is per insert:
+ *   measured on the embedded engine (BENCHMARKS.md, "Feeding ClickHouse"), a
+ *   row cost 26 µs of CPU in 5,000-row inserts, 15 in 10,000-row ones and 10
+ *   from 50,000 on, the same as the table without its views.
+ * - send_batch_max_bytes 32 MiB of log records: bounds a batch's memory when
+ *   events are large (50,000 of ~500 B is ~25 MB); 8 KB events go 4,000 at a time.
  * - timeout_ms 1,000: a quiet collector still makes rows queryable within a
- *   second, at most one small insert per second per store.
+ *   second, at most one small insert per second per store; under load a
+ *   second's rows make the batch, so its size follows the rate up to the limit.
  */
 import { z } from 'zod'
 import type { Activity } from '../../schemas/activity.ts'
@@ -28,8 +33,10 @@ import type { Cursor, WriteAheadLog } from '../wal/write-ahead-log.ts'
 
 export const BatchProcessorConfig = z
   .object({
-    /** Rows per export (whole log records, so a batch may run over by one request's rows). @default 10000 */
-    send_batch_size: z.number().int().min(1).max(1_000_000).default(10_000),
+    /** Rows per export (whole log records, so a batch may run over by one request's rows). @default 50000 */
+    send_batch_size: z.number().int().min(1).max(1_000_000).default(50_000),
+    /** Log bytes per export, whichever limit comes first (at least one record). @default 33554432 (32 MiB) */
+    send_batch_max_bytes: z.number().int().min(1024).max(1024 * 1024 * 1024).default(32 * 1024 * 1024),
     /** A partial batch goes out once its oldest row has waited this long. @default 1000 */
     timeout_ms: z.number().int().min(1).max(600_000).default(1_000),
   })
@@ -193,11 +200,11 @@ export function createBatchProcessor({ config, wal, exporter, accepts, deadLette
       }
       waitingSince ??= Date.now()
       if (stopping && Date.now() >= deadline) return
-      if (available < config.send_batch_size && !due() && !stopping) {
+      if (available < config.send_batch_size && wal.end - cursor.committed < config.send_batch_max_bytes && !due() && !stopping) {
         await waitForData(waitingSince + config.timeout_ms - Date.now())
         continue
       }
-      const { activities, next } = await wal.read(cursor.committed, config.send_batch_size)
+      const { activities, next } = await wal.read(cursor.committed, config.send_batch_size, Infinity, config.send_batch_max_bytes)
       waitingSince = undefined
       if (!(await exportRange(cursor.committed, next, activities))) return
     }

@@ -109,8 +109,12 @@ export interface WriteAheadLog {
   countFrom(offset: number): number
   /** The newest whole records holding at least `maxActivities` (or all there are). */
   tail(maxActivities: number): Promise<Activity[]>
-  /** Whole records from `offset` until `maxActivities` is reached: the last record may take it over by its own size. */
-  read(offset: number, maxActivities: number, until?: number): Promise<ReadResult>
+  /**
+   * Whole records from `offset` until `maxActivities` or `maxBytes` of
+   * records is reached (at least one record): the last record may take it
+   * over by its own size.
+   */
+  read(offset: number, maxActivities: number, until?: number, maxBytes?: number): Promise<ReadResult>
   /** Register an exporter; returns its persisted cursor. */
   cursor(name: string): Promise<Cursor>
   /** Persist an exporter's cursor; segments every cursor has passed are deleted. */
@@ -356,15 +360,17 @@ export function createWriteAheadLog(
       return n
     },
 
-    async read(offset, maxActivities, until = Infinity) {
+    async read(offset, maxActivities, until = Infinity, maxBytes = Infinity) {
       const first = locate(offset)
       const refs: RecordRef[] = []
       let count = 0
+      let bytes = 0
       for (let i = first; i < index.length && index[i]!.end <= until; i++) {
         const ref = index[i]!
-        if (count >= maxActivities) break
+        if (count >= maxActivities || bytes >= maxBytes) break
         refs.push(ref)
         count += ref.count
+        bytes += ref.end - ref.offset
       }
       const activities: Activity[] = []
       // Kept in memory (recent-records.ts), else one read per segment spanned, then walk the records in memory.

@@ -67,6 +67,16 @@ describe('batch processor over the write-ahead log', () => {
     expect(exporter.batches[0]).toHaveLength(120) // whole records: 60 + 60
   })
 
+  it('sends a batch once send_batch_max_bytes of records are in the log, whole records, however few the rows', async () => {
+    const { wal, exporter } = await setup({ send_batch_size: 100_000, send_batch_max_bytes: 4096, timeout_ms: 60_000 })
+    // Large events: ~1.5 KB each, so 4 KB is three of them.
+    const big = activities(9).map((a) => ({ ...a, details: { blob: 'x'.repeat(1500) } }))
+    for (const a of big) await wal.append([a])
+    await eventually('batches by bytes', async () => exporter.batches.flat().length === 9)
+    expect(exporter.batches.map((b) => b.length)).toEqual([3, 3, 3])
+    expect(exporter.batches.flat().map((a) => a.id)).toEqual(big.map((a) => a.id))
+  })
+
   it('sends a partial batch once its oldest row is timeout_ms old', async () => {
     const { wal, exporter } = await setup({ send_batch_size: 1000, timeout_ms: 300 })
     const started = Date.now()

@@ -4,13 +4,14 @@
  * the dashboard refresh of bench:query both drive.
  */
 import { spawn } from 'node:child_process'
-import { readFileSync } from 'node:fs'
+import { readdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import type { LoadResult, Options } from './load-generator.ts'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
+const TICK_MS = 1000 / 100 // USER_HZ: /proc counts CPU in 10 ms ticks
 
 /** `nodeArgs` go before the script: `--cpu-prof` and the like. */
 export async function startCollector(configFile: string, nodeArgs: readonly string[] = []) {
@@ -56,4 +57,23 @@ export async function timeToStored(url: string): Promise<number> {
   const t0 = performance.now()
   while ((await metrics(url)).pending > 0) await new Promise((r) => setTimeout(r, 10))
   return Math.round(performance.now() - t0)
+}
+
+/** CPU ms of each thread of `pid`, by group: main, the engine's named threads, Node's others. */
+export function threadCpu(pid: number): Map<string, number> {
+  const out = new Map<string, number>()
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    let stat: string
+    try {
+      stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8')
+    } catch {
+      continue // ended meanwhile
+    }
+    const comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'))
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+    const ms = (Number(fields[11]) + Number(fields[12])) * TICK_MS // utime + stime
+    const group = Number(tid) === pid ? 'main thread (JS, and what runs on it)' : comm === 'node' ? "Node's other threads (libuv pool: writes, fsync, zlib; GC helpers; PGlite's worker)" : 'ClickHouse engine threads'
+    out.set(group, (out.get(group) ?? 0) + ms)
+  }
+  return out
 }

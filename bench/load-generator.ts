@@ -19,6 +19,17 @@ export interface Options {
   concurrency: number
   durationMs: number
   batchSize: number
+  /** Reshapes bench:ingest's mix (bench:scale): attributes per event, padded size, share routed to the audit trail. */
+  shape?: Shape
+}
+
+export interface Shape {
+  /** Attributes per event instead of the mix's two. */
+  attributes?: number
+  /** Each event's JSON padded (in details) to about this many bytes. */
+  eventBytes?: number
+  /** Share of events the default audit route takes (source user), 0-1; the rest are system events it skips. */
+  auditShare?: number
 }
 
 export interface LoadResult {
@@ -36,19 +47,20 @@ const CATEGORIES = ['authentication', 'billing', 'database', 'api', 'scheduled_j
 
 /** A realistic mix: ~30% user actions (audited), the rest machine events, some warnings. */
 /** The events of bench:ingest, one JSON text each. */
-export function makeEvents(batchSize: number, seed: number): string[] {
-  return makeBody(batchSize, seed).split('\n')
+export function makeEvents(batchSize: number, seed: number, shape: Shape = {}): string[] {
+  return makeBody(batchSize, seed, shape).split('\n')
 }
 
-function makeBody(batchSize: number, seed: number): string {
+function makeBody(batchSize: number, seed: number, shape: Shape = {}): string {
   const lines: string[] = []
+  const audited = shape.auditShare
   for (let i = 0; i < batchSize; i++) {
     const n = seed * batchSize + i
-    lines.push(JSON.stringify({
-      source: SOURCES[n % SOURCES.length],
+    const event: Record<string, unknown> = {
+      source: audited === undefined ? SOURCES[n % SOURCES.length] : (n * 37) % 100 < audited * 100 ? 'user' : 'system',
       action: ACTIONS[n % ACTIONS.length],
-      category: CATEGORIES[n % CATEGORIES.length],
-      severity: n % 50 === 0 ? 'warning' : 'info',
+      category: audited === undefined ? CATEGORIES[n % CATEGORIES.length] : 'api',
+      severity: audited === undefined && n % 50 === 0 ? 'warning' : 'info',
       status: n % 20 === 0 ? 'failure' : 'success',
       actor_id: `user-${n % 5000}`,
       tenant_id: `tenant-${n % 20}`,
@@ -57,8 +69,22 @@ function makeBody(batchSize: number, seed: number): string {
       service: 'billing-api',
       duration_ms: (n % 997) / 10,
       details: { path: `/api/v1/invoices/${n}`, method: 'POST' },
-      attributes: { region: n % 2 ? 'eu-west-1' : 'us-east-1', version: '1.4.2' },
-    }))
+      attributes: shape.attributes === undefined
+        ? { region: n % 2 ? 'eu-west-1' : 'us-east-1', version: '1.4.2' }
+        : Object.fromEntries(Array.from({ length: shape.attributes }, (_, k) => [`attr_${k}`, `value-${(n + k) % 50}`])),
+    }
+    let line = JSON.stringify(event)
+    // Smaller than the mix: drop optional fields until it fits.
+    for (const key of ['details', 'attributes', 'entity_type', 'service', 'duration_ms', 'entity_id']) {
+      if (shape.eventBytes === undefined || line.length <= shape.eventBytes) break
+      delete event[key]
+      line = JSON.stringify(event)
+    }
+    if (shape.eventBytes !== undefined && line.length < shape.eventBytes && event.details) {
+      ;(event.details as Record<string, unknown>).note = 'x'.repeat(shape.eventBytes - line.length - 10)
+      line = JSON.stringify(event)
+    }
+    lines.push(line)
   }
   return lines.join('\n')
 }
@@ -69,7 +95,7 @@ function percentile(sorted: number[], p: number): number {
 }
 
 export async function runLoad(o: Options): Promise<LoadResult> {
-  const bodies = Array.from({ length: 64 }, (_, i) => Buffer.from(makeBody(o.batchSize, i)))
+  const bodies = Array.from({ length: 64 }, (_, i) => Buffer.from(makeBody(o.batchSize, i, o.shape)))
   const agent = new http.Agent({ keepAlive: true, maxSockets: o.concurrency })
   const target = new URL('/v1/activities', o.url)
   const latencies: number[] = []

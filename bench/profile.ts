@@ -21,33 +21,13 @@
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { metrics, runGenerator, startCollector } from './collector-process.ts'
+import { metrics, runGenerator, startCollector, threadCpu } from './collector-process.ts'
 import { chargeProfile, type CpuProfile } from './profile-stages.ts'
 
 const RATE = Number(process.env.BENCH_RATE ?? 20)
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 20)
 const BATCH = 500
 const WAL_EXTRA = process.env.BENCH_WAL ? `, ${process.env.BENCH_WAL}` : ''
-const TICK_MS = 1000 / 100 // USER_HZ: /proc counts CPU in 10 ms ticks
-
-/** CPU ms of each thread of `pid`, by group: main, the engine's named threads, Node's others. */
-function threadCpu(pid: number): Map<string, number> {
-  const out = new Map<string, number>()
-  for (const tid of readdirSync(`/proc/${pid}/task`)) {
-    let stat: string
-    try {
-      stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8')
-    } catch {
-      continue // ended meanwhile
-    }
-    const comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'))
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-    const ms = (Number(fields[11]) + Number(fields[12])) * TICK_MS // utime + stime
-    const group = Number(tid) === pid ? 'main thread (JS, and what runs on it)' : comm === 'node' ? "Node's other threads (libuv pool: writes, fsync, zlib; GC helpers; PGlite's worker)" : 'ClickHouse engine threads'
-    out.set(group, (out.get(group) ?? 0) + ms)
-  }
-  return out
-}
 
 async function main() {
   const dir = mkdtempSync(join(tmpdir(), 'actline-bench-profile-'))

@@ -83,10 +83,18 @@ async function withCollector<T>(name: string, postgresUrl: string | undefined, r
   }
 }
 
-/** Closed loop for `seconds`, then until stored: accepted/s and end to end/s. */
+/** Closed loop for `seconds`, then until stored: accepted/s and end to end/s, and when each store caught up. */
 async function saturate(url: string, seconds: number, concurrency: number) {
   const load = await runGenerator({ url, mode: 'max', rate: 0, concurrency, durationMs: seconds * 1000, batchSize: BATCH })
-  const drainMs = await timeToStored(url)
+  const t0 = performance.now()
+  const left = { clickhouse: await queued(url, 'clickhouse'), postgres: await queued(url, 'postgres') }
+  const caughtUp: Record<string, number> = {}
+  while (Object.keys(caughtUp).length < 2) {
+    for (const name of ['clickhouse', 'postgres']) if (!(name in caughtUp) && (await queued(url, name)) === 0) caughtUp[name] = Math.round(performance.now() - t0)
+    await new Promise((r) => setTimeout(r, 20))
+  }
+  const drainMs = Math.max(...Object.values(caughtUp))
+  log(`  when the load stopped: ${left.clickhouse.toLocaleString('en-US')} events behind in ClickHouse (caught up ${caughtUp.clickhouse} ms later), ${left.postgres.toLocaleString('en-US')} behind the audit trail's cursor (${caughtUp.postgres} ms)`)
   return { accepted: load.accepted / (load.elapsedMs / 1000), endToEnd: load.accepted / ((load.elapsedMs + drainMs) / 1000), p99: load.latencyMs.p99, drainMs, statuses: load.statuses }
 }
 

@@ -9,6 +9,7 @@ import type { Exporter, ExporterType, Logger } from '../schemas/component.ts'
 import { EXPORTERS } from '../exporters/index.ts'
 import { capturedTables } from './receivers/index.ts'
 import { auditPredicate } from './pipeline/audit-route.ts'
+import { batchConfig, type BatchProcessorConfig } from './pipeline/batch-processor.ts'
 import type { Config } from './config.ts'
 
 export interface EnabledExporter {
@@ -18,6 +19,8 @@ export interface EnabledExporter {
   accepts?: (a: Activity) => boolean
   /** Runs in this process (no server): one process may open it at a time. */
   embedded: boolean
+  /** Its batch: the defaults, its type's own, then `pipeline.batch`, then `pipeline.batch.exporters.<name>`. */
+  batch: BatchProcessorConfig
 }
 
 export function enabledExporters(config: Config, logger: Logger): EnabledExporter[] {
@@ -26,6 +29,8 @@ export function enabledExporters(config: Config, logger: Logger): EnabledExporte
     const type = t as unknown as ExporterType<{ enabled: boolean }>
     const section = config.exporters[name as keyof Config['exporters']]
     if (!section.enabled) return []
-    return [{ name, exporter: type.create(section, logger), embedded: type.embedded(section), ...(type.route(section) === 'audit' && { accepts: audit }) }]
+    const { exporters: perExporter, ...everyExporter } = config.pipeline.batch
+    const batch = batchConfig(type.batch, everyExporter, perExporter[name as keyof typeof perExporter])
+    return [{ name, exporter: type.create(section, logger), embedded: type.embedded(section), batch, ...(type.route(section) === 'audit' && { accepts: audit }) }]
   })
 }

@@ -13,7 +13,7 @@ import { AuditRouteConfig } from './pipeline/audit-route.ts'
 import { ClickHouseHttpConfig } from './extensions/clickhouse-http/config.ts'
 import { RECEIVERS } from './receivers/index.ts'
 import { RecentIdsConfig } from './pipeline/dedup.ts'
-import { BatchProcessorConfig } from './pipeline/batch-processor.ts'
+import { BatchSettings } from './pipeline/batch-processor.ts'
 import { MemoryLimiterConfig } from './pipeline/memory-limiter.ts'
 import { RetryConfig } from './pipeline/retry.ts'
 import { WriteAheadLogConfig } from './wal/write-ahead-log.ts'
@@ -66,7 +66,10 @@ export const ConfigSchema = z
     pipeline: z
       .object({
         memory_limiter: MemoryLimiterConfig.prefault({}),
-        batch: BatchProcessorConfig.prefault({}),
+        // Every exporter's batch; `exporters.<name>` overrides it for one (collector/components.ts resolves them).
+        batch: BatchSettings.extend({
+          exporters: z.strictObject(Object.fromEntries(Object.keys(EXPORTERS).map((name) => [name, BatchSettings.optional()])) as Record<keyof typeof EXPORTERS, z.ZodOptional<typeof BatchSettings>>).prefault({}),
+        }).prefault({}),
         retry: RetryConfig.prefault({}),
         audit_route: AuditRouteConfig.prefault({}),
         dedup: RecentIdsConfig.prefault({}),

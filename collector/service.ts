@@ -64,8 +64,8 @@ export function createService(config: Config, { logger, walDir = config.wal.dir 
     exporting: () => pipelines.some((p) => p.queue.exporting),
     logger,
   })
-  for (const { exporter, accepts } of enabledExporters(config, logger)) {
-    pipelines.push(createExporterPipeline({ exporter, ...(accepts && { accepts }), wal, batch: config.pipeline.batch, retry: config.pipeline.retry, deadLetterDir, logger }))
+  for (const { exporter, accepts, batch } of enabledExporters(config, logger)) {
+    pipelines.push(createExporterPipeline({ exporter, ...(accepts && { accepts }), wal, batch, retry: config.pipeline.retry, deadLetterDir, logger }))
   }
   const recentIds = createRecentIds(config.pipeline.dedup)
   const receiverStats = createReceiverStats()

@@ -9,13 +9,18 @@
  * again as the very same rows (ClickHouse drops the repeat by its
  * deduplication token, PostgreSQL by ON CONFLICT), then reading resumes.
  *
- * Defaults, against the legacy service's 500 rows every 5 s:
- * - send_batch_size 50,000: ClickHouse wants few, large inserts (its guidance
- *   is 10k-100k rows, about one insert per second per table). Each of the
- *   four rollup views writes a part per insert, so their cost is per insert:
- *   measured on the embedded engine (BENCHMARKS.md, "Feeding ClickHouse"), a
- *   row cost 26 µs of CPU in 5,000-row inserts, 15 in 10,000-row ones and 10
- *   from 50,000 on, the same as the table without its views.
+ * Batches are per exporter, as in the Collector's exporterhelper: each store
+ * wants its own size. Defaults (BATCH_DEFAULTS), against the legacy
+ * service's 500 rows every 5 s:
+ * - send_batch_size 10,000, and 50,000 for ClickHouse (its registry line):
+ *   ClickHouse wants few, large inserts (10k-100k rows, about one a second
+ *   per table), and each of the four rollup views writes a part per insert,
+ *   so their cost is per insert: on the embedded engine a row cost 26 µs of
+ *   CPU in 5,000-row inserts, 15 in 10,000-row ones and 10 from 50,000 on,
+ *   the table's own cost (BENCHMARKS.md, "Feeding ClickHouse"). PostgreSQL's
+ *   cost per row does not fall with the batch, and PGlite's WebAssembly
+ *   memory, which never shrinks, grows with it: 50,000 for both raised the
+ *   saturated collector's peak RSS by ~300 MB for no throughput.
  * - send_batch_max_bytes 32 MiB of log records: bounds a batch's memory when
  *   events are large (50,000 of ~500 B is ~25 MB); 8 KB events go 4,000 at a time.
  * - timeout_ms 1,000: a quiet collector still makes rows queryable within a
@@ -31,18 +36,34 @@ import type { DeadLetter } from './dead-letter.ts'
 import type { ExporterHealth, RetryingExporter } from './retry.ts'
 import type { Cursor, WriteAheadLog } from '../wal/write-ahead-log.ts'
 
-export const BatchProcessorConfig = z
+/**
+ * Batch settings without defaults: a layer (`pipeline.batch`, an exporter
+ * type's own, `pipeline.batch.exporters.<name>`); a key a layer leaves out
+ * falls through to the one below, then to BATCH_DEFAULTS.
+ */
+export const BatchSettings = z
   .object({
-    /** Rows per export (whole log records, so a batch may run over by one request's rows). @default 50000 */
-    send_batch_size: z.number().int().min(1).max(1_000_000).default(50_000),
-    /** Log bytes per export, whichever limit comes first (at least one record). @default 33554432 (32 MiB) */
-    send_batch_max_bytes: z.number().int().min(1024).max(1024 * 1024 * 1024).default(32 * 1024 * 1024),
-    /** A partial batch goes out once its oldest row has waited this long. @default 1000 */
-    timeout_ms: z.number().int().min(1).max(600_000).default(1_000),
+    /** Rows per export (whole log records, so a batch may run over by one request's rows). */
+    send_batch_size: z.number().int().min(1).max(1_000_000).optional(),
+    /** Log bytes per export, whichever limit comes first (at least one record). */
+    send_batch_max_bytes: z.number().int().min(1024).max(1024 * 1024 * 1024).optional(),
+    /** A partial batch goes out once its oldest row has waited this long. */
+    timeout_ms: z.number().int().min(1).max(600_000).optional(),
   })
   .strict()
 
-export type BatchProcessorConfig = z.output<typeof BatchProcessorConfig>
+export type BatchSettings = z.output<typeof BatchSettings>
+
+export type BatchProcessorConfig = Required<BatchSettings>
+
+export const BATCH_DEFAULTS: BatchProcessorConfig = { send_batch_size: 10_000, send_batch_max_bytes: 32 * 1024 * 1024, timeout_ms: 1_000 }
+
+/** The layers over BATCH_DEFAULTS, later ones winning key by key. */
+export function batchConfig(...layers: readonly (BatchSettings | undefined)[]): BatchProcessorConfig {
+  const out = { ...BATCH_DEFAULTS }
+  for (const layer of layers) for (const [k, v] of Object.entries(layer ?? {})) if (v !== undefined) out[k as keyof BatchProcessorConfig] = v
+  return out
+}
 
 export interface BatchStats {
   /** Rows the store acknowledged. */

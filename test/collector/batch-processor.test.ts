@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest'
 import { parseActivity, type Activity } from '../../schemas/activity.ts'
 import type { Exporter, ExportResult } from '../../schemas/component.ts'
-import { BatchProcessorConfig, createBatchProcessor } from '../../collector/pipeline/batch-processor.ts'
+import { batchConfig, BatchSettings, createBatchProcessor } from '../../collector/pipeline/batch-processor.ts'
 import { createDeadLetter } from '../../collector/pipeline/dead-letter.ts'
 import { createWriteAheadLog, WriteAheadLogConfig, type WriteAheadLog } from '../../collector/wal/write-ahead-log.ts'
 import { createLogger } from '../../collector/server/logger.ts'
@@ -45,7 +45,7 @@ async function setup(batch: Record<string, unknown>, exporter = recordingExporte
   const wal = createWriteAheadLog({ ...WriteAheadLogConfig.parse({}), dir: dir.path }, logger)
   await wal.open()
   const processor = createBatchProcessor({
-    config: BatchProcessorConfig.parse(batch),
+    config: batchConfig(BatchSettings.parse(batch)),
     wal,
     // What the retry wrapper adds, without its retrying: batching is under test.
     exporter: Object.assign(exporter, { health: { retries: 0 }, abort: (exporter as { abort?: () => void }).abort ?? (() => {}) }),

@@ -33,6 +33,18 @@ describe('config', () => {
     expect(c.exporters.postgres.path).toBe(join(process.cwd(), 'data', 'postgres'))
   })
 
+  it("gives each exporter its own batch: ClickHouse's larger default, pipeline.batch for all, pipeline.batch.exporters.<name> for one", async () => {
+    const { enabledExporters } = await import('../../collector/components.ts')
+    const { createLogger } = await import('../../collector/server/logger.ts')
+    const batches = (raw: object) => Object.fromEntries(enabledExporters(parseConfig(raw), createLogger('silent')).map((e) => [e.name, e.batch.send_batch_size]))
+    expect(batches({})).toEqual({ clickhouse: 50_000, postgres: 10_000 })
+    expect(batches({ pipeline: { batch: { send_batch_size: 400 } } })).toEqual({ clickhouse: 400, postgres: 400 })
+    expect(batches({ pipeline: { batch: { send_batch_size: 400, exporters: { postgres: { send_batch_size: 2000 } } } } })).toEqual({ clickhouse: 400, postgres: 2000 })
+    const timeouts = enabledExporters(parseConfig({ pipeline: { batch: { exporters: { clickhouse: { timeout_ms: 5000 } } } } }), createLogger('silent')).map((e) => [e.name, e.batch.timeout_ms])
+    expect(timeouts).toEqual([['clickhouse', 5000], ['postgres', 1000]])
+    expect(errorOf(() => parseConfig({ pipeline: { batch: { exporters: { clikhouse: {} } } } })).issues.map((i) => i.path)).toEqual(['pipeline.batch.exporters'])
+  })
+
   it('names the key path and the bad value of each error', () => {
     const err = errorOf(() => parseConfig({ server: { port: 70000 }, pipeline: { batch: { timeout_ms: 'soon' } } }))
     expect(err.issues.map((i) => i.path)).toEqual(['server.port', 'pipeline.batch.timeout_ms'])

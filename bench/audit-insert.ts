@@ -10,8 +10,18 @@
  * conflict check: a re-sent row is stored once).
  *
  *   npm run bench:audit-insert     # BENCH_BATCH=5000 BENCH_BATCHES=8
+ *
+ * With PG_URL set it then does the same on the real server (a scratch
+ * database): the exporter's insert against COPY (text) into a temporary
+ * table and INSERT ... SELECT ... ON CONFLICT from it, in one transaction
+ * (COPY alone cannot skip a re-sent row); CPU of the server's backend (from
+ * /proc: the server runs on this machine) and of this process, per row.
  */
+import { readFileSync } from 'node:fs'
 import { PGlite } from '@electric-sql/pglite'
+import pg from 'pg'
+import { copyInsert } from '../exporters/postgres/copy.ts'
+import { createScratchDatabase } from '../test/helpers/stores.ts'
 import { parseActivity, type Activity } from '../schemas/activity.ts'
 import { ACTIVITY_ROW, postgresColumn } from '../schemas/activity-row.ts'
 import { sqlOf } from '../schemas/migrations.ts'
@@ -75,6 +85,55 @@ async function main() {
   const base = median(times['jsonb_to_recordset (before issue 16)'])
   for (const [form, t] of Object.entries(times)) console.log(`${form.padEnd(52)} ${median(t).toFixed(1).padStart(7)} µs/row   ${(median(t) / base).toFixed(2)}x`)
   await db.close()
+  if (process.env.PG_URL) await server(activities)
+}
+
+/** CPU ms the server's backend `pid` has used (it runs on this machine). */
+function backendCpuMs(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')
+  return (Number(fields[11]) + Number(fields[12])) * 10
+}
+
+async function server(activities: Activity[]) {
+  const scratch = await createScratchDatabase()
+  const client = new pg.Client({ connectionString: scratch.url })
+  await client.connect()
+  try {
+    for (const m of postgresMigrations) for (const st of m.statements({})) await client.query(sqlOf(st))
+    for (const ms of new Set(activities.map((a) => partitionDdl(a.timestamp).sql))) await client.query(ms)
+    const pid = (await client.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid
+    const SERVER_FORMS: Record<string, (batch: Activity[]) => Promise<void>> = {
+      "the exporter's insert (json_to_recordset)": async (batch) => {
+        await client.query(INSERT_SQL, [`[${batch.map((a) => JSON.stringify(toRow(a))).join(',')}]`])
+      },
+      "the exporter's COPY into a staging table, then INSERT ... ON CONFLICT (copy.ts)": (batch) => copyInsert(client, batch),
+    }
+    console.log(`\nThe PostgreSQL server (${(await client.query<{ server_version: string }>('SHOW server_version')).rows[0]!.server_version}), ${BATCHES} batches of ${BATCH.toLocaleString('en-US')} rows per form, interleaved:`)
+    const times: Record<string, { server: number[]; client: number[] }> = Object.fromEntries(Object.keys(SERVER_FORMS).map((f) => [f, { server: [], client: [] }]))
+    let next = 0
+    for (let b = 0; b < BATCHES; b++) {
+      for (const [form, run] of Object.entries(SERVER_FORMS)) {
+        const batch = activities.slice(next % activities.length, (next % activities.length) + BATCH)
+        next += BATCH
+        const cpu = process.cpuUsage()
+        const before = backendCpuMs(pid)
+        await run(batch)
+        const used = process.cpuUsage(cpu)
+        times[form]!.server.push(((backendCpuMs(pid) - before) * 1000) / BATCH)
+        times[form]!.client.push((used.user + used.system) / BATCH)
+      }
+    }
+    const { rows } = await client.query<{ n: string }>('SELECT count(*) AS n FROM audit_log')
+    if (Number(rows[0]!.n) !== BATCH * BATCHES * 2) throw new Error(`audit_log holds ${rows[0]!.n} rows, not ${BATCH * BATCHES * 2}`)
+    const base = median(Object.values(times)[0]!.server) + median(Object.values(times)[0]!.client)
+    for (const [form, t] of Object.entries(times)) {
+      const all = median(t.server) + median(t.client)
+      console.log(`${form.padEnd(64)} server ${median(t.server).toFixed(1).padStart(6)} + collector ${median(t.client).toFixed(1).padStart(5)} = ${all.toFixed(1).padStart(6)} µs/row   ${(all / base).toFixed(2)}x`)
+    }
+  } finally {
+    await client.end()
+    await scratch.drop()
+  }
 }
 
 await main()

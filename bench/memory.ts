@@ -4,18 +4,18 @@
  * a real process with both embedded engines; the kernel's page accounting
  * (/proc/PID/smaps) is grouped by what each mapping is:
  * - libchdb.so: the engine's code and relocated data, file-backed;
- * - WebAssembly memories: anonymous mappings of >= 4 GiB reserved (V8
- *   reserves 8 GiB plus guard pages for each 64-bit-indexed wasm memory):
- *   PGlite's PostgreSQL heap, which never shrinks;
+ * - WebAssembly memories: the accessible start of an 8 GiB reservation
+ *   whose rest is PROT_NONE (how V8 reserves a wasm memory): PGlite's
+ *   PostgreSQL heap, which never shrinks;
  * - the rest of the anonymous memory: V8's heaps (every isolate: the main
  *   one and PGlite's worker), ClickHouse's jemalloc arenas, Node's buffers;
  * - node and the other shared libraries.
  * Beside that, the V8 heap from /metrics and ClickHouse's own accounting
- * (jemalloc's resident bytes, its caches) through the collector's
+ * (MemoryTracking, its caches) through the collector's
  * ClickHouse endpoint. Peak: the sample with the highest RSS, every 250 ms,
  * while bench:ingest's generator saturates the collector for BENCH_SECONDS.
  *
- *   npm run bench:memory      # BENCH_SECONDS=20; BENCH_CONFIG='...' adds YAML for an A/B
+ *   npm run bench:memory      # BENCH_SECONDS=20 BENCH_IDLE_SECONDS=30; BENCH_CONFIG='...' adds YAML for an A/B
  */
 import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
@@ -24,31 +24,46 @@ import { runGenerator, startCollector, timeToStored } from './collector-process.
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 20)
 const EXTRA = process.env.BENCH_CONFIG ? `${process.env.BENCH_CONFIG}\n` : ''
+const IDLE = Number(process.env.BENCH_IDLE_SECONDS ?? 30)
 const CH_PORT = 18123
 const MB = 2 ** 20
 
 type Groups = Record<string, number>
 
+interface Vma {
+  start: number
+  end: number
+  perms: string
+  path: string
+  rss: number
+}
+
 /** RSS bytes by what each mapping is. */
 function groups(pid: number): Groups {
-  const out: Groups = {}
-  let name = ''
-  let size = 0
+  const vmas: Vma[] = []
   for (const line of readFileSync(`/proc/${pid}/smaps`, 'utf8').split('\n')) {
-    const head = /^([0-9a-f]+)-([0-9a-f]+) \S+ \S+ \S+ \S+\s*(.*)$/.exec(line)
-    if (head) {
-      size = parseInt(head[2]!, 16) - parseInt(head[1]!, 16)
-      const path = head[3]!
-      name = path.includes('libchdb') ? 'libchdb.so (engine code and data, file-backed)'
-        : path.endsWith('/node') || path.endsWith('/node20') ? 'node binary'
-        : path.startsWith('/') ? 'other files (shared libraries, ICU)'
-        : path === '[stack]' ? 'stacks'
-        : size >= 4 * 2 ** 30 ? "WebAssembly memories (PGlite's PostgreSQL)"
-        : "anonymous: V8 heaps (main and PGlite's worker), ClickHouse's jemalloc, buffers"
-      continue
-    }
+    const head = /^([0-9a-f]+)-([0-9a-f]+) (\S+) \S+ \S+ \S+\s*(.*)$/.exec(line)
+    if (head) vmas.push({ start: parseInt(head[1]!, 16), end: parseInt(head[2]!, 16), perms: head[3]!, path: head[4]!, rss: 0 })
     const rss = /^Rss:\s+(\d+) kB/.exec(line)
-    if (rss) out[name] = (out[name] ?? 0) + Number(rss[1]) * 1024
+    if (rss) vmas.at(-1)!.rss += Number(rss[1]) * 1024
+  }
+  // A wasm memory is the accessible start of a reservation whose rest (>= 4 GiB) is PROT_NONE.
+  const wasm = new Set<Vma>()
+  for (let i = 0; i < vmas.length; i++) {
+    const v = vmas[i]!
+    if (v.perms.startsWith('---') && v.end - v.start >= 4 * 2 ** 30) {
+      for (let j = i - 1; j >= 0 && vmas[j]!.end === vmas[j + 1]!.start && vmas[j]!.path === '' && !vmas[j]!.perms.startsWith('---'); j--) wasm.add(vmas[j]!)
+    }
+  }
+  const out: Groups = {}
+  for (const v of vmas) {
+    const name = v.path.includes('libchdb') ? 'libchdb.so (engine code and data, file-backed)'
+      : v.path.endsWith('/node') ? 'node binary'
+      : v.path.startsWith('/') ? 'other files (shared libraries, ICU)'
+      : v.path === '[stack]' ? 'stacks'
+      : wasm.has(v) ? "WebAssembly memories (PGlite's PostgreSQL heap)"
+      : "other anonymous: V8 heaps (main and PGlite's worker), ClickHouse's jemalloc, buffers"
+    out[name] = (out[name] ?? 0) + v.rss
   }
   return out
 }
@@ -58,20 +73,21 @@ const total = (g: Groups) => Object.values(g).reduce((a, b) => a + b, 0)
 async function heap(url: string) {
   const text = await (await fetch(`${url}/metrics`)).text()
   const get = (name: string) => Number(new RegExp(`^${name} (\\d+)`, 'm').exec(text)?.[1] ?? NaN)
-  return { used: get('nodejs_heap_size_used_bytes'), external: get('nodejs_external_memory_bytes') }
+  return { used: get('nodejs_heap_size_used_bytes'), total: get('nodejs_heap_size_total_bytes'), external: get('nodejs_external_memory_bytes') }
 }
 
 async function engine(): Promise<Record<string, number>> {
-  const query = "SELECT metric, value FROM system.asynchronous_metrics WHERE metric IN ('jemalloc.resident', 'jemalloc.allocated', 'jemalloc.retained', 'MarkCacheBytes', 'UncompressedCacheBytes', 'PrimaryIndexCacheBytes', 'IndexMarkCacheBytes') FORMAT JSONEachRow"
+  // chDB has no system.asynchronous_metrics (jemalloc's figures); MemoryTracking is what the engine counts as its own.
+  const query = "SELECT metric, value FROM system.metrics WHERE metric IN ('MemoryTracking', 'MarkCacheBytes', 'UncompressedCacheBytes', 'PrimaryIndexCacheBytes') FORMAT JSONEachRow"
   const res = await fetch(`http://127.0.0.1:${CH_PORT}/?query=${encodeURIComponent(query)}`)
   if (!res.ok) return { error: res.status }
   return Object.fromEntries((await res.text()).trim().split('\n').filter(Boolean).map((l) => { const r = JSON.parse(l) as { metric: string; value: number }; return [r.metric, r.value] }))
 }
 
-function print(title: string, g: Groups, h: { used: number; external: number }, e: Record<string, number>) {
+function print(title: string, g: Groups, h: { used: number; total: number; external: number }, e: Record<string, number>) {
   console.log(`\n${title}: ${Math.round(total(g) / MB)} MB resident`)
   for (const [k, v] of Object.entries(g).sort((a, b) => b[1] - a[1])) console.log(`  ${String(Math.round(v / MB)).padStart(5)} MB  ${k}`)
-  console.log(`  of which: V8 heap used (main isolate) ${Math.round(h.used / MB)} MB, external (buffers) ${Math.round(h.external / MB)} MB`)
+  console.log(`  of which: V8 heap (main isolate) ${Math.round(h.used / MB)} MB used of ${Math.round(h.total / MB)} MB committed, external (buffers) ${Math.round(h.external / MB)} MB`)
   console.log(`  ClickHouse's accounting: ${Object.entries(e).map(([k, v]) => `${k} ${Math.round(v / MB)} MB`).join(', ')}`)
 }
 
@@ -99,8 +115,8 @@ async function main() {
     sampling = false
     await sampler
     print(`peak under saturation (${Math.round(load.accepted / (load.elapsedMs / 1000)).toLocaleString('en-US')} events/s accepted)`, peak.g, peak.h, await engine())
-    await new Promise((r) => setTimeout(r, 5000))
-    print('idle again, 5 s after the load was stored', groups(pid), await heap(c.url), await engine())
+    await new Promise((r) => setTimeout(r, IDLE * 1000))
+    print(`idle again, ${IDLE} s after the load was stored`, groups(pid), await heap(c.url), await engine())
     console.log(`\nkernel high-water mark (VmHWM): ${Math.round(c.peakRss() / MB)} MB`)
   } finally {
     c.child.kill('SIGTERM')

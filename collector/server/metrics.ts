@@ -113,6 +113,7 @@ export const selfTelemetry: FastifyPluginAsync<SelfTelemetryOptions> = async (ap
     const mem = process.memoryUsage()
     metric('process_resident_memory_bytes', 'gauge', 'Resident set size: the process, the embedded engines included.', [[{}, mem.rss]])
     metric('nodejs_heap_size_used_bytes', 'gauge', 'V8 heap in use (main thread).', [[{}, mem.heapUsed]])
+    metric('nodejs_heap_size_total_bytes', 'gauge', 'V8 heap committed (main thread): in use, plus what V8 keeps for the next allocations.', [[{}, mem.heapTotal]])
     metric('nodejs_external_memory_bytes', 'gauge', 'Memory outside the V8 heap held by JavaScript objects (buffers).', [[{}, mem.external]])
     return reply.type('text/plain; version=0.0.4').send(lines.join('\n') + '\n')
   })

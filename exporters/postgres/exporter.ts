@@ -14,6 +14,7 @@ import { startEmbeddedPostgres, type EmbeddedPostgres } from './embedded.ts'
 import { redactUrl } from '../../lib/redact.ts'
 import { isoRowEncoder } from '../encoding.ts'
 import { joinCooperatively } from '../../schemas/cooperative.ts'
+import { copyInsertPooled } from './copy.ts'
 
 /** Each kind of field as PostgreSQL types it (the audit_log DDL uses the same types). */
 export const PG_TYPE: Record<FieldKind, string> = {
@@ -142,7 +143,8 @@ export function createPostgresExporter(
       return reportOutcome(async () => {
         const p = started()
         await ensurePartitions(batch.map((a) => a.timestamp))
-        await p.query(INSERT_SQL, [`[${await joinCooperatively(batch, (a) => JSON.stringify(toRow(a)), ',')}]`])
+        if (config.url) await copyInsertPooled(p, batch)
+        else await p.query(INSERT_SQL, [`[${await joinCooperatively(batch, (a) => JSON.stringify(toRow(a)), ',')}]`])
       }, classifyPostgres)
     },
 

@@ -63,6 +63,40 @@ describe.each(targets)('postgres exporter (%s)', (target) => {
     expect(rows[0].n).toBe(300)
   })
 
+  it('stores odd text and JSON exactly as sent (tabs, line breaks, backslashes, quotes, non-BMP, string details, absent fields)', async () => {
+    const odd = 'tab\there\nnew line\r\\N back\\slash "quoted" \'single\' é 🧾 \u2028'
+    const inputs = [
+      { action: 'odd.one', source: 'user', actor_id: odd, entity_id: '\\', details: { note: odd, nested: { list: [1, 'two', null] } }, attributes: { [odd]: odd, empty: '' }, ip: '10.0.0.1', duration_ms: 0 },
+      { action: 'odd.two', source: 'user', details: odd, ip: '2001:db8::1' },
+      { action: 'odd.three', source: 'user' },
+    ]
+    const batch = inputs.map((input) => {
+      const r = parseActivity(input)
+      if (!r.ok) throw new Error('bad fixture')
+      return r.activity
+    })
+    expect(await exporter.export(batch)).toEqual({ status: 'success' })
+    const { rows } = await exporter.pool().query(
+      `SELECT action, actor_id, entity_id, details, attributes, host(ip) AS ip, duration_ms, tenant_id FROM audit_log WHERE id = ANY($1::uuid[]) ORDER BY action`,
+      [batch.map((a) => a.id)],
+    )
+    expect(rows).toEqual([
+      { action: 'odd.one', actor_id: odd, entity_id: '\\', details: { note: odd, nested: { list: [1, 'two', null] } }, attributes: { [odd]: odd, empty: '' }, ip: '10.0.0.1', duration_ms: 0, tenant_id: null },
+      { action: 'odd.three', actor_id: null, entity_id: null, details: null, attributes: {}, ip: null, duration_ms: null, tenant_id: null },
+      { action: 'odd.two', actor_id: null, entity_id: null, details: odd, attributes: {}, ip: '2001:db8::1', duration_ms: null, tenant_id: null },
+    ])
+  })
+
+  it('refuses a batch with a value the table refuses as a data error, and stores none of it (the pipeline then isolates the row)', async () => {
+    const good = at(Date.now())
+    const bad = { ...at(Date.now()), actor_id: 'nul \u0000 inside' }
+    const result = await exporter.export([good, bad])
+    expect(result.status).toBe('permanent')
+    const { rows } = await exporter.pool().query(`SELECT count(*)::int AS n FROM audit_log WHERE id = ANY($1::uuid[])`, [[good.id, bad.id]])
+    expect(rows[0].n).toBe(0)
+    expect(await exporter.export([good])).toEqual({ status: 'success' })
+  })
+
   it('records each migration once however often it starts', async () => {
     if (target === 'embedded') {
       // PGlite allows one process on its directory: restart rather than open twice.

@@ -19,7 +19,7 @@ export interface EnabledExporter {
   accepts?: (a: Activity) => boolean
   /** Runs in this process (no server): one process may open it at a time. */
   embedded: boolean
-  /** Its batch: the defaults, its type's own, then `pipeline.batch`, then `pipeline.batch.exporters.<name>`. */
+  /** Its batch: the defaults, then `pipeline.batch`, then `pipeline.batch.exporters.<name>`. */
   batch: BatchProcessorConfig
 }
 
@@ -30,7 +30,7 @@ export function enabledExporters(config: Config, logger: Logger): EnabledExporte
     const section = config.exporters[name as keyof Config['exporters']]
     if (!section.enabled) return []
     const { exporters: perExporter, ...everyExporter } = config.pipeline.batch
-    const batch = batchConfig(type.batch, everyExporter, perExporter[name as keyof typeof perExporter])
+    const batch = batchConfig(everyExporter, perExporter[name as keyof typeof perExporter])
     return [{ name, exporter: type.create(section, logger), embedded: type.embedded(section), batch, ...(type.route(section) === 'audit' && { accepts: audit }) }]
   })
 }

@@ -101,8 +101,6 @@ export interface ExporterType<Config extends { enabled: boolean } = { enabled: b
   route(config: Resolved): 'all' | 'audit'
   /** It keeps its files in this process (no server): one process may hold it at a time. */
   embedded(config: Resolved): boolean
-  /** The batch this store wants, where it differs from `pipeline.batch`'s defaults (a key the config sets wins). */
-  readonly batch?: { send_batch_size?: number; send_batch_max_bytes?: number; timeout_ms?: number }
   create(config: Resolved, logger: Logger): E
 }
 

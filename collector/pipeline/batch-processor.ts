@@ -10,19 +10,22 @@
  * deduplication token, PostgreSQL by ON CONFLICT), then reading resumes.
  *
  * Batches are per exporter, as in the Collector's exporterhelper: each store
- * wants its own size. Defaults (BATCH_DEFAULTS), against the legacy
- * service's 500 rows every 5 s:
- * - send_batch_size 10,000, and 50,000 for ClickHouse (its registry line):
- *   ClickHouse wants few, large inserts (10k-100k rows, about one a second
- *   per table), and each of the four rollup views writes a part per insert,
- *   so their cost is per insert: on the embedded engine a row cost 26 µs of
- *   CPU in 5,000-row inserts, 15 in 10,000-row ones and 10 from 50,000 on,
- *   the table's own cost (BENCHMARKS.md, "Feeding ClickHouse"). PostgreSQL's
- *   cost per row does not fall with the batch, and PGlite's WebAssembly
- *   memory, which never shrinks, grows with it: 50,000 for both raised the
- *   saturated collector's peak RSS by ~300 MB for no throughput.
+ * may want its own size (`pipeline.batch.exporters.<name>`). Defaults
+ * (BATCH_DEFAULTS), against the legacy service's 500 rows every 5 s:
+ * - send_batch_size 10,000 for every exporter. ClickHouse wants bigger
+ *   inserts (10k-100k rows, about one a second per table): each of the four
+ *   rollup views writes a part per insert, so a row cost the embedded engine
+ *   26 µs of CPU in 5,000-row inserts, 15 in 10,000-row ones and 10 from
+ *   50,000 on (BENCHMARKS.md, "Feeding ClickHouse"), and 50,000 took the
+ *   collector with a PostgreSQL server 9-22% further end to end. But the
+ *   bigger batch is held as activities, as text and as the engine's blocks:
+ *   the saturated collector's peak RSS rose ~160-190 MB at 50,000 and came
+ *   to 842-883 MiB at 20,000 in the overload test, whose bound is 900. So
+ *   the default keeps the memory bound, and a deployment with memory to
+ *   spare sets ClickHouse's batch up. PostgreSQL's cost per row does not
+ *   fall with the batch at all.
  * - send_batch_max_bytes 32 MiB of log records: bounds a batch's memory when
- *   events are large (50,000 of ~500 B is ~25 MB); 8 KB events go 4,000 at a time.
+ *   events are large (10,000 of 8 KB is ~80 MB: they go 4,000 at a time).
  * - timeout_ms 1,000: a quiet collector still makes rows queryable within a
  *   second, at most one small insert per second per store; under load a
  *   second's rows make the batch, so its size follows the rate up to the limit.
@@ -37,9 +40,9 @@ import type { ExporterHealth, RetryingExporter } from './retry.ts'
 import type { Cursor, WriteAheadLog } from '../wal/write-ahead-log.ts'
 
 /**
- * Batch settings without defaults: a layer (`pipeline.batch`, an exporter
- * type's own, `pipeline.batch.exporters.<name>`); a key a layer leaves out
- * falls through to the one below, then to BATCH_DEFAULTS.
+ * Batch settings without defaults: a layer (`pipeline.batch`, then
+ * `pipeline.batch.exporters.<name>`); a key a layer leaves out falls
+ * through to the one below, then to BATCH_DEFAULTS.
  */
 export const BatchSettings = z
   .object({

@@ -19,8 +19,5 @@ export const clickhouse = defineExporter({
   resolve: (c, dataDir) => ({ ...c, path: resolve(c.path ?? join(dataDir, 'clickhouse')) }),
   route: () => 'all',
   embedded: (c) => !c.url,
-  // Its rollup views cost per insert, not per row: a row costs 2.6x less in
-  // 50,000-row inserts than in 5,000 (BENCHMARKS.md, "Feeding ClickHouse").
-  batch: { send_batch_size: 50_000 },
   create: createClickHouseExporter,
 })

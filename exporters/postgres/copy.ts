@@ -79,6 +79,17 @@ export async function copyInsert(client: pg.ClientBase, batch: readonly Activity
   }
 }
 
+/**
+ * Whether the server takes COPY FROM STDIN. PGlite behind a socket (a test
+ * fixture, `pglite-socket`) speaks the protocol but answers COPY with a
+ * protocol violation that also wedges its one connection, so it is told by
+ * its version string, never probed; it keeps json_to_recordset.
+ */
+export async function copySupported(pool: pg.Pool): Promise<boolean> {
+  const { rows } = await pool.query<{ version: string }>('SELECT version() AS version')
+  return !/PGlite|emscripten/i.test(rows[0]?.version ?? '')
+}
+
 /** copyInsert on a connection of the pool; one that failed is closed, not handed out again (a COPY may have left it mid-protocol). */
 export async function copyInsertPooled(pool: pg.Pool, batch: readonly Activity[]): Promise<void> {
   const client = await pool.connect()

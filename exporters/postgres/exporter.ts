@@ -14,7 +14,7 @@ import { startEmbeddedPostgres, type EmbeddedPostgres } from './embedded.ts'
 import { redactUrl } from '../../lib/redact.ts'
 import { isoRowEncoder } from '../encoding.ts'
 import { joinCooperatively } from '../../schemas/cooperative.ts'
-import { copyInsertPooled } from './copy.ts'
+import { copyInsertPooled, copySupported } from './copy.ts'
 
 /** Each kind of field as PostgreSQL types it (the audit_log DDL uses the same types). */
 export const PG_TYPE: Record<FieldKind, string> = {
@@ -56,6 +56,8 @@ export function createPostgresExporter(
   let timer: NodeJS.Timeout | undefined
   let closed = false
   const partitions = new Set<string>()
+  /** A server that takes COPY gets the batch that way (copy.ts); PGlite, and a server that does not, json_to_recordset. */
+  let copy = false
 
   async function ensurePartitions(times: Iterable<number>): Promise<void> {
     const months = new Set<number>()
@@ -126,6 +128,8 @@ export function createPostgresExporter(
         for (const r of existing.rows) partitions.add(r.name)
         pool = opened
         await ensurePartitions(monthsAhead())
+        copy = Boolean(config.url) && (await copySupported(opened))
+        if (config.url) logger.info({ insert: copy ? 'copy' : 'json_to_recordset' }, copy ? 'postgres: batches go in by COPY' : 'postgres: the server does not take COPY FROM STDIN; batches go in by json_to_recordset')
       } catch (err) {
         // Nothing half-open stays behind: the next attempt starts over.
         pool = undefined
@@ -143,7 +147,7 @@ export function createPostgresExporter(
       return reportOutcome(async () => {
         const p = started()
         await ensurePartitions(batch.map((a) => a.timestamp))
-        if (config.url) await copyInsertPooled(p, batch)
+        if (copy) await copyInsertPooled(p, batch)
         else await p.query(INSERT_SQL, [`[${await joinCooperatively(batch, (a) => JSON.stringify(toRow(a)), ',')}]`])
       }, classifyPostgres)
     },

@@ -6,7 +6,7 @@
  */
 import { Ajv2020 } from 'ajv/dist/2020.js'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { eventually, post, startCollector, storesOf, tempDir, testConfig, type RunningCollector } from '../helpers/stores.ts'
+import { caughtUp, eventually, post, startCollector, storesOf, tempDir, testConfig, type RunningCollector } from '../helpers/stores.ts'
 
 const DAY = 86_400_000
 
@@ -78,6 +78,7 @@ describe('query API (embedded stores)', () => {
       expect(r.status).toBe(200)
     }
     const { clickhouse } = storesOf(c.collector)
+    await caughtUp(c.collector)
     await eventually('all rows in ClickHouse', async () => {
       const [r] = await (await clickhouse.query({ query: 'SELECT count() AS n FROM actline.activities', format: 'JSONEachRow' })).json<{ n: string }>()
       return Number(r!.n) === rows.length

@@ -33,11 +33,12 @@ describe('config', () => {
     expect(c.exporters.postgres.path).toBe(join(process.cwd(), 'data', 'postgres'))
   })
 
-  it("gives each exporter its own batch: ClickHouse's larger default, pipeline.batch for all, pipeline.batch.exporters.<name> for one", async () => {
+  it('gives each exporter its own batch: the defaults, pipeline.batch for all, pipeline.batch.exporters.<name> for one', async () => {
     const { enabledExporters } = await import('../../collector/components.ts')
     const { createLogger } = await import('../../collector/server/logger.ts')
     const batches = (raw: object) => Object.fromEntries(enabledExporters(parseConfig(raw), createLogger('silent')).map((e) => [e.name, e.batch.send_batch_size]))
-    expect(batches({})).toEqual({ clickhouse: 50_000, postgres: 10_000 })
+    expect(batches({})).toEqual({ clickhouse: 10_000, postgres: 10_000 })
+    expect(batches({ pipeline: { batch: { exporters: { clickhouse: { send_batch_size: 50_000 } } } } })).toEqual({ clickhouse: 50_000, postgres: 10_000 })
     expect(batches({ pipeline: { batch: { send_batch_size: 400 } } })).toEqual({ clickhouse: 400, postgres: 400 })
     expect(batches({ pipeline: { batch: { send_batch_size: 400, exporters: { postgres: { send_batch_size: 2000 } } } } })).toEqual({ clickhouse: 400, postgres: 2000 })
     const timeouts = enabledExporters(parseConfig({ pipeline: { batch: { exporters: { clickhouse: { timeout_ms: 5000 } } } } }), createLogger('silent')).map((e) => [e.name, e.batch.timeout_ms])

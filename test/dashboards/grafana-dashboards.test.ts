@@ -16,7 +16,7 @@ import { dashboardJson } from '../../dashboards/grafana/build.ts'
 import { DASHBOARDS } from '../../dashboards/grafana/src/index.ts'
 import { history, incidents } from '../../collector/demo/traffic.ts'
 import { expandClickHouse, expandPostgres, type PanelRequest, type VariableState } from '../helpers/grafana.ts'
-import { createScratchDatabase, eventually, PG_URL, post, startCollector, storesOf, tempDir, testConfig, type RunningCollector } from '../helpers/stores.ts'
+import { caughtUp, createScratchDatabase, eventually, PG_URL, post, startCollector, storesOf, tempDir, testConfig, type RunningCollector } from '../helpers/stores.ts'
 
 const DAY = 86_400_000
 const HOUR = 3_600_000
@@ -89,6 +89,7 @@ describe.each(PG_URL ? (['embedded', 'server'] as const) : (['embedded'] as cons
       expect(r.status).toBe(200)
     }
     ch = createClient({ url: c.clickhouseHttp!, request_timeout: 60_000 })
+    await caughtUp(c.collector)
     await eventually('every row in ClickHouse', async () => Number((await (await ch.query({ query: 'SELECT count() AS n FROM actline.activities', format: 'JSONEachRow' })).json<{ n: string }>())[0]!.n) === sent, 60_000)
     await eventually('the audit rows in PostgreSQL', async () => {
       const { rows } = await storesOf(c.collector).postgres.query('SELECT count(*)::int AS n FROM audit_log')

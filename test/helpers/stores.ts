@@ -129,6 +129,15 @@ export async function pgRows<T extends pg.QueryResultRow = any>(pool: pg.Pool, i
  * killed fails once before the pool replaces it); the last error is told
  * at the timeout.
  */
+/**
+ * Until every exporter has passed every record in the log: its inserts have
+ * returned, rollup views included. A count of the raw table can match while
+ * ClickHouse is still writing the views' parts of the same insert.
+ */
+export async function caughtUp(collector: Collector, timeoutMs = 60_000): Promise<void> {
+  await eventually('every exporter caught up with the log', async () => Object.values(collector.pending()).every((n) => n === 0), timeoutMs)
+}
+
 export async function eventually(what: string, check: () => Promise<boolean>, timeoutMs = 15_000): Promise<void> {
   const deadline = Date.now() + timeoutMs
   let last: unknown

@@ -14,7 +14,7 @@ import { join } from 'node:path'
 import type { Browser, Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { launch, openPage, type WatchedPage } from '../helpers/browser.ts'
-import { eventually, post, startCollector, tempDir, testConfig, type RunningCollector } from '../helpers/stores.ts'
+import { caughtUp, eventually, post, startCollector, tempDir, testConfig, type RunningCollector } from '../helpers/stores.ts'
 
 const N = 100_000
 const SOURCES = ['user', 'system', 'integration', 'database', 'scheduled'] as const
@@ -60,6 +60,7 @@ describe('the activity monitor in Chromium', () => {
       const body = Array.from({ length: 5000 }, (_, k) => JSON.stringify(activity(i + k, base))).join('\n')
       expect((await post(c.url, body, { 'content-type': 'application/x-ndjson' })).status).toBe(200)
     }
+    await caughtUp(c.collector, 90_000)
     await eventually('100,000 rows queryable', async () => (await api('/activities/count?from=now-24h')).count === N, 90_000)
     browser = await launch()
     w = await openPage(browser)

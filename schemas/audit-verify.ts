@@ -1,0 +1,103 @@
+/**
+ * Verifying one hash chain (docs/audit-integrity.md) from its rows in
+ * sequence order, streamed: what `actline audit verify` and the API will
+ * run over audit_log. It stops at the first broken link and names its kind:
+ *
+ * - `edited`: the row's content no longer gives its stored hash;
+ * - `deleted`: a sequence number is missing (the next row's prev_hash is
+ *   the missing row's hash);
+ * - `inserted`: a row that is not part of the chain: a sequence number
+ *   used twice, or a row whose prev_hash is not the row before's;
+ * - `reordered`: a row's prev_hash is the hash of a row that comes after
+ *   it: rows exchanged their places;
+ * - `truncated`: the chain ends before an anchor's head (rows after it
+ *   removed), `replaced`: the anchor's row is not the one there now.
+ */
+import { GENESIS, linkHash, type ChainValues } from './audit-chain.ts'
+
+export interface StoredChainRow {
+  chain: string
+  seq: bigint
+  prev_hash: Buffer
+  hash: Buffer
+  values: ChainValues
+}
+
+export type BreakKind = 'edited' | 'deleted' | 'inserted' | 'reordered' | 'truncated' | 'replaced'
+
+export interface ChainBreak {
+  kind: BreakKind
+  chain: string
+  /** The sequence number where the chain breaks: the row found there, or the first one missing. */
+  seq: string
+  /** The row found there, when there is one. */
+  id?: string
+  message: string
+}
+
+/** A chain's head as an anchor recorded it. */
+export interface ChainHead {
+  chain: string
+  seq: bigint
+  hash: Buffer
+}
+
+export interface ChainReport {
+  chain: string
+  rows: number
+  /** The last row checked: the chain's head when it is whole. */
+  head?: { seq: string; hash: string }
+  broken?: ChainBreak
+}
+
+/** Rows of one chain, by sequence number; `anchor` is the head an earlier anchor recorded, if any. */
+export async function verifyChain(chain: string, rows: AsyncIterable<StoredChainRow>, anchor?: ChainHead): Promise<ChainReport> {
+  let prev: StoredChainRow | undefined
+  let beforePrev: StoredChainRow | undefined
+  let held: StoredChainRow | undefined
+  let count = 0
+  const report = (broken: ChainBreak): ChainReport => ({ chain, rows: count, ...(prev && { head: head(prev) }), broken })
+  const iterator = rows[Symbol.asyncIterator]()
+  const next = async () => {
+    if (held) {
+      const r = held
+      held = undefined
+      return r
+    }
+    const r = await iterator.next()
+    return r.done ? undefined : r.value
+  }
+  for (let row = await next(); row; row = await next()) {
+    const expected = (prev?.seq ?? 0n) + 1n
+    const prevHash = prev?.hash ?? GENESIS
+    const at = { chain, seq: row.seq.toString(), id: String(row.values.id) }
+    if (prev && row.seq === prev.seq) return report({ kind: 'inserted', ...at, message: `sequence ${row.seq} is used twice (rows ${prev.values.id} and ${row.values.id}): a row was inserted` })
+    if (row.seq > expected) {
+      const missing = row.seq - expected
+      return report({ kind: 'deleted', chain, seq: expected.toString(), id: at.id, message: `${missing === 1n ? `row ${expected} is` : `rows ${expected}-${row.seq - 1n} are`} missing (the next row, ${row.seq}, links to ${row.prev_hash.equals(prevHash) ? 'the row before them' : 'them'}): deleted` })
+    }
+    if (!row.prev_hash.equals(prevHash)) {
+      // A row exchanged with the one after it links to that one.
+      held = await next()
+      if (held && row.prev_hash.equals(held.hash)) return report({ kind: 'reordered', ...at, message: `row ${row.seq} links to the row after it (${held.values.id}): rows exchanged places` })
+      // Links to the row two back: the one just before it was put in between (and the rest renumbered).
+      if (prev && row.prev_hash.equals(beforePrev?.hash ?? GENESIS)) return report({ kind: 'inserted', chain, seq: prev.seq.toString(), id: String(prev.values.id), message: `row ${prev.seq} (${prev.values.id}) is not part of the chain: the row after it links to the one before it; a row was inserted` })
+      const selfConsistent = linkHash(row.prev_hash, chain, row.seq, row.values).equals(row.hash)
+      return report({ kind: selfConsistent ? 'inserted' : 'edited', ...at, message: selfConsistent ? `row ${row.seq} does not link to row ${prev?.seq ?? 'none'} before it: a row was inserted` : `row ${row.seq} does not link to the row before it, nor match its own hash` })
+    }
+    if (!linkHash(prevHash, chain, row.seq, row.values).equals(row.hash)) return report({ kind: 'edited', ...at, message: `row ${row.seq} (${row.values.id}) does not match its hash: it was edited` })
+    if (anchor && row.seq === anchor.seq && !row.hash.equals(anchor.hash)) return report({ kind: 'replaced', ...at, message: `row ${row.seq} is not the one the anchor recorded: the chain was replaced` })
+    beforePrev = prev
+    prev = row
+    count++
+  }
+  if (anchor) {
+    const last = prev?.seq ?? 0n
+    if (last < anchor.seq) return report({ kind: 'truncated', chain, seq: (last + 1n).toString(), message: `the chain ends at ${last}, the anchor's head is ${anchor.seq}: rows after ${last} were removed` })
+  }
+  return { chain, rows: count, ...(prev && { head: head(prev) }) }
+}
+
+function head(r: StoredChainRow) {
+  return { seq: r.seq.toString(), hash: r.hash.toString('hex') }
+}

@@ -45,6 +45,28 @@ export const postgresMigrations: readonly Migration<Record<string, never>>[] = [
       `CREATE INDEX IF NOT EXISTS audit_log_time_idx ON audit_log (occurred_at DESC)`,
     ],
   },
+  {
+    version: 2,
+    name: 'audit_log refuses UPDATE, DELETE and TRUNCATE',
+    // An audit trail the application's own login can edit is no trail: the
+    // guard raises on every UPDATE and DELETE (a row trigger, cloned to each
+    // partition) and on TRUNCATE. Retention drops whole monthly partitions
+    // (DROP TABLE of a partition is not a DELETE). A superuser can still
+    // drop the trigger: docs/audit-integrity.md, "Append-only".
+    statements: () => [
+      `CREATE OR REPLACE FUNCTION actline_audit_log_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  RAISE EXCEPTION 'audit_log is append-only: % is refused', TG_OP
+    USING ERRCODE = 'insufficient_privilege',
+          HINT = 'rows leave the audit trail only by retention, which drops whole monthly partitions (docs/audit-integrity.md)';
+END
+$$`,
+      `DROP TRIGGER IF EXISTS audit_log_append_only ON audit_log`,
+      `CREATE TRIGGER audit_log_append_only BEFORE UPDATE OR DELETE ON audit_log FOR EACH ROW EXECUTE FUNCTION actline_audit_log_append_only()`,
+      `DROP TRIGGER IF EXISTS audit_log_no_truncate ON audit_log`,
+      `CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON audit_log FOR EACH STATEMENT EXECUTE FUNCTION actline_audit_log_append_only()`,
+    ],
+  },
 ]
 
 /** First instant of the month holding `ms`, in UTC. */

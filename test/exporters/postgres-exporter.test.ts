@@ -97,6 +97,32 @@ describe.each(targets)('postgres exporter (%s)', (target) => {
     expect(await exporter.export([good])).toEqual({ status: 'success' })
   })
 
+  it('refuses UPDATE, DELETE and TRUNCATE of audit_log, in every partition, and keeps the rows', async () => {
+    const row = at(Date.now())
+    const old = at(Date.UTC(2021, 2, 3))
+    expect(await exporter.export([row, old])).toEqual({ status: 'success' })
+    const pool = exporter.pool()
+    for (const sql of [
+      `UPDATE audit_log SET actor_id = 'someone-else' WHERE id = '${row.id}'`,
+      `DELETE FROM audit_log WHERE id = '${row.id}'`,
+      `DELETE FROM audit_log_y2021m03 WHERE id = '${old.id}'`,
+      `UPDATE audit_log_y2021m03 SET action = 'edited' WHERE id = '${old.id}'`,
+      'TRUNCATE audit_log',
+    ]) {
+      const err = await pool.query(sql).then(() => undefined, (e: Error & { code?: string; hint?: string }) => e)
+      expect(err?.message, sql).toMatch(/^audit_log is append-only: (UPDATE|DELETE|TRUNCATE) is refused$/)
+      expect(err?.code).toBe('42501')
+      expect(err?.hint).toMatch(/retention, which drops whole monthly partitions/)
+    }
+    const { rows } = await pool.query(`SELECT id, action, actor_id FROM audit_log WHERE id = ANY($1::uuid[]) ORDER BY occurred_at`, [[row.id, old.id]])
+    expect(rows).toEqual([
+      { id: old.id, action: 'audit.item', actor_id: null },
+      { id: row.id, action: 'audit.item', actor_id: null },
+    ])
+    // A re-sent row is still stored once: ON CONFLICT DO NOTHING updates nothing.
+    expect(await exporter.export([row])).toEqual({ status: 'success' })
+  })
+
   it('records each migration once however often it starts', async () => {
     if (target === 'embedded') {
       // PGlite allows one process on its directory: restart rather than open twice.
@@ -108,7 +134,7 @@ describe.each(targets)('postgres exporter (%s)', (target) => {
       await again.start()
       await again.shutdown()
     }
-    const { rows } = await exporter.pool().query(`SELECT version, count(*)::int AS n FROM actline_migrations GROUP BY version`)
-    expect(rows).toEqual([{ version: 1, n: 1 }])
+    const { rows } = await exporter.pool().query(`SELECT version, count(*)::int AS n FROM actline_migrations GROUP BY version ORDER BY version`)
+    expect(rows).toEqual([{ version: 1, n: 1 }, { version: 2, n: 1 }])
   })
 })

@@ -245,11 +245,13 @@ describe('query API (embedded stores)', () => {
     let inserted = 0
     const writer = (async () => {
       for (let i = 0; inserting && i < 200; i++) {
-        // New rows land both ahead of and behind the cursor's position.
+        // New rows land both ahead of and behind the cursor's position, inside
+        // the ten days (day 10 would be an hour after the last midnight: in the
+        // health score's window when the suite runs between 01:00 and 01:15).
         const batch = Array.from({ length: 20 }, (_, k) => ({
           source: 'user',
           action: 'concurrent.insert',
-          timestamp: new Date(start + ((i * 20 + k) % 11) * DAY + 3_600_000).toISOString(),
+          timestamp: new Date(start + ((i * 20 + k) % 10) * DAY + 3_600_000).toISOString(),
         }))
         expect((await post(c.url, JSON.stringify(batch))).status).toBe(200)
         inserted += batch.length

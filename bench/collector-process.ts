@@ -33,11 +33,18 @@ export async function startCollector(configFile: string, nodeArgs: readonly stri
 export async function metrics(url: string) {
   const text = await (await fetch(`${url}/metrics`)).text()
   const get = (re: RegExp) => Number(re.exec(text)?.[1] ?? NaN)
+  /** Activities in the log each exporter has not passed yet. */
+  const queued = {
+    clickhouse: get(/actline_exporter_queue_activities\{exporter="clickhouse"\} (\d+)/),
+    postgres: get(/actline_exporter_queue_activities\{exporter="postgres"\} (\d+)/),
+  }
   return {
     loopDelayP99Ms: Math.round(get(/actline_event_loop_delay_seconds\{quantile="0.99"\} ([\d.e-]+)/) * 1000),
     loopDelayMaxMs: Math.round(get(/actline_event_loop_delay_seconds\{quantile="1"\} ([\d.e-]+)/) * 1000),
     accepted: get(/actline_receiver_activities_total\{outcome="accepted"\} (\d+)/),
-    pending: get(/actline_exporter_queue_activities\{exporter="clickhouse"\} (\d+)/) + get(/actline_exporter_queue_activities\{exporter="postgres"\} (\d+)/),
+    queued,
+    pending: queued.clickhouse + queued.postgres,
+    heap: { used: get(/^nodejs_heap_size_used_bytes (\d+)/m), total: get(/^nodejs_heap_size_total_bytes (\d+)/m), external: get(/^nodejs_external_memory_bytes (\d+)/m) },
     chExported: get(/actline_exporter_activities_total\{exporter="clickhouse",outcome="exported"\} (\d+)/),
     pgExported: get(/actline_exporter_activities_total\{exporter="postgres",outcome="exported"\} (\d+)/),
   }

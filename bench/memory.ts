@@ -20,7 +20,7 @@
 import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { tempDir } from '../test/helpers/stores.ts'
-import { runGenerator, startCollector, timeToStored } from './collector-process.ts'
+import { metrics, runGenerator, startCollector, timeToStored } from './collector-process.ts'
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 20)
 const EXTRA = process.env.BENCH_CONFIG ? `${process.env.BENCH_CONFIG}\n` : ''
@@ -70,11 +70,7 @@ function groups(pid: number): Groups {
 
 const total = (g: Groups) => Object.values(g).reduce((a, b) => a + b, 0)
 
-async function heap(url: string) {
-  const text = await (await fetch(`${url}/metrics`)).text()
-  const get = (name: string) => Number(new RegExp(`^${name} (\\d+)`, 'm').exec(text)?.[1] ?? NaN)
-  return { used: get('nodejs_heap_size_used_bytes'), total: get('nodejs_heap_size_total_bytes'), external: get('nodejs_external_memory_bytes') }
-}
+const heap = async (url: string) => (await metrics(url)).heap
 
 async function engine(): Promise<Record<string, number>> {
   // chDB has no system.asynchronous_metrics (jemalloc's figures); MemoryTracking is what the engine counts as its own.

@@ -45,11 +45,8 @@ function record(target: string, goal: string, measured: string, met: boolean) {
   log(`  ${target}: ${measured} (${met ? 'met' : 'missed'}, goal ${goal})`)
 }
 
-/** Per-exporter queue from /metrics. */
-async function queued(url: string, exporter: string): Promise<number> {
-  const text = await (await fetch(`${url}/metrics`)).text()
-  return Number(new RegExp(`actline_exporter_queue_activities\\{exporter="${exporter}"\\} (\\d+)`).exec(text)?.[1] ?? NaN)
-}
+/** Activities in the log `exporter` has not passed yet. */
+const queued = async (url: string, exporter: 'clickhouse' | 'postgres') => (await metrics(url)).queued[exporter]
 
 /** A collector on a fresh directory; `postgresUrl` puts the audit trail on a server. */
 async function withCollector<T>(name: string, postgresUrl: string | undefined, run: (c: Awaited<ReturnType<typeof startCollector>>) => Promise<T>): Promise<T> {
@@ -87,10 +84,10 @@ async function withCollector<T>(name: string, postgresUrl: string | undefined, r
 async function saturate(url: string, seconds: number, concurrency: number) {
   const load = await runGenerator({ url, mode: 'max', rate: 0, concurrency, durationMs: seconds * 1000, batchSize: BATCH })
   const t0 = performance.now()
-  const left = { clickhouse: await queued(url, 'clickhouse'), postgres: await queued(url, 'postgres') }
+  const left = (await metrics(url)).queued
   const caughtUp: Record<string, number> = {}
   while (Object.keys(caughtUp).length < 2) {
-    for (const name of ['clickhouse', 'postgres']) if (!(name in caughtUp) && (await queued(url, name)) === 0) caughtUp[name] = Math.round(performance.now() - t0)
+    for (const name of ['clickhouse', 'postgres'] as const) if (!(name in caughtUp) && (await queued(url, name)) === 0) caughtUp[name] = Math.round(performance.now() - t0)
     await new Promise((r) => setTimeout(r, 20))
   }
   const drainMs = Math.max(...Object.values(caughtUp))

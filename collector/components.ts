@@ -25,11 +25,11 @@ export interface EnabledExporter {
 
 export function enabledExporters(config: Config, logger: Logger): EnabledExporter[] {
   const audit = auditPredicate(config.pipeline.audit_route, capturedTables(config.receivers))
+  const { exporters: perExporter, ...everyExporter } = config.pipeline.batch
   return Object.entries(EXPORTERS).flatMap(([name, t]) => {
     const type = t as unknown as ExporterType<{ enabled: boolean }>
     const section = config.exporters[name as keyof Config['exporters']]
     if (!section.enabled) return []
-    const { exporters: perExporter, ...everyExporter } = config.pipeline.batch
     const batch = batchConfig(everyExporter, perExporter[name as keyof typeof perExporter])
     return [{ name, exporter: type.create(section, logger), embedded: type.embedded(section), batch, ...(type.route(section) === 'audit' && { accepts: audit }) }]
   })

@@ -89,17 +89,3 @@ export async function copySupported(pool: pg.Pool): Promise<boolean> {
   const { rows } = await pool.query<{ version: string }>('SELECT version() AS version')
   return !/PGlite|emscripten/i.test(rows[0]?.version ?? '')
 }
-
-/** copyInsert on a connection of the pool; one that failed is closed, not handed out again (a COPY may have left it mid-protocol). */
-export async function copyInsertPooled(pool: pg.Pool, batch: readonly Activity[]): Promise<void> {
-  const client = await pool.connect()
-  let failed: Error | undefined
-  try {
-    await copyInsert(client, batch)
-  } catch (err) {
-    failed = err as Error
-    throw err
-  } finally {
-    client.release(failed)
-  }
-}

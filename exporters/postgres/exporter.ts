@@ -14,7 +14,8 @@ import { startEmbeddedPostgres, type EmbeddedPostgres } from './embedded.ts'
 import { redactUrl } from '../../lib/redact.ts'
 import { isoRowEncoder } from '../encoding.ts'
 import { joinCooperatively } from '../../schemas/cooperative.ts'
-import { copyInsertPooled, copySupported } from './copy.ts'
+import { copyInsert, copySupported } from './copy.ts'
+import { withPooledClient } from './pooled.ts'
 
 /** Each kind of field as PostgreSQL types it (the audit_log DDL uses the same types). */
 export const PG_TYPE: Record<FieldKind, string> = {
@@ -147,7 +148,7 @@ export function createPostgresExporter(
       return reportOutcome(async () => {
         const p = started()
         await ensurePartitions(batch.map((a) => a.timestamp))
-        if (copy) await copyInsertPooled(p, batch)
+        if (copy) await withPooledClient(p, (client) => copyInsert(client, batch))
         else await p.query(INSERT_SQL, [`[${await joinCooperatively(batch, (a) => JSON.stringify(toRow(a)), ',')}]`])
       }, classifyPostgres)
     },
@@ -194,20 +195,19 @@ function postgresTarget(pool: pg.Pool): MigrationTarget {
 }
 
 /** Run fn in a transaction holding the migrations advisory lock. */
-async function withMigrationLock<T>(pool: pg.Pool, fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
-  const client = await pool.connect()
-  try {
-    await client.query('BEGIN')
-    await client.query(`SELECT pg_advisory_xact_lock(hashtext('${MIGRATIONS_TABLE}'))`)
-    const result = await fn(client)
-    await client.query('COMMIT')
-    return result
-  } catch (err) {
-    await client.query('ROLLBACK').catch(() => {})
-    throw err
-  } finally {
-    client.release()
-  }
+function withMigrationLock<T>(pool: pg.Pool, fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+  return withPooledClient(pool, async (client) => {
+    try {
+      await client.query('BEGIN')
+      await client.query(`SELECT pg_advisory_xact_lock(hashtext('${MIGRATIONS_TABLE}'))`)
+      const result = await fn(client)
+      await client.query('COMMIT')
+      return result
+    } catch (err) {
+      await client.query('ROLLBACK').catch(() => {})
+      throw err
+    }
+  })
 }
 
 /** One row as a jsonb_to_recordset object under audit_log's column names: times in RFC 3339, absent fields left out (NULL). */

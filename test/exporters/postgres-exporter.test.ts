@@ -4,6 +4,7 @@ import { PostgresExporterConfig } from '../../exporters/postgres/config.ts'
 import { createPostgresExporter } from '../../exporters/postgres/exporter.ts'
 import { createLogger } from '../../collector/server/logger.ts'
 import { createScratchDatabase, PG_URL, tempDir } from '../helpers/stores.ts'
+import { startTcpProxy } from '../helpers/tcp-proxy.ts'
 
 const logger = createLogger('silent')
 
@@ -136,5 +137,42 @@ describe.each(targets)('postgres exporter (%s)', (target) => {
     }
     const { rows } = await exporter.pool().query(`SELECT version, count(*)::int AS n FROM actline_migrations GROUP BY version ORDER BY version`)
     expect(rows).toEqual([{ version: 1, n: 1 }, { version: 2, n: 1 }])
+  })
+})
+
+describe.skipIf(!PG_URL)('postgres exporter (server behind a real TCP proxy)', () => {
+  it('reports a connection cut in the middle of a COPY batch as an outage, never as an uncaught error, and stores the batch once back', async () => {
+    const scratch = await createScratchDatabase()
+    const url = new URL(scratch.url)
+    const proxy = await startTcpProxy(url.hostname, Number(url.port || 5432))
+    url.port = String(proxy.port)
+    const dir = tempDir()
+    const exporter = createPostgresExporter({ ...PostgresExporterConfig.parse({ url: url.toString() }), path: dir.path }, logger)
+    const uncaught: Error[] = []
+    const onUncaught = (err: Error) => uncaught.push(err)
+    process.on('uncaughtException', onUncaught)
+    try {
+      await exporter.start()
+      const batch = Array.from({ length: 20_000 }, () => at(Date.now()))
+      // Cut at different points of the batch's statements: before BEGIN, in the COPY, at the INSERT.
+      for (const delay of [0, 2, 10, 30, 80]) {
+        const result = exporter.export(batch)
+        await new Promise((r) => setTimeout(r, delay))
+        await proxy.cut()
+        expect(['retryable', 'success']).toContain((await result).status)
+        await proxy.restore()
+      }
+      await new Promise((r) => setTimeout(r, 100))
+      expect(uncaught).toEqual([])
+      expect(await exporter.export(batch)).toEqual({ status: 'success' })
+      const { rows } = await exporter.pool().query('SELECT count(*)::int AS n FROM audit_log')
+      expect(rows[0].n).toBe(20_000)
+    } finally {
+      process.off('uncaughtException', onUncaught)
+      await exporter.shutdown()
+      await proxy.close()
+      await scratch.drop()
+      dir.remove()
+    }
   })
 })

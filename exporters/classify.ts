@@ -24,8 +24,13 @@ const OUTAGE_NETWORK_CODES = new Set([
 
 const OUTAGE_HTTP_STATUS = new Set([401, 403, 407, 408, 429, 500, 502, 503, 504])
 
-/** Messages of connection loss that carry no code (pg: "Connection terminated unexpectedly"; client timeouts). */
-const OUTAGE_MESSAGE = /connection terminated|terminated unexpectedly|timeout|timed out|socket hang up|not started|ECONNREFUSED|ECONNRESET|other side closed/i
+/**
+ * Messages of connection loss that carry no code (pg: "Connection terminated
+ * unexpectedly", and "Client has encountered a connection error and is not
+ * queryable" for the next statement of a transaction on a cut connection;
+ * client timeouts).
+ */
+const OUTAGE_MESSAGE = /connection terminated|terminated unexpectedly|not queryable|timeout|timed out|socket hang up|not started|ECONNREFUSED|ECONNRESET|other side closed/i
 
 /** A store's own reading of an error: its class, or undefined when its codes say nothing. */
 export type StoreClassifier = (error: Error & { code?: unknown }, code: string | undefined) => 'outage' | 'data' | 'unknown' | undefined

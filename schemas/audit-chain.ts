@@ -102,5 +102,5 @@ export function linkHash(prev: Buffer, chain: string, seq: bigint, row: ChainVal
 
 /** An activity as the chain sees it once stored (its milliseconds as microseconds). */
 export function chainValuesOf(a: Activity): ChainValues {
-  return { ...a, timestamp: BigInt(Math.round(a.timestamp)) * 1000n, received_at: BigInt(Math.round(a.received_at)) * 1000n } as ChainValues
+  return { ...a, timestamp: BigInt(Math.trunc(a.timestamp)) * 1000n, received_at: BigInt(Math.trunc(a.received_at)) * 1000n } as ChainValues
 }

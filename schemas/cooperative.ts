@@ -10,13 +10,13 @@
 export const yieldToLoop = () => new Promise<void>((resolve) => setImmediate(resolve))
 
 /** `serialize` of each item, joined by `separator`, with a turn of the event loop every `chunk` items. */
-export async function joinCooperatively<T>(items: readonly T[], serialize: (item: T) => string, separator: string, chunk = 1000): Promise<string> {
+export async function joinCooperatively<T>(items: readonly T[], serialize: (item: T, index: number) => string, separator: string, chunk = 1000): Promise<string> {
   const parts: string[] = []
   for (let i = 0; i < items.length; i += chunk) {
     if (i > 0) await yieldToLoop()
     const end = Math.min(items.length, i + chunk)
     const out: string[] = new Array(end - i)
-    for (let j = i; j < end; j++) out[j - i] = serialize(items[j]!)
+    for (let j = i; j < end; j++) out[j - i] = serialize(items[j]!, j)
     parts.push(out.join(separator))
   }
   return parts.join(separator)

@@ -9,11 +9,29 @@ import type { Logger } from './component.ts'
 
 /**
  * One statement of a migration. A long one (a backfill) carries a progress
- * label, which the runner logs before it starts.
+ * label, which the runner logs before it starts. A step that must compute
+ * in the collector (hashing existing rows) is a `run` instead, given the
+ * migration's own connection and a progress callback; only stores whose
+ * target says so take one (PostgreSQL's).
  */
-export type Statement = string | { sql: string; progress: string }
+export type Statement = string | { sql: string; progress: string } | Step
+
+export interface Step {
+  progress: string
+  run(db: MigrationDb, progress: (message: string) => void): Promise<void>
+}
+
+/** The connection a step runs on, inside the migration's transaction. */
+export interface MigrationDb {
+  query<T = Record<string, unknown>>(sql: string, params?: readonly unknown[]): Promise<{ rows: T[]; rowCount: number | null }>
+}
+
+export function isStep(s: Statement): s is Step {
+  return typeof s !== 'string' && 'run' in s
+}
 
 export function sqlOf(s: Statement): string {
+  if (isStep(s)) throw new Error(`migration step '${s.progress}' runs code, not SQL: this store's target cannot take it`)
   return typeof s === 'string' ? s : s.sql
 }
 

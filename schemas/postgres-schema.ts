@@ -4,6 +4,11 @@
  * month instead of deleting rows.
  */
 import type { Migration } from './migrations.ts'
+import { chainExistingRows } from './audit-chain-migration.ts'
+import { HEADS_TABLE } from './audit-chain-store.ts'
+
+/** The chain's columns, which the guard lets a row without a hash gain once (audit-chain-migration.ts). */
+const CHAIN_COLUMNS_ARRAY = `ARRAY['chain', 'chain_seq', 'prev_hash', 'row_hash']`
 
 export const MIGRATIONS_TABLE = 'actline_migrations'
 
@@ -65,6 +70,36 @@ $$`,
       `CREATE TRIGGER audit_log_append_only BEFORE UPDATE OR DELETE ON audit_log FOR EACH ROW EXECUTE FUNCTION actline_audit_log_append_only()`,
       `DROP TRIGGER IF EXISTS audit_log_no_truncate ON audit_log`,
       `CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON audit_log FOR EACH STATEMENT EXECUTE FUNCTION actline_audit_log_append_only()`,
+    ],
+  },
+  {
+    version: 3,
+    name: 'audit_log hash chain',
+    // docs/audit-integrity.md. The heads table is where writers serialize
+    // per chain (SELECT ... FOR UPDATE) and what verify compares a chain's
+    // end with. (chain, chain_seq) cannot be a unique index: a partitioned
+    // table's unique index must hold the partition key; verify finds a
+    // sequence number used twice instead.
+    statements: () => [
+      `ALTER TABLE audit_log ADD COLUMN IF NOT EXISTS chain text, ADD COLUMN IF NOT EXISTS chain_seq bigint, ADD COLUMN IF NOT EXISTS prev_hash bytea, ADD COLUMN IF NOT EXISTS row_hash bytea`,
+      `CREATE TABLE IF NOT EXISTS ${HEADS_TABLE} (chain text PRIMARY KEY, seq bigint NOT NULL, hash bytea NOT NULL, updated_at timestamptz NOT NULL DEFAULT now())`,
+      `CREATE INDEX IF NOT EXISTS audit_log_chain_idx ON audit_log (chain, chain_seq)`,
+      // Empty once chained; verify counts rows someone inserted without a chain through it.
+      `CREATE INDEX IF NOT EXISTS audit_log_unchained_idx ON audit_log (occurred_at) WHERE row_hash IS NULL`,
+      `CREATE OR REPLACE FUNCTION actline_audit_log_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF TG_OP = 'UPDATE' THEN
+    IF OLD.row_hash IS NULL AND NEW.row_hash IS NOT NULL AND current_setting('actline.chaining', true) = 'on'
+       AND (to_jsonb(NEW) - ${CHAIN_COLUMNS_ARRAY}) = (to_jsonb(OLD) - ${CHAIN_COLUMNS_ARRAY}) THEN
+      RETURN NEW;
+    END IF;
+  END IF;
+  RAISE EXCEPTION 'audit_log is append-only: % is refused', TG_OP
+    USING ERRCODE = 'insufficient_privilege',
+          HINT = 'rows leave the audit trail only by retention, which drops whole monthly partitions (docs/audit-integrity.md)';
+END
+$$`,
+      chainExistingRows,
     ],
   },
 ]

@@ -14,13 +14,17 @@ import type { Activity } from '../../schemas/activity.ts'
 import { AS_IS, ACTIVITY_ROW, compileRowEncoder, postgresColumn, type FieldEncoding } from '../../schemas/activity-row.ts'
 import { isoTime } from '../time-format.ts'
 import { yieldToLoop } from '../../schemas/cooperative.ts'
+import { CHAIN_COLUMNS } from '../../schemas/audit-chain-store.ts'
+import { appendChained, type ChainLink } from './chain.ts'
+import { inTransaction } from './pooled.ts'
 
 const NAMES = ACTIVITY_ROW.map(postgresColumn).join(', ')
 
 /** Per session: ON COMMIT DELETE ROWS empties it at each commit, so it never holds a batch past its transaction. */
 const STAGE_DDL = 'CREATE TEMP TABLE IF NOT EXISTS actline_audit_stage (LIKE audit_log INCLUDING DEFAULTS) ON COMMIT DELETE ROWS'
-const COPY_SQL = `COPY actline_audit_stage (${NAMES}) FROM STDIN`
-const STAGE_INSERT_SQL = `INSERT INTO audit_log (${NAMES}) SELECT ${NAMES} FROM actline_audit_stage ON CONFLICT (id, occurred_at) DO NOTHING`
+const LINKED = `${NAMES}, ${CHAIN_COLUMNS.join(', ')}`
+const COPY_SQL = `COPY actline_audit_stage (${LINKED}) FROM STDIN`
+const STAGE_INSERT_SQL = `INSERT INTO audit_log (${LINKED}) SELECT ${LINKED} FROM actline_audit_stage ON CONFLICT (id, occurred_at) DO NOTHING`
 
 const SPECIAL = /[\\\t\n\r]/
 const ESCAPES: Record<string, string> = { '\\': '\\\\', '\t': '\\t', '\n': '\\n', '\r': '\\r' }
@@ -45,17 +49,17 @@ const ENCODING: FieldEncoding = {
 
 const fields: (a: Activity) => string[] = compileRowEncoder('array', ENCODING, { iso: isoTime, text: copyText })
 
-/** One activity as a line of COPY text, newline included. */
-export function toCopyLine(a: Activity): string {
-  return `${fields(a).join('\t')}\n`
+/** One activity and its link as a line of COPY text, newline included; bytea as hex (`\\x`, its backslash escaped). */
+export function toCopyLine(a: Activity, l: ChainLink): string {
+  return `${fields(a).join('\t')}\t${copyText(l.chain)}\t${l.seq}\t\\\\x${l.prev.toString('hex')}\t\\\\x${l.hash.toString('hex')}\n`
 }
 
 /** The batch's COPY text, a chunk of rows per turn of the event loop. */
-async function* copyChunks(batch: readonly Activity[], chunk = 1000): AsyncGenerator<string> {
+async function* copyChunks(batch: readonly Activity[], links: readonly ChainLink[], chunk = 1000): AsyncGenerator<string> {
   for (let i = 0; i < batch.length; i += chunk) {
     if (i > 0) await yieldToLoop()
     let text = ''
-    for (let j = i; j < Math.min(batch.length, i + chunk); j++) text += toCopyLine(batch[j]!)
+    for (let j = i; j < Math.min(batch.length, i + chunk); j++) text += toCopyLine(batch[j]!, links[j]!)
     yield text
   }
 }
@@ -65,18 +69,15 @@ const staged = new WeakSet<pg.ClientBase>()
 
 /** The batch into audit_log on `client`, in one transaction; rejects as the server refused it (rolled back). */
 export async function copyInsert(client: pg.ClientBase, batch: readonly Activity[]): Promise<void> {
-  try {
-    await client.query('BEGIN')
-    const fresh = !staged.has(client)
+  const fresh = !staged.has(client)
+  await inTransaction(client, async () => {
     if (fresh) await client.query(STAGE_DDL)
-    await pipeline(Readable.from(copyChunks(batch)), client.query(copyFrom(COPY_SQL)))
-    await client.query(STAGE_INSERT_SQL)
-    await client.query('COMMIT')
-    if (fresh) staged.add(client)
-  } catch (err) {
-    await client.query('ROLLBACK').catch(() => {})
-    throw err
-  }
+    await appendChained(client, batch, async (rows, links) => {
+      await pipeline(Readable.from(copyChunks(rows, links)), client.query(copyFrom(COPY_SQL)))
+      return (await client.query(STAGE_INSERT_SQL)).rowCount ?? 0
+    })
+  })
+  if (fresh) staged.add(client)
 }
 
 /**

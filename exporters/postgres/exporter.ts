@@ -7,7 +7,7 @@ import { ACTIVITY_ROW, postgresColumn, type FieldKind } from '../../schemas/acti
 import type { PostgresExporterConfig } from './config.ts'
 import type { Exporter, Logger, PostgresReader } from '../../schemas/component.ts'
 import { MIGRATIONS_TABLE, monthStart, partitionDdl, postgresMigrations } from '../../schemas/postgres-schema.ts'
-import { logMigrations, migrate, sqlOf, type MigrationTarget } from '../../schemas/migrations.ts'
+import { isStep, logMigrations, migrate, sqlOf, type MigrationTarget } from '../../schemas/migrations.ts'
 import { probe, reportOutcome } from '../classify.ts'
 import { classifyPostgres } from './classify.ts'
 import { startEmbeddedPostgres, type EmbeddedPostgres } from './embedded.ts'
@@ -15,7 +15,10 @@ import { redactUrl } from '../../lib/redact.ts'
 import { isoRowEncoder } from '../encoding.ts'
 import { joinCooperatively } from '../../schemas/cooperative.ts'
 import { copyInsert, copySupported } from './copy.ts'
-import { withPooledClient } from './pooled.ts'
+import { inTransaction, withPooledClient } from './pooled.ts'
+import { appendChained } from './chain.ts'
+import { CHAIN_COLUMNS } from '../../schemas/audit-chain-store.ts'
+import type { Activity } from '../../schemas/activity.ts'
 
 /** Each kind of field as PostgreSQL types it (the audit_log DDL uses the same types). */
 export const PG_TYPE: Record<FieldKind, string> = {
@@ -42,8 +45,10 @@ const SELECTED = ACTIVITY_ROW.map((f) => (PG_TYPE[f.kind] === 'jsonb' ? `${postg
 // One parameter holding the batch as JSON: a constant-size statement whatever
 // the batch size (a multi-row VALUES list hits pg's 65535-parameter cap at
 // ~3000 rows), and JSON.stringify is native, unlike per-value serialization.
-export const INSERT_SQL = `INSERT INTO audit_log (${NAMES})
-SELECT ${SELECTED} FROM json_to_recordset($1::json) AS r(${COLUMNS})
+// The chain's hashes travel as hex (chain.ts links them).
+export const INSERT_SQL = `INSERT INTO audit_log (${NAMES}, ${CHAIN_COLUMNS.join(', ')})
+SELECT ${SELECTED}, chain, chain_seq, decode(prev_hash, 'hex'), decode(row_hash, 'hex')
+FROM json_to_recordset($1::json) AS r(${COLUMNS}, chain text, chain_seq bigint, prev_hash text, row_hash text)
 ON CONFLICT (id, occurred_at) DO NOTHING`
 
 const PARTITION_CHECK_MS = 6 * 60 * 60 * 1000
@@ -122,7 +127,7 @@ export function createPostgresExporter(
       // the next query reconnects and a failed export is retried.
       opened.on('error', (err) => logger.warn({ err: err.message }, 'postgres: idle connection lost'))
       try {
-        await migrate(postgresTarget(opened), postgresMigrations, {}, logMigrations('postgres', logger))
+        await migrate(postgresTarget(opened, logger), postgresMigrations, {}, logMigrations('postgres', logger))
         const existing = await opened.query<{ name: string }>(
           `SELECT c.relname AS name FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = 'audit_log'::regclass`,
         )
@@ -148,8 +153,7 @@ export function createPostgresExporter(
       return reportOutcome(async () => {
         const p = started()
         await ensurePartitions(batch.map((a) => a.timestamp))
-        if (copy) await withPooledClient(p, (client) => copyInsert(client, batch))
-        else await p.query(INSERT_SQL, [`[${await joinCooperatively(batch, (a) => JSON.stringify(toRow(a)), ',')}]`])
+        await withPooledClient(p, (client) => (copy ? copyInsert(client, batch) : jsonInsert(client, batch)))
       }, classifyPostgres)
     },
 
@@ -168,7 +172,7 @@ export function createPostgresExporter(
   }
 }
 
-function postgresTarget(pool: pg.Pool): MigrationTarget {
+function postgresTarget(pool: pg.Pool, logger: Logger): MigrationTarget {
   return {
     async appliedVersions() {
       // Under the lock too: two concurrent CREATE TABLE IF NOT EXISTS can
@@ -187,7 +191,13 @@ function postgresTarget(pool: pg.Pool): MigrationTarget {
       await withMigrationLock(pool, async (client) => {
         const done = await client.query(`SELECT 1 FROM ${MIGRATIONS_TABLE} WHERE version = $1`, [m.version])
         if (done.rowCount !== 0) return
-        for (const statement of statements) await client.query(sqlOf(statement))
+        for (const statement of statements) {
+          if (!isStep(statement)) await client.query(sqlOf(statement))
+          else {
+            logger.info({ version: m.version }, `postgres: ${statement.progress}`)
+            await statement.run(client, (message) => logger.info({ version: m.version }, `postgres: ${message}`))
+          }
+        }
         await client.query(`INSERT INTO ${MIGRATIONS_TABLE} (version, name) VALUES ($1, $2)`, [m.version, m.name])
       })
     },
@@ -196,18 +206,26 @@ function postgresTarget(pool: pg.Pool): MigrationTarget {
 
 /** Run fn in a transaction holding the migrations advisory lock. */
 function withMigrationLock<T>(pool: pg.Pool, fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
-  return withPooledClient(pool, async (client) => {
-    try {
-      await client.query('BEGIN')
+  return withPooledClient(pool, (client) =>
+    inTransaction(client, async () => {
       await client.query(`SELECT pg_advisory_xact_lock(hashtext('${MIGRATIONS_TABLE}'))`)
-      const result = await fn(client)
-      await client.query('COMMIT')
-      return result
-    } catch (err) {
-      await client.query('ROLLBACK').catch(() => {})
-      throw err
-    }
-  })
+      return fn(client)
+    }),
+  )
+}
+
+/** The batch, linked into its chains, by json_to_recordset in one transaction. */
+async function jsonInsert(client: pg.ClientBase, batch: readonly Activity[]): Promise<void> {
+  await inTransaction(client, () =>
+    appendChained(client, batch, async (rows, links) => {
+      const json = await joinCooperatively(rows, (a, i) => {
+        const l = links[i]!
+        const row = JSON.stringify(toRow(a))
+        return `${row.slice(0, -1)},"chain":${JSON.stringify(l.chain)},"chain_seq":${l.seq},"prev_hash":"${l.prev.toString('hex')}","row_hash":"${l.hash.toString('hex')}"}`
+      }, ',')
+      return (await client.query(INSERT_SQL, [`[${json}]`])).rowCount ?? 0
+    }),
+  )
 }
 
 /** One row as a jsonb_to_recordset object under audit_log's column names: times in RFC 3339, absent fields left out (NULL). */

@@ -25,3 +25,16 @@ export async function withPooledClient<T>(pool: pg.Pool, fn: (client: pg.PoolCli
     client.release(failed)
   }
 }
+
+/** fn inside BEGIN ... COMMIT on `client`; rolled back when it throws. */
+export async function inTransaction<T>(client: pg.ClientBase, fn: () => Promise<T>): Promise<T> {
+  try {
+    await client.query('BEGIN')
+    const result = await fn()
+    await client.query('COMMIT')
+    return result
+  } catch (err) {
+    await client.query('ROLLBACK').catch(() => {})
+    throw err
+  }
+}

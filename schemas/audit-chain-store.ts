@@ -10,7 +10,7 @@
  */
 import { ACTIVITY_ROW, postgresColumn } from './activity-row.ts'
 import type { ChainValues } from './audit-chain.ts'
-import type { StoredChainRow } from './audit-verify.ts'
+import { verifyChain, type ChainCut, type ChainHead, type ChainReport, type StoredChainRow } from './audit-verify.ts'
 
 /** What reads the chain: a query returning rows (a pool, a client, the API's reader). */
 export interface ChainDb {
@@ -58,7 +58,7 @@ export async function* chainRows(db: ChainDb, chain: string, afterSeq = 0n, page
   for (;;) {
     const rows = await db.rows<ChainRowRecord>(
       `SELECT chain, chain_seq::text AS chain_seq, prev_hash, row_hash, ${CHAIN_VALUES_SELECT}
-FROM audit_log WHERE chain = $1 AND chain_seq > $2 ORDER BY chain_seq LIMIT ${page}`,
+FROM audit_log WHERE chain = $1 AND audit_log.chain_seq > $2 ORDER BY audit_log.chain_seq LIMIT ${page}`,
       [chain, after.toString()],
     )
     for (const r of rows) yield { chain: r.chain, seq: BigInt(r.chain_seq), prev_hash: r.prev_hash, hash: r.row_hash, values: chainValuesOfRow(r) }
@@ -81,4 +81,102 @@ export async function chainHeads(db: ChainDb, tenant?: string): Promise<StoredHe
     tenant === undefined ? [] : [tenant],
   )
   return rows.map((r) => ({ chain: r.chain, seq: BigInt(r.seq), hash: r.hash, updated_at: r.updated_at }))
+}
+
+/** The action of the event `actline audit retain` appends to each chain it cuts; its details hold the cuts. */
+export const RETENTION_ACTION = 'actline.audit.retention'
+
+export interface RetentionDetails {
+  before: string
+  partitions: string[]
+  /** [from, to, prev hash hex, last hash hex] per dropped run of sequence numbers. */
+  cuts: [string, string, string, string][]
+}
+
+/** The cuts every retention event of the chain recorded (a small partial index finds them). */
+export async function chainCuts(db: ChainDb, chain: string): Promise<ChainCut[]> {
+  const rows = await db.rows<{ details: RetentionDetails }>(
+    `SELECT details FROM audit_log WHERE chain = $1 AND action = '${RETENTION_ACTION}' AND source = 'actline'`,
+    [chain],
+  )
+  return rows.flatMap((r) =>
+    (Array.isArray(r.details?.cuts) ? r.details.cuts : []).map(([from, to, prev, last]) => ({ from: BigInt(from), to: BigInt(to), prev: Buffer.from(prev, 'hex'), last: Buffer.from(last, 'hex') })),
+  )
+}
+
+export interface AuditVerifyOptions {
+  /** One tenant's chain only ('' is the chain of rows without a tenant). */
+  tenant?: string
+  /** Only rows from this time on: each chain is read from its first row at or after it, whose link is taken on trust. */
+  since?: Date
+  /** Heads an earlier anchor recorded: a chain that now ends before one, or holds another row there, is broken. */
+  anchor?: readonly ChainHead[]
+  /** Called after each chain. */
+  onChain?: (report: ChainReport) => void
+}
+
+export interface AuditVerifyReport {
+  ok: boolean
+  chains: ChainReport[]
+  rows: number
+  /** Rows that carry no chain at all: inserted around the writer. */
+  unchained: number
+  seconds: number
+}
+
+/**
+ * Verify audit_log's chains: each one's links (verifyChain), then its end
+ * against the head the writer recorded and, with an anchor, the anchor's.
+ */
+export async function verifyAuditLog(db: ChainDb, options: AuditVerifyOptions = {}): Promise<AuditVerifyReport> {
+  const t0 = performance.now()
+  const recorded = new Map((await chainHeads(db, options.tenant)).map((h) => [h.chain, h]))
+  const anchored = new Map((options.anchor ?? []).filter((h) => options.tenant === undefined || h.chain === options.tenant).map((h) => [h.chain, h]))
+  const chains = new Set([...recorded.keys(), ...anchored.keys(), ...(await storedChains(db, options.tenant))])
+  const reports: ChainReport[] = []
+  for (const chain of [...chains].sort()) {
+    const start = options.since ? await startAt(db, chain, options.since) : undefined
+    const anchor = anchored.get(chain)
+    let report = await verifyChain(chain, chainRows(db, chain, start?.seq ?? 0n), { anchor: anchor && (!start || anchor.seq > start.seq) ? anchor : undefined, cuts: start ? [] : await chainCuts(db, chain), start })
+    if (!report.broken) report = againstHead(report, recorded.get(chain), start?.seq ?? 0n)
+    reports.push(report)
+    options.onChain?.(report)
+  }
+  const unchained = await db.rows<{ n: number }>(
+    `SELECT count(*)::int AS n FROM audit_log WHERE row_hash IS NULL${options.tenant === undefined ? '' : ` AND ${options.tenant === '' ? 'tenant_id IS NULL' : 'tenant_id = $1'}`}`,
+    options.tenant ? [options.tenant] : [],
+  )
+  const n = unchained[0]!.n
+  return { ok: n === 0 && reports.every((r) => !r.broken), chains: reports, rows: reports.reduce((s, r) => s + r.rows, 0), unchained: n, seconds: (performance.now() - t0) / 1000 }
+}
+
+/** A whole chain must end where the writer last left it. */
+function againstHead(report: ChainReport, head: StoredHead | undefined, startSeq: bigint): ChainReport {
+  const last = BigInt(report.head?.seq ?? startSeq)
+  const { chain } = report
+  if (!head) return { ...report, broken: { kind: 'inserted', chain, seq: '1', message: `chain '${chain}' has no head: its rows were not written by actline` } }
+  if (last < head.seq) return { ...report, broken: { kind: 'truncated', chain, seq: (last + 1n).toString(), message: `the chain ends at ${last}, the writer's head is ${head.seq}: rows after ${last} were removed` } }
+  if (last > head.seq) return { ...report, broken: { kind: 'inserted', chain, seq: (head.seq + 1n).toString(), message: `rows ${head.seq + 1n}-${last} come after the writer's head (${head.seq}): they were inserted around it` } }
+  if (report.head && report.head.hash !== head.hash.toString('hex')) return { ...report, broken: { kind: 'replaced', chain, seq: last.toString(), message: `row ${last} is not the one the writer recorded as the head: the chain was replaced` } }
+  return report
+}
+
+/** The link before the chain's first row at or after `since`. */
+async function startAt(db: ChainDb, chain: string, since: Date): Promise<{ seq: bigint; hash: Buffer } | undefined> {
+  const rows = await db.rows<{ seq: string; prev_hash: Buffer }>(
+    `SELECT chain_seq::text AS seq, prev_hash FROM audit_log WHERE chain = $1 AND occurred_at >= $2 ORDER BY chain_seq LIMIT 1`,
+    [chain, since.toISOString()],
+  )
+  return rows[0] && { seq: BigInt(rows[0].seq) - 1n, hash: rows[0].prev_hash }
+}
+
+/** The chains audit_log holds, by a loose index scan of (chain, chain_seq): one probe per chain, not a scan of the rows. */
+async function storedChains(db: ChainDb, tenant?: string): Promise<string[]> {
+  if (tenant !== undefined) return (await db.rows<{ chain: string }>('SELECT chain FROM audit_log WHERE chain = $1 LIMIT 1', [tenant])).map((r) => r.chain)
+  const rows = await db.rows<{ chain: string }>(`WITH RECURSIVE c AS (
+  (SELECT chain FROM audit_log WHERE chain IS NOT NULL ORDER BY chain LIMIT 1)
+  UNION ALL
+  SELECT (SELECT a.chain FROM audit_log a WHERE a.chain > c.chain ORDER BY a.chain LIMIT 1) FROM c WHERE c.chain IS NOT NULL
+) SELECT chain FROM c WHERE chain IS NOT NULL`)
+  return rows.map((r) => r.chain)
 }

@@ -45,13 +45,40 @@ export interface ChainHead {
 export interface ChainReport {
   chain: string
   rows: number
+  /** Rows retention dropped from the chain, as its cuts say. */
+  retained?: string
   /** The last row checked: the chain's head when it is whole. */
   head?: { seq: string; hash: string }
   broken?: ChainBreak
 }
 
-/** Rows of one chain, by sequence number; `anchor` is the head an earlier anchor recorded, if any. */
-export async function verifyChain(chain: string, rows: AsyncIterable<StoredChainRow>, anchor?: ChainHead): Promise<ChainReport> {
+/**
+ * Rows that retention dropped (`actline audit retain`), as the retention
+ * event in the chain recorded them: `from`..`to` are gone, `prev` was the
+ * hash before `from`, `last` the hash of `to`. Verify steps over a cut as
+ * over the rows it names; a gap no cut explains is a deletion.
+ */
+export interface ChainCut {
+  from: bigint
+  to: bigint
+  prev: Buffer
+  last: Buffer
+}
+
+/**
+ * Rows of one chain, by sequence number; `anchor` is the head an earlier
+ * anchor recorded, if any; `cuts` what retention dropped, by `from`.
+ */
+export interface VerifyOptions {
+  anchor?: ChainHead | undefined
+  cuts?: readonly ChainCut[]
+  /** Start after this link, taken on trust (`verify --since`): the rows before it are not read. */
+  start?: { seq: bigint; hash: Buffer } | undefined
+}
+
+export async function verifyChain(chain: string, rows: AsyncIterable<StoredChainRow>, { anchor, cuts = [], start }: VerifyOptions = {}): Promise<ChainReport> {
+  const cutAt = new Map(cuts.map((c) => [c.from, c]))
+  let retained = 0n
   let prev: StoredChainRow | undefined
   let beforePrev: StoredChainRow | undefined
   let held: StoredChainRow | undefined
@@ -67,9 +94,15 @@ export async function verifyChain(chain: string, rows: AsyncIterable<StoredChain
     const r = await iterator.next()
     return r.done ? undefined : r.value
   }
+  // Where the chain stands: after the last row checked, or after a cut.
+  let at0 = start ?? { seq: 0n, hash: GENESIS }
   for (let row = await next(); row; row = await next()) {
-    const expected = (prev?.seq ?? 0n) + 1n
-    const prevHash = prev?.hash ?? GENESIS
+    for (let cut = cutAt.get(at0.seq + 1n); cut && row.seq > at0.seq + 1n && cut.prev.equals(at0.hash); cut = cutAt.get(at0.seq + 1n)) {
+      retained += cut.to - cut.from + 1n
+      at0 = { seq: cut.to, hash: cut.last }
+    }
+    const expected = at0.seq + 1n
+    const prevHash = at0.hash
     const at = { chain, seq: row.seq.toString(), id: String(row.values.id) }
     if (prev && row.seq === prev.seq) return report({ kind: 'inserted', ...at, message: `sequence ${row.seq} is used twice (rows ${prev.values.id} and ${row.values.id}): a row was inserted` })
     if (row.seq > expected) {
@@ -81,7 +114,7 @@ export async function verifyChain(chain: string, rows: AsyncIterable<StoredChain
       held = await next()
       if (held && row.prev_hash.equals(held.hash)) return report({ kind: 'reordered', ...at, message: `row ${row.seq} links to the row after it (${held.values.id}): rows exchanged places` })
       // Links to the row two back: the one just before it was put in between (and the rest renumbered).
-      if (prev && row.prev_hash.equals(beforePrev?.hash ?? GENESIS)) return report({ kind: 'inserted', chain, seq: prev.seq.toString(), id: String(prev.values.id), message: `row ${prev.seq} (${prev.values.id}) is not part of the chain: the row after it links to the one before it; a row was inserted` })
+      if (prev && prev.seq === at0.seq && row.prev_hash.equals(beforePrev?.hash ?? GENESIS)) return report({ kind: 'inserted', chain, seq: prev.seq.toString(), id: String(prev.values.id), message: `row ${prev.seq} (${prev.values.id}) is not part of the chain: the row after it links to the one before it; a row was inserted` })
       const selfConsistent = linkHash(row.prev_hash, chain, row.seq, row.values).equals(row.hash)
       return report({ kind: selfConsistent ? 'inserted' : 'edited', ...at, message: selfConsistent ? `row ${row.seq} does not link to row ${prev?.seq ?? 'none'} before it: a row was inserted` : `row ${row.seq} does not link to the row before it, nor match its own hash` })
     }
@@ -89,13 +122,14 @@ export async function verifyChain(chain: string, rows: AsyncIterable<StoredChain
     if (anchor && row.seq === anchor.seq && !row.hash.equals(anchor.hash)) return report({ kind: 'replaced', ...at, message: `row ${row.seq} is not the one the anchor recorded: the chain was replaced` })
     beforePrev = prev
     prev = row
+    at0 = { seq: row.seq, hash: row.hash }
     count++
   }
   if (anchor) {
-    const last = prev?.seq ?? 0n
+    const last = at0.seq
     if (last < anchor.seq) return report({ kind: 'truncated', chain, seq: (last + 1n).toString(), message: `the chain ends at ${last}, the anchor's head is ${anchor.seq}: rows after ${last} were removed` })
   }
-  return { chain, rows: count, ...(prev && { head: head(prev) }) }
+  return { chain, rows: count, ...(retained > 0n && { retained: retained.toString() }), ...(prev && { head: head(prev) }) }
 }
 
 function head(r: StoredChainRow) {

@@ -5,7 +5,7 @@
  */
 import type { Migration } from './migrations.ts'
 import { chainExistingRows } from './audit-chain-migration.ts'
-import { HEADS_TABLE } from './audit-chain-store.ts'
+import { HEADS_TABLE, RETENTION_ACTION } from './audit-chain-store.ts'
 
 /** The chain's columns, which the guard lets a row without a hash gain once (audit-chain-migration.ts). */
 const CHAIN_COLUMNS_ARRAY = `ARRAY['chain', 'chain_seq', 'prev_hash', 'row_hash']`
@@ -86,6 +86,8 @@ $$`,
       `CREATE INDEX IF NOT EXISTS audit_log_chain_idx ON audit_log (chain, chain_seq)`,
       // Empty once chained; verify counts rows someone inserted without a chain through it.
       `CREATE INDEX IF NOT EXISTS audit_log_unchained_idx ON audit_log (occurred_at) WHERE row_hash IS NULL`,
+      // The few retention events verify reads before a chain (audit-chain-store.ts, chainCuts).
+      `CREATE INDEX IF NOT EXISTS audit_log_retention_idx ON audit_log (chain) WHERE action = '${RETENTION_ACTION}'`,
       `CREATE OR REPLACE FUNCTION actline_audit_log_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
   IF TG_OP = 'UPDATE' THEN

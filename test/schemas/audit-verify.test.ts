@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { chainValuesOf, GENESIS, linkHash } from '../../schemas/audit-chain.ts'
-import { verifyChain, type StoredChainRow } from '../../schemas/audit-verify.ts'
+import { verifyChain, type ChainHead, type StoredChainRow } from '../../schemas/audit-verify.ts'
 import { parseActivity } from '../../schemas/activity.ts'
 
 /** A whole chain of n rows, as the writer will store them. */
@@ -22,7 +22,7 @@ async function* stream(rows: StoredChainRow[]) {
   for (const r of [...rows].sort((a, b) => (a.seq < b.seq ? -1 : a.seq > b.seq ? 1 : 0))) yield r
 }
 
-const verify = (rows: StoredChainRow[], anchor?: Parameters<typeof verifyChain>[2]) => verifyChain('acme', stream(rows), anchor)
+const verify = (rows: StoredChainRow[], anchor?: ChainHead) => verifyChain('acme', stream(rows), { anchor })
 
 describe('verifying a hash chain', () => {
   it('passes a whole chain and reports its head', async () => {
@@ -73,5 +73,19 @@ describe('verifying a hash chain', () => {
     expect((await verify(rebuilt, anchor)).broken).toMatchObject({ kind: 'replaced', seq: '10' })
     // Without the anchor, a removed tail cannot be told from a shorter chain.
     expect((await verify(rows.slice(0, 7))).broken).toBeUndefined()
+  })
+
+  it('steps over rows retention dropped, as its cuts record them, and still names a deletion no cut explains', async () => {
+    const rows = chain(20)
+    const cut = (from: number, to: number) => ({ from: BigInt(from), to: BigInt(to), prev: from === 1 ? GENESIS : rows[from - 2]!.hash, last: rows[to - 1]!.hash })
+    // The oldest rows, and one late row in between (its month dropped too).
+    const kept = rows.filter((r) => r.seq > 5n && r.seq !== 9n)
+    const r = await verifyChain('acme', stream(kept), { cuts: [cut(1, 5), cut(9, 9)] })
+    expect(r).toMatchObject({ rows: 14, retained: '6', head: { seq: '20' } })
+    expect(r.broken).toBeUndefined()
+    // Without the second cut, row 9 is a deletion.
+    expect((await verifyChain('acme', stream(kept), { cuts: [cut(1, 5)] })).broken).toMatchObject({ kind: 'deleted', seq: '9' })
+    // A cut whose hashes are not the chain's explains nothing.
+    expect((await verifyChain('acme', stream(kept), { cuts: [{ ...cut(1, 5), last: rows[0]!.hash }, cut(9, 9)] })).broken).toMatchObject({ kind: 'inserted', seq: '6' })
   })
 })

@@ -6,10 +6,14 @@
  *   actline dead-letter list|replay   what the stores refused, and sending it again
  *   actline demo [--data-dir DIR]     the collector on embedded stores with synthetic traffic
  *   actline cdc status|check|drop-slot  change-data capture's slot and tables on the server
+ *   actline audit verify|anchor|retain  the audit trail's hash chains (docs/audit-integrity.md)
  *   actline triggers scan --db URL    the toolkit for removing a database's audit triggers
  */
 import { parseArgs } from 'node:util'
-import { ConfigError, loadConfig, type Config } from './config.ts'
+import { join } from 'node:path'
+import { ConfigError, loadConfig, PID_FILE, type Config } from './config.ts'
+import { auditCommand } from '../exporters/index.ts'
+import { livePid } from '../lib/pid-file.ts'
 import { createCollector } from './collector.ts'
 import { createLogger } from './server/logger.ts'
 import { createApiServer } from './api-server.ts'
@@ -32,6 +36,9 @@ const USAGE = `usage:
   actline cdc status|check|drop-slot [--config FILE] [--db URL] [--json] [--yes]
                                     change-data capture's slot on the server: the WAL it holds, whether each
                                     table can be captured (and with which old values), and dropping it
+  actline audit verify|anchor|retain [--tenant T] [--since DATE] [--anchor FILE] [--out FILE] [--before YYYY-MM] [--json]
+                                    the audit trail's hash chains: verify them, anchor their heads, drop old months
+                                    with a trace (actline audit --help)
   actline triggers scan --db URL [--json]
                                     a database's triggers, what each does, and which the pipeline replaces
                                     (actline triggers --help)
@@ -41,8 +48,9 @@ example:
   actline dead-letter replay --exporter postgres --dry-run --config collector.yaml`
 
 export async function main(argv: string[]): Promise<number> {
-  // The toolkit has its own options; it reads its own arguments.
+  // The toolkit and the audit tools have their own options; they read their own arguments.
   if (argv[0] === 'triggers') return triggersCommand(argv.slice(1))
+  if (argv[0] === 'audit') return audit(argv.slice(1))
   const { positionals, values } = parseArgs({
     args: argv,
     allowPositionals: true,
@@ -178,6 +186,14 @@ async function demo(values: Record<string, unknown>): Promise<number> {
     console.error(`demo: ${e.code === 'EADDRINUSE' ? `${e.message}: another collector is running there; pick others with --port and --clickhouse-port` : e.message}`)
     return 1
   }
+}
+
+async function audit(argv: string[]): Promise<number> {
+  const { values } = parseArgs({ args: argv, options: { config: { type: 'string', short: 'c' }, help: { type: 'boolean', short: 'h' } }, strict: false, allowPositionals: true })
+  if (values.help) return auditCommand(argv, undefined)
+  const config = tryLoad((values.config as string | undefined) ?? process.env.ACTLINE_CONFIG)
+  if (!config) return 1
+  return auditCommand(argv, { postgres: config.exporters.postgres, audit: config.audit, logger: createLogger('warn', 'stderr'), holder: livePid(join(config.data_dir, PID_FILE)) })
 }
 
 function tryLoad(file: string | undefined): Config | undefined {

@@ -21,6 +21,7 @@ import { EXPORTERS, type ExporterTypes } from '../exporters/index.ts'
 import { redactUrl } from '../lib/redact.ts'
 import { AuthConfig } from '../api/auth.ts'
 import { ApiConfig } from '../api/query-api.ts'
+import { AuditConfig } from './audit/config.ts'
 
 export const ServerConfig = z
   .object({
@@ -79,6 +80,7 @@ export const ConfigSchema = z
     exporters: sectionsOf(EXPORTERS).prefault({}),
     auth: AuthConfig.prefault({}),
     api: ApiConfig.prefault({}),
+    audit: AuditConfig.prefault({}),
   })
   .strict()
   .refine((c) => Object.values(c.exporters).some((e) => e.enabled), {
@@ -116,6 +118,7 @@ export const ENV_OVERRIDES: Record<string, { path: string[]; type: 'string' | 'n
   ACTLINE_DATA_DIR: { path: ['data_dir'], type: 'string' },
   ACTLINE_WAL_DURABILITY: { path: ['wal', 'durability'], type: 'string' },
   ACTLINE_CLICKHOUSE_HTTP_PORT: { path: ['server', 'clickhouse_http', 'port'], type: 'number' },
+  ACTLINE_AUDIT_SIGNING_KEY: { path: ['audit', 'signing_key'], type: 'string' },
   ...Object.fromEntries(
     Object.values(EXPORTERS).flatMap((t) => Object.entries(t.env ?? {}).map(([name, { key, type }]) => [name, { path: ['exporters', t.type, key], type }])),
   ),

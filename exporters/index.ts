@@ -12,3 +12,6 @@ import { postgres } from './postgres/index.ts'
 export const EXPORTERS = { clickhouse, postgres, file } as const
 
 export type ExporterTypes = typeof EXPORTERS
+
+/** `actline audit`: the postgres exporter's own tools for the audit trail's hash chain, for the command line. */
+export { auditCommand } from './postgres/audit/cli.ts'

@@ -86,6 +86,9 @@ export async function chainHeads(db: ChainDb, tenant?: string): Promise<StoredHe
 /** The action of the event `actline audit retain` appends to each chain it cuts; its details hold the cuts. */
 export const RETENTION_ACTION = 'actline.audit.retention'
 
+/** Whether a retention event's cuts are to be believed (its signature, where a key is configured). */
+export type RetentionFilter = (chain: string, details: RetentionDetails & { signature?: unknown }) => boolean
+
 export interface RetentionDetails {
   before: string
   partitions: string[]
@@ -93,14 +96,14 @@ export interface RetentionDetails {
   cuts: [string, string, string, string][]
 }
 
-/** The cuts every retention event of the chain recorded (a small partial index finds them). */
-export async function chainCuts(db: ChainDb, chain: string): Promise<ChainCut[]> {
+/** The cuts every retention event of the chain recorded (a small partial index finds them), of the events `accept` takes. */
+export async function chainCuts(db: ChainDb, chain: string, accept: RetentionFilter = () => true): Promise<ChainCut[]> {
   const rows = await db.rows<{ details: RetentionDetails }>(
-    `SELECT details FROM audit_log WHERE chain = $1 AND action = '${RETENTION_ACTION}' AND source = 'actline'`,
+    `SELECT details FROM audit_log WHERE chain = $1 AND action = '${RETENTION_ACTION}' AND service = 'actline'`,
     [chain],
   )
   return rows.flatMap((r) =>
-    (Array.isArray(r.details?.cuts) ? r.details.cuts : []).map(([from, to, prev, last]) => ({ from: BigInt(from), to: BigInt(to), prev: Buffer.from(prev, 'hex'), last: Buffer.from(last, 'hex') })),
+    (Array.isArray(r.details?.cuts) && accept(chain, r.details) ? r.details.cuts : []).map(([from, to, prev, last]) => ({ from: BigInt(from), to: BigInt(to), prev: Buffer.from(prev, 'hex'), last: Buffer.from(last, 'hex') })),
   )
 }
 
@@ -111,6 +114,8 @@ export interface AuditVerifyOptions {
   since?: Date
   /** Heads an earlier anchor recorded: a chain that now ends before one, or holds another row there, is broken. */
   anchor?: readonly ChainHead[]
+  /** Which retention events' cuts to believe; all by default. */
+  acceptRetention?: RetentionFilter
   /** Called after each chain. */
   onChain?: (report: ChainReport) => void
 }
@@ -137,7 +142,7 @@ export async function verifyAuditLog(db: ChainDb, options: AuditVerifyOptions = 
   for (const chain of [...chains].sort()) {
     const start = options.since ? await startAt(db, chain, options.since) : undefined
     const anchor = anchored.get(chain)
-    let report = await verifyChain(chain, chainRows(db, chain, start?.seq ?? 0n), { anchor: anchor && (!start || anchor.seq > start.seq) ? anchor : undefined, cuts: start ? [] : await chainCuts(db, chain), start })
+    let report = await verifyChain(chain, chainRows(db, chain, start?.seq ?? 0n), { anchor: anchor && (!start || anchor.seq > start.seq) ? anchor : undefined, cuts: start ? [] : await chainCuts(db, chain, options.acceptRetention), start })
     if (!report.broken) report = againstHead(report, recorded.get(chain), start?.seq ?? 0n)
     reports.push(report)
     options.onChain?.(report)

@@ -8,8 +8,12 @@ export const REDACT_PATHS = [
   'req.headers["x-api-key"]',
   '*.password',
   'config.exporters.*.password',
+  '*.signing_key',
+  'config.audit.signing_key',
 ]
 
-export function createLogger(level: string): FastifyBaseLogger {
-  return pino({ level, redact: { paths: REDACT_PATHS, censor: '***' } }) as unknown as FastifyBaseLogger
+/** `to: 'stderr'` for commands whose standard output is their answer (`--json`). */
+export function createLogger(level: string, to: 'stdout' | 'stderr' = 'stdout'): FastifyBaseLogger {
+  const options = { level, redact: { paths: REDACT_PATHS, censor: '***' } }
+  return (to === 'stdout' ? pino(options) : pino(options, pino.destination(2))) as unknown as FastifyBaseLogger
 }

@@ -3,7 +3,6 @@
  * when `url` is set, otherwise to the embedded PGlite, through `pg` either way.
  */
 import pg from 'pg'
-import { ACTIVITY_ROW, postgresColumn, type FieldKind } from '../../schemas/activity-row.ts'
 import type { PostgresExporterConfig } from './config.ts'
 import type { Exporter, Logger, PostgresReader } from '../../schemas/component.ts'
 import { MIGRATIONS_TABLE, monthStart, partitionDdl, postgresMigrations } from '../../schemas/postgres-schema.ts'
@@ -12,44 +11,9 @@ import { probe, reportOutcome } from '../classify.ts'
 import { classifyPostgres } from './classify.ts'
 import { startEmbeddedPostgres, type EmbeddedPostgres } from './embedded.ts'
 import { redactUrl } from '../../lib/redact.ts'
-import { isoRowEncoder } from '../encoding.ts'
-import { joinCooperatively } from '../../schemas/cooperative.ts'
 import { copyInsert, copySupported } from './copy.ts'
+import { jsonInsert } from './json-insert.ts'
 import { inTransaction, withPooledClient } from './pooled.ts'
-import { appendChained } from './chain.ts'
-import { CHAIN_COLUMNS } from '../../schemas/audit-chain-store.ts'
-import type { Activity } from '../../schemas/activity.ts'
-
-/** Each kind of field as PostgreSQL types it (the audit_log DDL uses the same types). */
-export const PG_TYPE: Record<FieldKind, string> = {
-  uuid: 'uuid',
-  time: 'timestamptz',
-  text: 'text',
-  'optional-text': 'text',
-  'optional-number': 'double precision',
-  json: 'jsonb',
-  ip: 'inet',
-  map: 'jsonb',
-}
-
-// The batch is read as json, not jsonb: jsonb would first build a binary
-// document of the whole batch only to take it apart again; json_to_recordset
-// reads the text once, and only the jsonb columns are converted (0.83-0.88x
-// PGlite's CPU per row, bench:audit-insert).
-const COLUMNS = ACTIVITY_ROW.map((f) => `${postgresColumn(f)} ${PG_TYPE[f.kind] === 'jsonb' ? 'json' : PG_TYPE[f.kind]}`).join(', ')
-
-const NAMES = ACTIVITY_ROW.map(postgresColumn).join(', ')
-
-const SELECTED = ACTIVITY_ROW.map((f) => (PG_TYPE[f.kind] === 'jsonb' ? `${postgresColumn(f)}::jsonb` : postgresColumn(f))).join(', ')
-
-// One parameter holding the batch as JSON: a constant-size statement whatever
-// the batch size (a multi-row VALUES list hits pg's 65535-parameter cap at
-// ~3000 rows), and JSON.stringify is native, unlike per-value serialization.
-// The chain's hashes travel as hex (chain.ts links them).
-export const INSERT_SQL = `INSERT INTO audit_log (${NAMES}, ${CHAIN_COLUMNS.join(', ')})
-SELECT ${SELECTED}, chain, chain_seq, decode(prev_hash, 'hex'), decode(row_hash, 'hex')
-FROM json_to_recordset($1::json) AS r(${COLUMNS}, chain text, chain_seq bigint, prev_hash text, row_hash text)
-ON CONFLICT (id, occurred_at) DO NOTHING`
 
 const PARTITION_CHECK_MS = 6 * 60 * 60 * 1000
 
@@ -213,20 +177,3 @@ function withMigrationLock<T>(pool: pg.Pool, fn: (client: pg.PoolClient) => Prom
     }),
   )
 }
-
-/** The batch, linked into its chains, by json_to_recordset in one transaction. */
-async function jsonInsert(client: pg.ClientBase, batch: readonly Activity[]): Promise<void> {
-  await inTransaction(client, () =>
-    appendChained(client, batch, async (rows, links) => {
-      const json = await joinCooperatively(rows, (a, i) => {
-        const l = links[i]!
-        const row = JSON.stringify(toRow(a))
-        return `${row.slice(0, -1)},"chain":${JSON.stringify(l.chain)},"chain_seq":${l.seq},"prev_hash":"${l.prev.toString('hex')}","row_hash":"${l.hash.toString('hex')}"}`
-      }, ',')
-      return (await client.query(INSERT_SQL, [`[${json}]`])).rowCount ?? 0
-    }),
-  )
-}
-
-/** One row as a jsonb_to_recordset object under audit_log's column names: times in RFC 3339, absent fields left out (NULL). */
-const toRow = isoRowEncoder(postgresColumn)

@@ -9,7 +9,7 @@ import { clickhouseMigrations } from '../../schemas/clickhouse-schema.ts'
 import { postgresMigrations } from '../../schemas/postgres-schema.ts'
 import { isStep } from '../../schemas/migrations.ts'
 import { sqlOf } from '../../schemas/migrations.ts'
-import { PG_TYPE } from '../../exporters/postgres/exporter.ts'
+import { PG_TYPE } from '../../exporters/postgres/json-insert.ts'
 
 /** The column definitions of a CREATE TABLE: name and type, in order; indexes and keys left out. */
 function columnsOf(ddl: string): { name: string; type: string }[] {

@@ -68,7 +68,7 @@ export async function retain(pool: pg.Pool, before: string, options: { key?: Key
   const partitions = await partitionsBefore(db, before)
   const result: RetainResult = { before, partitions, rows: 0, chains: [] }
   if (partitions.length === 0) return result
-  const source = partitions.map((p) => `SELECT chain, chain_seq, prev_hash, row_hash, ${CHAIN_VALUES_SELECT} FROM ${p}`).join(' UNION ALL ')
+  const source = partitions.map((p) => `SELECT * FROM ${p}`).join(' UNION ALL ')
   const affected = (await db.rows<{ chain: string | null }>(`SELECT DISTINCT chain FROM (${source}) t`)).map((r) => r.chain)
   if (affected.includes(null)) throw new RetainError(`${partitions.join(', ')} hold rows without a chain (inserted around the writer): run actline audit verify and investigate first`)
   for (const chain of affected as string[]) {

@@ -46,9 +46,9 @@ export type ApiConfig = z.output<typeof ApiConfig>
 
 export type QueryApiOptions = Omit<ApiContext, 'cache'> & { config: ApiConfig; version: string }
 
-export const queryApi: FastifyPluginAsync<QueryApiOptions> = async (app, { config, version, clickhouse, postgres, audit }) => {
+export const queryApi: FastifyPluginAsync<QueryApiOptions> = async (app, { config, version, clickhouse, postgres, audit, acceptRetention }) => {
   // Named one by one: Fastify's own register options (prefix) must not reach the child plugins.
-  const ctx: ApiContext = { clickhouse, ...(postgres && { postgres }), audit, cache: createQueryCache(config.cache) }
+  const ctx: ApiContext = { clickhouse, ...(postgres && { postgres }), ...(acceptRetention && { acceptRetention }), audit, cache: createQueryCache(config.cache) }
   if (config.rate_limit.enabled) {
     await app.register(rateLimit, {
       max: config.rate_limit.max,

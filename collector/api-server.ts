@@ -16,6 +16,7 @@ import { webUi } from './server/web-ui.ts'
 import { health } from './server/health.ts'
 import { createService } from './service.ts'
 import { VERSION } from './version.ts'
+import { retentionFilter } from './audit/config.ts'
 
 export interface ApiServer {
   readonly app: FastifyInstance
@@ -31,7 +32,7 @@ export async function createApiServer(config: Config, logger: FastifyBaseLogger)
 
   const app = await createServer(logger, config.auth, config.server)
   await app.register(health, { stores: service.stores, isAccepting: () => ready })
-  await app.register(queryApi, { prefix: API_PREFIX, config: config.api, version: VERSION, ...readers, audit: (activity) => service.ingest.write([activity]) })
+  await app.register(queryApi, { prefix: API_PREFIX, config: config.api, version: VERSION, ...readers, ...retentionOption(config), audit: (activity) => service.ingest.write([activity]) })
   await app.register(webUi)
   let stopped: Promise<void> | undefined
 
@@ -58,4 +59,9 @@ export async function createApiServer(config: Config, logger: FastifyBaseLogger)
       return stopped
     },
   }
+}
+
+function retentionOption(config: Config) {
+  const acceptRetention = retentionFilter(config.audit)
+  return acceptRetention ? { acceptRetention } : {}
 }

@@ -12,6 +12,7 @@ import { announceAccess, buildApp, listeningUrl } from './server/app.ts'
 import { createLogger } from './server/logger.ts'
 import { createService } from './service.ts'
 import { VERSION } from './version.ts'
+import { retentionFilter } from './audit/config.ts'
 
 export interface Collector {
   readonly app: FastifyInstance
@@ -32,6 +33,7 @@ const STARTUP_GRACE_MS = 60_000
 export async function createCollector(config: Config, options: { logger?: FastifyBaseLogger } = {}): Promise<Collector> {
   const logger = options.logger ?? createLogger(config.server.log_level)
   const service = createService(config, { logger })
+  const acceptRetention = retentionFilter(config.audit)
   let accepting = false
   if (config.api.enabled && !service.readers) logger.warn('api: not served: the query API reads ClickHouse, and the clickhouse exporter is disabled')
   const app = await buildApp({
@@ -46,6 +48,7 @@ export async function createCollector(config: Config, options: { logger?: Fastif
           config: config.api,
           version: VERSION,
           ...service.readers,
+          ...(acceptRetention && { acceptRetention }),
           // An export's own audit activity takes the path every activity takes.
           audit: (activity) => service.ingest.write([activity]),
         },

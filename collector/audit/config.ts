@@ -1,5 +1,7 @@
 /** `audit`: the tamper-evident audit trail's keys and anchors (docs/audit-integrity.md); docs/configuration.md documents each key. */
 import { z } from 'zod'
+import { AnchorError, publicKey, retentionSigned, signingKey, trustedKey } from '../../schemas/audit-anchor.ts'
+import type { RetentionFilter } from '../../schemas/audit-chain-store.ts'
 
 const DURATION = /^(\d+)(s|m|h|d)$/
 const UNIT_MS = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const
@@ -36,5 +38,24 @@ export const AuditConfig = z
       .optional(),
   })
   .strict()
+  // A key that cannot be read fails at start, not at the first anchor; the message never holds the key.
+  .superRefine((c, ctx) => {
+    for (const [key, read] of [['signing_key', signingKey], ['public_key', publicKey]] as const) {
+      const text = c[key]
+      if (text === undefined) continue
+      try {
+        read(text)
+      } catch (err) {
+        if (!(err instanceof AnchorError)) throw err
+        ctx.addIssue({ code: 'custom', path: [key], message: err.message })
+      }
+    }
+  })
 
 export type AuditConfig = z.output<typeof AuditConfig>
+
+/** The retention events to believe: signed ones only, once a key is configured. */
+export function retentionFilter(c: AuditConfig): RetentionFilter | undefined {
+  const key = trustedKey(c)
+  return key && retentionSigned(key)
+}

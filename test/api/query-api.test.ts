@@ -328,6 +328,7 @@ describe('query API (embedded stores)', () => {
       ['get', '/cache/stats'],
       ['get', '/export', `format=json&action=${ACTIONS[0]}`],
       ['get', '/audit', 'limit=5'],
+      ['get', '/audit/verify', 'tenant='],
       ['post', '/cache/clear'],
     ]
     for (const [method, path, query] of calls) {
@@ -352,13 +353,14 @@ describe('query API (embedded stores)', () => {
     const doc = (await get('/openapi.json')).json
     expect(doc.openapi).toBe('3.1.0')
     expect(Object.keys(doc.paths).sort()).toEqual(
-      ['activities', 'activities/count', 'anomalies', 'audit', 'breakdown', 'cache/clear', 'cache/stats', 'export', 'health/score', 'trends'].map((p) => `/api/v1/${p}`),
+      ['activities', 'activities/count', 'anomalies', 'audit', 'audit/verify', 'breakdown', 'cache/clear', 'cache/stats', 'export', 'health/score', 'trends'].map((p) => `/api/v1/${p}`),
     )
     const trends = doc.paths['/api/v1/trends'].get
     expect(trends['x-required-scope']).toBe('read')
     const interval = trends.parameters.find((p: any) => p.name === 'interval')
     expect(interval.schema.enum).toEqual(['minute', 'hour', 'day', 'week', 'month', 'auto'])
     expect(doc.paths['/api/v1/cache/clear'].post['x-required-scope']).toBe('admin')
+    expect(doc.paths['/api/v1/audit/verify'].get['x-required-scope']).toBe('admin')
     expect(doc.paths['/api/v1/export'].get.responses[200].content).toHaveProperty(['text/csv; charset=utf-8'])
   })
 })

@@ -54,6 +54,7 @@ export async function createCollector(config: Config, options: { logger?: Fastif
         },
       }),
     stores: service.stores,
+    ...(service.anchors && { auditHeads: service.anchors.heads }),
     wal: service.wal,
     memory: service.memory,
     receiverStats: service.receiverStats,

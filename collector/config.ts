@@ -214,11 +214,14 @@ function getPath(target: unknown, path: readonly PropertyKey[]): unknown {
   return node
 }
 
+const SECRET_KEYS = new Set(['password', 'key', 'signing_key'])
+
 /** The bad value for an error message; never a secret (URLs may hold passwords). */
 function shown(path: string[], value: unknown): string {
   if (value === undefined || (typeof value === 'object' && value !== null)) return ''
   const key = path.at(-1) ?? ''
-  if (key === 'password') return ''
+  // Passwords, API keys (auth.keys[].key) and the audit signing key.
+  if (SECRET_KEYS.has(key)) return ''
   if (key === 'url' && typeof value === 'string') return ` (got ${JSON.stringify(redactUrl(value))})`
   return ` (got ${JSON.stringify(value)})`
 }

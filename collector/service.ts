@@ -21,6 +21,7 @@ import { createReceiverStats, type ReceiverStats } from './receivers/stats.ts'
 import type { StoreStatus } from './server/health.ts'
 import { createWriteAheadLog, type WriteAheadLog } from './wal/write-ahead-log.ts'
 import { createClickHouseHttp } from './extensions/clickhouse-http/server.ts'
+import { createAnchorService, type AnchorService } from './audit/anchor-service.ts'
 
 export interface Service {
   readonly ingest: Ingest
@@ -32,6 +33,8 @@ export interface Service {
   readonly exporters: readonly Exporter[]
   /** Each store as /readyz and /metrics see it. */
   readonly stores: readonly StoreStatus[]
+  /** The periodic anchor of the audit trail's chain heads; undefined without a store that serves the audit trail. */
+  readonly anchors: AnchorService | undefined
   /** The query API's view of the stores; undefined when no enabled exporter serves analytics reads. */
   readonly readers: { clickhouse: ClickHouseReader; postgres?: PostgresReader } | undefined
   /**
@@ -67,6 +70,8 @@ export function createService(config: Config, { logger, walDir = config.wal.dir 
   for (const { exporter, accepts, batch } of enabledExporters(config, logger)) {
     pipelines.push(createExporterPipeline({ exporter, ...(accepts && { accepts }), wal, batch, retry: config.pipeline.retry, deadLetterDir, logger }))
   }
+  const auditStore = pipelines.find((p) => p.exporter.auditReader)
+  const anchors = auditStore && createAnchorService({ config: config.audit, dataDir: config.data_dir, db: () => auditReaderOf(auditStore), logger })
   const recentIds = createRecentIds(config.pipeline.dedup)
   const receiverStats = createReceiverStats()
   const ingest = createIngest({ wal, maxBytes: config.wal.max_bytes, memory, recentIds, onDuplicates: (n) => (receiverStats.duplicates += n) })
@@ -81,6 +86,7 @@ export function createService(config: Config, { logger, walDir = config.wal.dir 
     exporters: pipelines.map((p) => p.exporter),
     stores: pipelines.map((p) => ({ exporter: p.exporter, starting: () => p.starting(), queue: p.queue })),
     readers: queryReaders(pipelines),
+    anchors,
 
     async startClickHouseHttp() {
       const store = pipelines.find((p) => p.exporter.analyticsReader && p.exporter.openReadOnlySql)
@@ -113,10 +119,12 @@ export function createService(config: Config, { logger, walDir = config.wal.dir 
       // Stores start behind the log: one that is down does not keep ingest
       // from working (pipeline/store-start.ts).
       const started = Promise.all(pipelines.map((p) => p.start()))
+      anchors?.start()
       await (Number.isFinite(graceMs) ? Promise.race([started, sleep(graceMs)]) : started)
     },
 
     async shutdown(deadline) {
+      anchors?.stop()
       await closeEndpoint()
       await Promise.all(pipelines.map((p) => p.drain(deadline)))
       memory.stop()
@@ -138,10 +146,6 @@ function queryReaders(pipelines: readonly ExporterPipeline[]): Service['readers'
   const analytics = pipelines.find((p) => p.exporter.analyticsReader)
   if (!analytics) return undefined
   const audit = pipelines.find((p) => p.exporter.auditReader)
-  const ready = (p: ExporterPipeline) => {
-    const why = p.starting()
-    if (why !== undefined) throw new ActlineError('ACT_ERR_STORAGE_UNAVAILABLE', `the ${p.name} store is not connected yet (${why}); retry later`, { store: p.name }, { 'retry-after': '5' })
-  }
   return {
     clickhouse: {
       get database() {
@@ -150,8 +154,19 @@ function queryReaders(pipelines: readonly ExporterPipeline[]): Service['readers'
       },
       rows: async (sql, params, signal) => (ready(analytics), analytics.exporter.analyticsReader!().rows(sql, params, signal)),
     },
-    ...(audit && { postgres: { rows: async (sql, params) => (ready(audit), audit.exporter.auditReader!().rows(sql, params)) } }),
+    ...(audit && { postgres: { rows: async (sql, params) => auditReaderOf(audit).rows(sql, params) } }),
   }
+}
+
+/** A store that is not connected yet is a 503 the client can retry, not a 500. */
+function ready(p: ExporterPipeline): void {
+  const why = p.starting()
+  if (why !== undefined) throw new ActlineError('ACT_ERR_STORAGE_UNAVAILABLE', `the ${p.name} store is not connected yet (${why}); retry later`, { store: p.name }, { 'retry-after': '5' })
+}
+
+function auditReaderOf(p: ExporterPipeline): PostgresReader {
+  ready(p)
+  return p.exporter.auditReader!()
 }
 
 /** The store's read-only session, opened on first use once the store has started. */

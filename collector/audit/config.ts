@@ -34,7 +34,7 @@ export const AuditConfig = z
     anchor_interval: z
       .string()
       .regex(DURATION, "a duration such as '30s', '15m', '1h' or '1d'")
-      .refine((s) => durationMs(s) >= 1000, 'at least 1s')
+      .refine((s) => !DURATION.test(s) || durationMs(s) >= 1000, 'at least 1s')
       .optional(),
   })
   .strict()

@@ -31,6 +31,8 @@ export interface AppOptions {
   auth: AuthConfig
   /** The query API, when served by this process. */
   api?: QueryApiOptions
+  /** The audit chain heads /metrics shows, from the periodic anchor. */
+  auditHeads?: () => readonly { chain: string; seq: bigint }[]
 }
 
 /**
@@ -78,7 +80,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   const requests = createRequestMetrics()
   await app.register(requestMetrics, { metrics: requests })
   await app.register(health, { stores: options.stores, ingest: options.ingest, isAccepting: options.isAccepting, warnings: () => receiverWarnings(options.receiverStats) })
-  await app.register(selfTelemetry, { receiver: options.receiverStats, stores: options.stores, wal: options.wal, memory: options.memory, requests })
+  await app.register(selfTelemetry, { receiver: options.receiverStats, stores: options.stores, wal: options.wal, memory: options.memory, requests, ...(options.auditHeads && { auditHeads: options.auditHeads }) })
   for (const [name, t] of Object.entries(RECEIVERS)) {
     const type = t as ReceiverType<unknown>
     const config = options.receivers[name as keyof typeof RECEIVERS]

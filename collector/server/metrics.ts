@@ -13,18 +13,28 @@ import type { WriteAheadLog } from '../wal/write-ahead-log.ts'
 import type { Histogram } from '../../lib/histogram.ts'
 import type { RequestMetrics } from './request-metrics.ts'
 
+/**
+ * A label value in the text format: backslash, double quote and line feed
+ * escaped. Most values are ours, but a chain's is a tenant id a client sent.
+ */
+function labelValue(v: string): string {
+  return /[\\"\n]/.test(v) ? v.replace(/[\\"\n]/g, (c) => (c === '\n' ? '\\n' : `\\${c}`)) : v
+}
+
 export interface SelfTelemetryOptions {
   receiver: Readonly<ReceiverStats>
   wal: Pick<WriteAheadLog, 'retainedBytes' | 'health'>
   stores: readonly StoreStatus[]
   memory: Pick<MemoryLimiter, 'state'>
   requests: RequestMetrics
+  /** The chain heads of the last periodic anchor (collector/audit/anchor-service.ts). */
+  auditHeads?: () => readonly { chain: string; seq: bigint }[]
 }
 
 /** When the process started, for process_start_time_seconds. */
 const STARTED_S = (Date.now() - performance.now()) / 1000
 
-export const selfTelemetry: FastifyPluginAsync<SelfTelemetryOptions> = async (app, { receiver, stores, wal, memory, requests }) => {
+export const selfTelemetry: FastifyPluginAsync<SelfTelemetryOptions> = async (app, { receiver, stores, wal, memory, requests, auditHeads }) => {
   const queues = new Map(stores.flatMap((s) => (s.queue ? [[s.exporter.name, s.queue] as const] : [])))
   // Every request waits behind whatever holds the event loop: its delay is
   // the floor of ingest latency.
@@ -37,14 +47,14 @@ export const selfTelemetry: FastifyPluginAsync<SelfTelemetryOptions> = async (ap
     const metric = (name: string, type: 'counter' | 'gauge', help: string, samples: [Record<string, string>, number][]) => {
       lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`)
       for (const [labels, value] of samples) {
-        const l = Object.entries(labels).map(([k, v]) => `${k}="${v}"`).join(',')
+        const l = Object.entries(labels).map(([k, v]) => `${k}="${labelValue(v)}"`).join(',')
         lines.push(`${name}${l ? `{${l}}` : ''} ${value}`)
       }
     }
     const histogram = (name: string, help: string, series: [Record<string, string>, Histogram][]) => {
       lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} histogram`)
       for (const [labels, h] of series) {
-        const l = Object.entries(labels).map(([k, v]) => `${k}="${v}",`).join('')
+        const l = Object.entries(labels).map(([k, v]) => `${k}="${labelValue(v)}",`).join('')
         const counts = h.cumulative()
         h.bounds.forEach((bound, i) => lines.push(`${name}_bucket{${l}le="${bound}"} ${counts[i]}`))
         lines.push(`${name}_bucket{${l}le="+Inf"} ${h.count}`)
@@ -87,6 +97,8 @@ export const selfTelemetry: FastifyPluginAsync<SelfTelemetryOptions> = async (ap
     metric('actline_exporter_retries_total', 'counter', 'Failed export attempts that were retried, per exporter.', each((q) => q.health.retries))
     metric('actline_exporter_failing', 'gauge', '1 while an exporter\'s current batch keeps failing (retrying), else 0.', each((q) => (q.health.failingSince === undefined ? 0 : 1)))
     metric('actline_exporter_up', 'gauge', '1 once the exporter\'s store is connected and migrated, 0 while its start is retried.', stores.map((s) => [{ exporter: s.exporter.name }, s.starting() === undefined ? 1 : 0]))
+    const heads = auditHeads?.() ?? []
+    if (heads.length > 0) metric('actline_audit_chain_head_sequence', 'gauge', "Each audit chain's head sequence number at the last anchor (audit.anchor_interval).", heads.map((h) => [{ chain: h.chain }, Number(h.seq)]))
     const walHealth = wal.health()
     metric('actline_wal_write_failing', 'gauge', '1 while the last write-ahead log append failed (a full disk, an I/O error), else 0.', [[{}, walHealth.writeFailure ? 1 : 0]])
     metric('actline_wal_corrupt_records_total', 'counter', 'Log records skipped because they failed their checksum or structure (kept in dead-letter/wal.ndjson).', [[{}, walHealth.corruptRecords]])

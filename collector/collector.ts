@@ -7,7 +7,7 @@ import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
 import type { Exporter } from '../schemas/component.ts'
 import { PID_FILE, type Config } from './config.ts'
 import { join } from 'node:path'
-import { writePidFile } from '../lib/pid-file.ts'
+import { livePid, writePidFile } from '../lib/pid-file.ts'
 import { announceAccess, buildApp, listeningUrl } from './server/app.ts'
 import { createLogger } from './server/logger.ts'
 import { createService } from './service.ts'
@@ -82,7 +82,13 @@ export async function createCollector(config: Config, options: { logger?: Fastif
     pending: service.pending,
 
     async start() {
-      removePid = writePidFile(join(config.data_dir, PID_FILE))
+      // Two collectors on one data_dir would interleave one write-ahead log and fight over the embedded stores.
+      const pidFile = join(config.data_dir, PID_FILE)
+      const holder = livePid(pidFile)
+      if (holder !== undefined && holder !== process.pid) {
+        throw new Error(`another actline process (pid ${holder}) runs on data_dir ${config.data_dir}: give each collector its own data_dir (if pid ${holder} is not actline, remove ${pidFile})`)
+      }
+      removePid = writePidFile(pidFile)
       await service.open()
       try {
         await app.listen({ host: config.server.host, port: config.server.port })

@@ -1,12 +1,14 @@
 /**
  * kill -9 the collector at random moments under a load of uniquely
  * identified events, 20 times, restarting it each time; then check that
- * every acknowledged id is in ClickHouse and PostgreSQL exactly once.
+ * every acknowledged id is in ClickHouse and PostgreSQL exactly once, and
+ * that every tenant's hash chain in the audit trail is whole and gapless.
  */
 import http from 'node:http'
 import { afterAll, describe, expect, it } from 'vitest'
 import { uuidv7 } from '../../schemas/activity.ts'
 import { eventually, missingFromClickHouse, openStores, tempDir, testConfig } from '../helpers/stores.ts'
+import { verifyAuditLog } from '../../schemas/audit-chain-store.ts'
 import { backlog, startCollectorProcess, writeConfig, killChildren } from '../helpers/process.ts'
 
 const KILLS = Number(process.env.CRASH_KILLS ?? 20)
@@ -34,7 +36,8 @@ function load(url: string, acked: Set<string>, connections = 4) {
   const workers = Array.from({ length: connections }, async () => {
     while (!stop) {
       const ids = Array.from({ length: 50 }, () => uuidv7())
-      const status = await post(ids.map((id) => JSON.stringify({ id, action: 'crash.test', source: 'user' })).join('\n'))
+      // Three tenants and none: four hash chains the kills must leave whole.
+      const status = await post(ids.map((id, i) => JSON.stringify({ id, action: 'crash.test', source: 'user', ...(i % 4 && { tenant_id: `tenant-${i % 4}` }) })).join('\n'))
       if (status === 200) for (const id of ids) acked.add(id)
       else if (status === 0) await new Promise((r) => setTimeout(r, 20))
     }
@@ -86,6 +89,13 @@ describe(`kill -9, ${KILLS} times, under load`, () => {
       expect(missingPg.rows[0].n).toBe(0)
       expect(dupPg.rows[0].n).toBe(0)
       console.log(`${ids.length} acknowledged ids: all present once in ClickHouse and PostgreSQL`)
+      // Every chain valid and gapless: a batch killed mid-transaction took its sequence numbers with it.
+      const report = await verifyAuditLog({ rows: async (sql, params) => (await pg.query(sql, params as unknown[])).rows })
+      expect(report.chains.map((c) => [c.chain, c.broken])).toEqual(['', 'tenant-1', 'tenant-2', 'tenant-3'].map((c) => [c, undefined]))
+      expect(report).toMatchObject({ ok: true, unchained: 0 })
+      const total = await pg.query('SELECT count(*)::int AS n FROM audit_log')
+      expect(report.rows).toBe(total.rows[0].n)
+      console.log(`${report.chains.length} hash chains, ${report.rows} rows: every one whole and gapless`)
     } finally {
       await stores.close()
     }

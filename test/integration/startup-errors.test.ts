@@ -5,6 +5,7 @@
  * from the URL. A config error still stops it before anything starts.
  */
 import { spawn } from 'node:child_process'
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs'
 import { closedPort } from '../helpers/ports.ts'
 import { afterAll, describe, expect, it } from 'vitest'
 import { uuidv7 } from '../../schemas/activity.ts'
@@ -67,5 +68,16 @@ describe('start with an unreachable store', () => {
     expect(code).toBe(1)
     expect(output).toContain('`server.port`')
     expect(output).toContain('(from ACTLINE_PORT)')
+  })
+
+  it('refuses a data_dir another live actline process runs on, naming it, before opening the log', async () => {
+    const shared = `${dir.path}/shared`
+    mkdirSync(shared, { recursive: true })
+    // A live process that is not this one holds it (the test runner's parent stands in for a running collector).
+    writeFileSync(`${shared}/actline.pid`, `${process.ppid}\n`)
+    const { code, output } = await run({ ACTLINE_DATA_DIR: shared, ACTLINE_PORT: '0' })
+    expect(code).toBe(1)
+    expect(output).toContain(`another actline process (pid ${process.ppid}) runs on data_dir ${shared}: give each collector its own data_dir`)
+    expect(existsSync(`${shared}/wal`)).toBe(false)
   })
 })

@@ -3,7 +3,8 @@
  * form of the insert, side by side in one run (issue 16, part 4). The real
  * audit_log DDL (partitioned, 4 indexes), bench:ingest's event mix through
  * the exporter's own row encoder, BENCH_BATCHES batches of BENCH_BATCH rows
- * per form, the forms interleaved batch by batch; CPU time of the process
+ * per form, the forms interleaved batch by batch (all without the hash
+ * chain, whose cost bench:audit-chain measures); CPU time of the process
  * (PGlite runs in it here) per row, median over the batches. The floors
  * (tables without indexes or partitions, and COPY) say what PGlite itself
  * costs; they are not forms the audit trail could use (it needs the
@@ -20,13 +21,13 @@
 import { readFileSync } from 'node:fs'
 import { PGlite } from '@electric-sql/pglite'
 import pg from 'pg'
-import { copyInsert } from '../exporters/postgres/copy.ts'
 import { createScratchDatabase } from '../test/helpers/stores.ts'
 import { parseActivity, type Activity } from '../schemas/activity.ts'
 import { ACTIVITY_ROW, postgresColumn } from '../schemas/activity-row.ts'
-import { sqlOf } from '../schemas/migrations.ts'
+import { isStep, sqlOf } from '../schemas/migrations.ts'
 import { isoRowEncoder } from '../exporters/encoding.ts'
-import { INSERT_SQL, PG_TYPE } from '../exporters/postgres/json-insert.ts'
+import { PG_TYPE } from '../exporters/postgres/json-insert.ts'
+import { PLAIN_INSERT_SQL as INSERT_SQL, plainCopyInsert } from './unchained-insert.ts'
 import { partitionDdl, postgresMigrations } from '../schemas/postgres-schema.ts'
 import { makeEvents } from './load-generator.ts'
 import { median } from './query-scenarios.ts'
@@ -40,7 +41,7 @@ const toRow = isoRowEncoder(postgresColumn)
 
 const FORMS = {
   'jsonb_to_recordset (before issue 16)': (rows: string) => [`INSERT INTO audit_log (${NAMES}) SELECT ${NAMES} FROM jsonb_to_recordset($1::jsonb) AS r(${COLUMNS('jsonb')}) ON CONFLICT (id, occurred_at) DO NOTHING`, [rows]] as const,
-  "the exporter's insert (json_to_recordset)": (rows: string) => [INSERT_SQL, [rows]] as const,
+  "json_to_recordset (the exporter's form, unchained)": (rows: string) => [INSERT_SQL, [rows]] as const,
   'primary key only (no secondary index)': (rows: string) => [INSERT_SQL.replace('INSERT INTO audit_log', 'INSERT INTO audit_pk'), [rows]] as const,
   'floor: no index, no partition, no conflict check': (rows: string) => [INSERT_SQL.replace('INSERT INTO audit_log', 'INSERT INTO audit_plain').replace(/ON CONFLICT[^]*$/, ''), [rows]] as const,
   'floor: COPY csv from a blob, no index, no partition': (rows: string) => ['', [rows]] as const,
@@ -55,7 +56,7 @@ async function main() {
     }
   }
   const db = await PGlite.create()
-  for (const m of postgresMigrations) for (const st of m.statements({})) await db.exec(sqlOf(st))
+  for (const m of postgresMigrations) for (const st of m.statements({})) if (!isStep(st)) await db.exec(sqlOf(st))
   for (const ms of new Set(activities.map((a) => partitionDdl(a.timestamp).sql))) await db.exec(ms)
   await db.exec(`CREATE TABLE audit_plain (LIKE audit_log INCLUDING DEFAULTS)`)
   await db.exec(`CREATE TABLE audit_pk (LIKE audit_log INCLUDING DEFAULTS, PRIMARY KEY (id, occurred_at)) PARTITION BY RANGE (occurred_at)`)
@@ -99,14 +100,14 @@ async function server(activities: Activity[]) {
   const client = new pg.Client({ connectionString: scratch.url })
   await client.connect()
   try {
-    for (const m of postgresMigrations) for (const st of m.statements({})) await client.query(sqlOf(st))
+    for (const m of postgresMigrations) for (const st of m.statements({})) if (!isStep(st)) await client.query(sqlOf(st))
     for (const ms of new Set(activities.map((a) => partitionDdl(a.timestamp).sql))) await client.query(ms)
     const pid = (await client.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid
     const SERVER_FORMS: Record<string, (batch: Activity[]) => Promise<void>> = {
-      "the exporter's insert (json_to_recordset)": async (batch) => {
+      "json_to_recordset (the exporter's form, unchained)": async (batch) => {
         await client.query(INSERT_SQL, [`[${batch.map((a) => JSON.stringify(toRow(a))).join(',')}]`])
       },
-      "the exporter's COPY into a staging table, then INSERT ... ON CONFLICT (copy.ts)": (batch) => copyInsert(client, batch),
+      "COPY into a staging table, then INSERT ... ON CONFLICT (copy.ts, unchained)": (batch) => plainCopyInsert(client, batch),
     }
     console.log(`\nThe PostgreSQL server (${(await client.query<{ server_version: string }>('SHOW server_version')).rows[0]!.server_version}), ${BATCHES} batches of ${BATCH.toLocaleString('en-US')} rows per form, interleaved:`)
     const times: Record<string, { server: number[]; client: number[] }> = Object.fromEntries(Object.keys(SERVER_FORMS).map((f) => [f, { server: [], client: [] }]))

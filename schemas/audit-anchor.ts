@@ -7,7 +7,7 @@
  */
 import { createPrivateKey, createPublicKey, sign, verify, type KeyObject } from 'node:crypto'
 import { z } from 'zod'
-import { canonicalJson } from './audit-chain.ts'
+import { jsonbText } from './audit-chain.ts'
 import type { ChainHead } from './audit-verify.ts'
 import type { RetentionFilter, StoredHead } from './audit-chain-store.ts'
 
@@ -72,11 +72,11 @@ export function rawPublicKey(key: KeyObject): string {
 
 /** Ed25519 over canonical JSON of `value`: the same bytes whoever re-encodes it. */
 export function signValue(value: unknown, key: KeyObject): { algorithm: 'Ed25519'; public_key: string; value: string } {
-  return { algorithm: 'Ed25519', public_key: rawPublicKey(createPublicKey(key)), value: sign(null, Buffer.from(canonicalJson(value)), key).toString('base64') }
+  return { algorithm: 'Ed25519', public_key: rawPublicKey(createPublicKey(key)), value: sign(null, Buffer.from(jsonbText(value)), key).toString('base64') }
 }
 
 export function signatureValid(value: unknown, signature: { value: string }, key: KeyObject): boolean {
-  return verify(null, Buffer.from(canonicalJson(value)), key, Buffer.from(signature.value, 'base64'))
+  return verify(null, Buffer.from(jsonbText(value)), key, Buffer.from(signature.value, 'base64'))
 }
 
 const Signature = z.strictObject({ algorithm: z.literal('Ed25519'), public_key: z.string().max(64), value: z.string().max(128) })

@@ -9,8 +9,8 @@
  * changed, in a transaction that set `actline.chaining`. After the
  * migration no row lacks a hash, so the opening is closed for good.
  */
-import { chainOf, GENESIS, linkHash } from './audit-chain.ts'
-import { CHAIN_VALUES_SELECT, chainValuesOfRow, HEADS_TABLE, micros } from './audit-chain-store.ts'
+import { GENESIS, hashLink } from './audit-chain.ts'
+import { canonicalSql, HEADS_TABLE, micros } from './audit-chain-store.ts'
 import type { MigrationDb, Step } from './migrations.ts'
 
 const PAGE = 5000
@@ -28,20 +28,25 @@ export const chainExistingRows: Step = {
     let done = 0
     let reported = Date.now()
     for (;;) {
-      // A chained row leaves the WHERE, so the same query gives the next page.
-      const { rows } = await db.query<Record<string, unknown>>(
-        `SELECT ${micros('occurred_at')} AS occurred_us, ${CHAIN_VALUES_SELECT} FROM audit_log WHERE row_hash IS NULL ORDER BY occurred_at, id LIMIT ${PAGE}`,
+      // A chained row leaves the WHERE, so the same query gives the next page. Sequence numbers continue
+      // each chain's head; the canonical text comes from the database, as verify will compute it.
+      const { rows } = await db.query<{ id: string; us: string; chain: string; seq: string; canonical: string }>(
+        `SELECT p.id::text AS id, ${micros('p.occurred_at')} AS us, p.c AS chain, p.s::text AS seq, ${canonicalSql('p.c', 'p.s', 'p')} AS canonical
+FROM (
+  SELECT t.*, coalesce(t.tenant_id, '') AS c,
+    coalesce(($1::jsonb ->> coalesce(t.tenant_id, ''))::bigint, 0) + row_number() OVER (PARTITION BY coalesce(t.tenant_id, '') ORDER BY t.occurred_at, t.id) AS s
+  FROM (SELECT * FROM audit_log WHERE row_hash IS NULL ORDER BY occurred_at, id LIMIT ${PAGE}) t
+) p ORDER BY p.c, p.s`,
+        [JSON.stringify(Object.fromEntries([...heads].map(([c, h]) => [c, h.seq.toString()])))],
       )
       if (rows.length === 0) break
       const links = rows.map((r) => {
-        const values = chainValuesOfRow(r)
-        const chain = chainOf(values.tenant_id as string | null)
-        const head = heads.get(chain) ?? { seq: 0n, hash: GENESIS }
-        const seq = head.seq + 1n
-        const hash = linkHash(head.hash, chain, seq, values)
-        const l = { id: r.id, us: r.occurred_us, chain, seq: seq.toString(), prev: head.hash.toString('hex'), hash: hash.toString('hex') }
-        heads.set(chain, { seq, hash })
-        return l
+        const head = heads.get(r.chain) ?? { seq: 0n, hash: GENESIS }
+        const seq = BigInt(r.seq)
+        if (seq !== head.seq + 1n) throw new Error(`chaining existing rows: chain '${r.chain}' would go from ${head.seq} to ${seq}`)
+        const hash = hashLink(head.hash, r.canonical)
+        heads.set(r.chain, { seq, hash })
+        return { id: r.id, us: r.us, chain: r.chain, seq: r.seq, prev: head.hash.toString('hex'), hash: hash.toString('hex') }
       })
       await db.query(
         `UPDATE audit_log AS a SET chain = u.chain, chain_seq = u.seq, prev_hash = decode(u.prev, 'hex'), row_hash = decode(u.hash, 'hex')

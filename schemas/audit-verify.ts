@@ -13,14 +13,16 @@
  * - `truncated`: the chain ends before an anchor's head (rows after it
  *   removed), `replaced`: the anchor's row is not the one there now.
  */
-import { GENESIS, linkHash, type ChainValues } from './audit-chain.ts'
+import { GENESIS, hashLink } from './audit-chain.ts'
 
+/** A stored row as verify reads it: its link, and its canonical text as the database computes it from what it holds now. */
 export interface StoredChainRow {
   chain: string
   seq: bigint
+  id: string
   prev_hash: Buffer
   hash: Buffer
-  values: ChainValues
+  canonical: string
 }
 
 export type BreakKind = 'edited' | 'deleted' | 'inserted' | 'reordered' | 'truncated' | 'replaced'
@@ -74,9 +76,11 @@ export interface VerifyOptions {
   cuts?: readonly ChainCut[]
   /** Start after this link, taken on trust (`verify --since`): the rows before it are not read. */
   start?: { seq: bigint; hash: Buffer } | undefined
+  /** Stop once a row after this sequence number has been checked and found whole (every row at it was read): the report's head is where to go on from. */
+  until?: bigint | undefined
 }
 
-export async function verifyChain(chain: string, rows: AsyncIterable<StoredChainRow>, { anchor, cuts = [], start }: VerifyOptions = {}): Promise<ChainReport> {
+export async function verifyChain(chain: string, rows: AsyncIterable<StoredChainRow>, { anchor, cuts = [], start, until }: VerifyOptions = {}): Promise<ChainReport> {
   const cutAt = new Map(cuts.map((c) => [c.from, c]))
   let retained = 0n
   let prev: StoredChainRow | undefined
@@ -103,8 +107,8 @@ export async function verifyChain(chain: string, rows: AsyncIterable<StoredChain
     }
     const expected = at0.seq + 1n
     const prevHash = at0.hash
-    const at = { chain, seq: row.seq.toString(), id: String(row.values.id) }
-    if (prev && row.seq === prev.seq) return report({ kind: 'inserted', ...at, message: `sequence ${row.seq} is used twice (rows ${prev.values.id} and ${row.values.id}): a row was inserted` })
+    const at = { chain, seq: row.seq.toString(), id: String(row.id) }
+    if (prev && row.seq === prev.seq) return report({ kind: 'inserted', ...at, message: `sequence ${row.seq} is used twice (rows ${prev.id} and ${row.id}): a row was inserted` })
     if (row.seq > expected) {
       const missing = row.seq - expected
       return report({ kind: 'deleted', chain, seq: expected.toString(), id: at.id, message: `${missing === 1n ? `row ${expected} is` : `rows ${expected}-${row.seq - 1n} are`} missing (the next row, ${row.seq}, links to ${row.prev_hash.equals(prevHash) ? 'the row before them' : 'them'}): deleted` })
@@ -112,18 +116,19 @@ export async function verifyChain(chain: string, rows: AsyncIterable<StoredChain
     if (!row.prev_hash.equals(prevHash)) {
       // A row exchanged with the one after it links to that one.
       held = await next()
-      if (held && row.prev_hash.equals(held.hash)) return report({ kind: 'reordered', ...at, message: `row ${row.seq} links to the row after it (${held.values.id}): rows exchanged places` })
+      if (held && row.prev_hash.equals(held.hash)) return report({ kind: 'reordered', ...at, message: `row ${row.seq} links to the row after it (${held.id}): rows exchanged places` })
       // Links to the row two back: the one just before it was put in between (and the rest renumbered).
-      if (prev && prev.seq === at0.seq && row.prev_hash.equals(beforePrev?.hash ?? GENESIS)) return report({ kind: 'inserted', chain, seq: prev.seq.toString(), id: String(prev.values.id), message: `row ${prev.seq} (${prev.values.id}) is not part of the chain: the row after it links to the one before it; a row was inserted` })
-      const selfConsistent = linkHash(row.prev_hash, chain, row.seq, row.values).equals(row.hash)
+      if (prev && prev.seq === at0.seq && row.prev_hash.equals(beforePrev?.hash ?? GENESIS)) return report({ kind: 'inserted', chain, seq: prev.seq.toString(), id: String(prev.id), message: `row ${prev.seq} (${prev.id}) is not part of the chain: the row after it links to the one before it; a row was inserted` })
+      const selfConsistent = hashLink(row.prev_hash, row.canonical).equals(row.hash)
       return report({ kind: selfConsistent ? 'inserted' : 'edited', ...at, message: selfConsistent ? `row ${row.seq} does not link to row ${prev?.seq ?? 'none'} before it: a row was inserted` : `row ${row.seq} does not link to the row before it, nor match its own hash` })
     }
-    if (!linkHash(prevHash, chain, row.seq, row.values).equals(row.hash)) return report({ kind: 'edited', ...at, message: `row ${row.seq} (${row.values.id}) does not match its hash: it was edited` })
+    if (!hashLink(prevHash, row.canonical).equals(row.hash)) return report({ kind: 'edited', ...at, message: `row ${row.seq} (${row.id}) does not match its hash: it was edited` })
     if (anchor && row.seq === anchor.seq && !row.hash.equals(anchor.hash)) return report({ kind: 'replaced', ...at, message: `row ${row.seq} is not the one the anchor recorded: the chain was replaced` })
     beforePrev = prev
     prev = row
     at0 = { seq: row.seq, hash: row.hash }
     count++
+    if (until !== undefined && row.seq > until) break
   }
   if (anchor) {
     const last = at0.seq

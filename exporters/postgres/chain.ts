@@ -15,9 +15,8 @@
  */
 import type pg from 'pg'
 import type { Activity } from '../../schemas/activity.ts'
-import { chainOf, chainValuesOf, GENESIS, linkHash } from '../../schemas/audit-chain.ts'
+import { activityLinkHash, chainOf, GENESIS } from '../../schemas/audit-chain.ts'
 import { HEADS_TABLE } from '../../schemas/audit-chain-store.ts'
-import { yieldToLoop } from '../../schemas/cooperative.ts'
 
 /** A row's place in its chain. */
 export interface ChainLink {
@@ -27,8 +26,13 @@ export interface ChainLink {
   hash: Buffer
 }
 
-/** Inserts rows with their links; resolves to how many it stored (the rest were there already). */
-export type LinkedInsert = (rows: readonly Activity[], links: readonly ChainLink[]) => Promise<number>
+/**
+ * Inserts rows with their links; resolves to how many it stored (the rest
+ * were there already). `link(i)` is row i's link, computed on first asking,
+ * in order: an insert that asks while it writes (a chunk at a time) hashes
+ * the next rows while the database takes the ones before.
+ */
+export type LinkedInsert = (rows: readonly Activity[], link: (i: number) => ChainLink) => Promise<number>
 
 type Heads = Map<string, { seq: bigint; hash: Buffer }>
 
@@ -40,37 +44,38 @@ export async function appendChained(client: pg.ClientBase, batch: readonly Activ
   let rows = unique(batch)
   const heads = await lockHeads(client, [...new Set(rows.map((a) => chainOf(a.tenant_id)))])
   await client.query('SAVEPOINT actline_chain')
-  let links = await link(rows, heads)
-  let stored = await insert(rows, links)
+  let links = linker(rows, heads)
+  let stored = await insert(rows, links.at)
   if (stored !== rows.length) {
     await client.query('ROLLBACK TO SAVEPOINT actline_chain')
     const present = await storedKeys(client, rows)
     rows = rows.filter((a) => !present.has(keyOf(a)))
-    links = await link(rows, heads)
-    stored = await insert(rows, links)
+    links = linker(rows, heads)
+    stored = await insert(rows, links.at)
     // Every chain this batch touches is locked, and a row's chain is fixed by its tenant: nothing could have stored these meanwhile.
     if (stored !== rows.length) throw new Error(`audit chain: ${rows.length - stored} rows of the batch were stored by another writer while its chains were locked`)
   }
-  await saveHeads(client, links)
+  await saveHeads(client, links.all())
 }
 
-/** Sequence numbers and hashes in batch order, after each chain's head. */
-async function link(rows: readonly Activity[], heads: Heads): Promise<ChainLink[]> {
+/** Sequence numbers and hashes in batch order, after each chain's head, computed as they are asked for. */
+function linker(rows: readonly Activity[], heads: Heads): { at(i: number): ChainLink; all(): ChainLink[] } {
   const tip = new Map([...heads].map(([chain, h]) => [chain, { ...h }]))
   const links: ChainLink[] = []
-  for (let i = 0; i < rows.length; i++) {
-    // Hashing is CPU on the ingest thread: let other work in between.
-    if (i > 0 && i % 2000 === 0) await yieldToLoop()
-    const a = rows[i]!
-    const chain = chainOf(a.tenant_id)
-    const head = tip.get(chain)!
-    const seq = head.seq + 1n
-    const hash = linkHash(head.hash, chain, seq, chainValuesOf(a))
-    links.push({ chain, seq, prev: head.hash, hash })
-    head.seq = seq
-    head.hash = hash
+  const at = (i: number): ChainLink => {
+    while (links.length <= i) {
+      const a = rows[links.length]!
+      const chain = chainOf(a.tenant_id)
+      const head = tip.get(chain)!
+      const seq = head.seq + 1n
+      const hash = activityLinkHash(head.hash, chain, seq, a)
+      links.push({ chain, seq, prev: head.hash, hash })
+      head.seq = seq
+      head.hash = hash
+    }
+    return links[i]!
   }
-  return links
+  return { at, all: () => (rows.length > 0 && at(rows.length - 1), links) }
 }
 
 async function lockHeads(client: pg.ClientBase, chains: string[]): Promise<Heads> {

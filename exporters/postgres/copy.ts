@@ -49,17 +49,23 @@ const ENCODING: FieldEncoding = {
 
 const fields: (a: Activity) => string[] = compileRowEncoder('array', ENCODING, { iso: isoTime, text: copyText })
 
+/** An activity's fields as COPY text, tab-separated, without its link or the newline. */
+export function copyFields(a: Activity): string {
+  return fields(a).join('\t')
+}
+
 /** One activity and its link as a line of COPY text, newline included; bytea as hex (`\\x`, its backslash escaped). */
 export function toCopyLine(a: Activity, l: ChainLink): string {
-  return `${fields(a).join('\t')}\t${copyText(l.chain)}\t${l.seq}\t\\\\x${l.prev.toString('hex')}\t\\\\x${l.hash.toString('hex')}\n`
+  return `${copyFields(a)}\t${copyText(l.chain)}\t${l.seq}\t\\\\x${l.prev.toString('hex')}\t\\\\x${l.hash.toString('hex')}\n`
 }
 
 /** The batch's COPY text, a chunk of rows per turn of the event loop. */
-async function* copyChunks(batch: readonly Activity[], links: readonly ChainLink[], chunk = 1000): AsyncGenerator<string> {
+async function* copyChunks(batch: readonly Activity[], link: (i: number) => ChainLink, chunk = 1000): AsyncGenerator<string> {
   for (let i = 0; i < batch.length; i += chunk) {
     if (i > 0) await yieldToLoop()
     let text = ''
-    for (let j = i; j < Math.min(batch.length, i + chunk); j++) text += toCopyLine(batch[j]!, links[j]!)
+    // Linked as the stream asks for them: the server parses one chunk while the next is hashed.
+    for (let j = i; j < Math.min(batch.length, i + chunk); j++) text += toCopyLine(batch[j]!, link(j))
     yield text
   }
 }
@@ -72,8 +78,8 @@ export async function copyInsert(client: pg.ClientBase, batch: readonly Activity
   const fresh = !staged.has(client)
   await inTransaction(client, async () => {
     if (fresh) await client.query(STAGE_DDL)
-    await appendChained(client, batch, async (rows, links) => {
-      await pipeline(Readable.from(copyChunks(rows, links)), client.query(copyFrom(COPY_SQL)))
+    await appendChained(client, batch, async (rows, link) => {
+      await pipeline(Readable.from(copyChunks(rows, link)), client.query(copyFrom(COPY_SQL)))
       return (await client.query(STAGE_INSERT_SQL)).rowCount ?? 0
     })
   })

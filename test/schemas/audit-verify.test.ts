@@ -1,11 +1,14 @@
 import { describe, expect, it } from 'vitest'
-import { chainValuesOf, GENESIS, linkHash } from '../../schemas/audit-chain.ts'
+import { canonicalText, chainValuesOf, GENESIS, linkHash, type ChainValues } from '../../schemas/audit-chain.ts'
 import { verifyChain, type ChainHead, type StoredChainRow } from '../../schemas/audit-verify.ts'
+
+/** A row as the table holds it: its values; the database gives verify their canonical text at the row's current place. */
+type Row = Omit<StoredChainRow, 'id' | 'canonical'> & { values: ChainValues }
 import { parseActivity } from '../../schemas/activity.ts'
 
 /** A whole chain of n rows, as the writer will store them. */
-function chain(n: number, name = 'acme'): StoredChainRow[] {
-  const rows: StoredChainRow[] = []
+function chain(n: number, name = 'acme'): Row[] {
+  const rows: Row[] = []
   let prev = GENESIS
   for (let i = 1; i <= n; i++) {
     const r = parseActivity({ action: 'invoice.paid', source: 'user', tenant_id: name, actor_id: `u-${i}`, timestamp: 1764547200000 + i })
@@ -18,11 +21,11 @@ function chain(n: number, name = 'acme'): StoredChainRow[] {
   return rows
 }
 
-async function* stream(rows: StoredChainRow[]) {
-  for (const r of [...rows].sort((a, b) => (a.seq < b.seq ? -1 : a.seq > b.seq ? 1 : 0))) yield r
+async function* stream(rows: Row[]): AsyncGenerator<StoredChainRow> {
+  for (const { values, ...r } of [...rows].sort((a, b) => (a.seq < b.seq ? -1 : a.seq > b.seq ? 1 : 0))) yield { ...r, id: String(values.id), canonical: canonicalText(r.chain, r.seq, values) }
 }
 
-const verify = (rows: StoredChainRow[], anchor?: ChainHead) => verifyChain('acme', stream(rows), { anchor })
+const verify = (rows: Row[], anchor?: ChainHead) => verifyChain('acme', stream(rows), { anchor })
 
 describe('verifying a hash chain', () => {
   it('passes a whole chain and reports its head', async () => {

@@ -14,8 +14,7 @@
 import type pg from 'pg'
 import type { KeyObject } from 'node:crypto'
 import { parseActivity, type Activity } from '../../../schemas/activity.ts'
-import { chainValuesOfRow, CHAIN_VALUES_SELECT, HEADS_TABLE, RETENTION_ACTION, verifyAuditLog, type ChainDb, type RetentionDetails } from '../../../schemas/audit-chain-store.ts'
-import { linkHash } from '../../../schemas/audit-chain.ts'
+import { HEADS_TABLE, RETENTION_ACTION, selfValidSql, verifyAuditLog, type ChainDb, type RetentionDetails } from '../../../schemas/audit-chain-store.ts'
 import { appendChained } from '../chain.ts'
 import { linkedJsonInsert } from '../json-insert.ts'
 import { inTransaction } from '../pooled.ts'
@@ -113,14 +112,14 @@ async function cutRuns(client: pg.ClientBase, source: string, progress?: (text: 
   let after: [string, string] = ['', '0']
   let read = 0
   for (;;) {
-    const { rows } = await client.query<Record<string, unknown> & { chain: string; chain_seq: string; prev_hash: Buffer; row_hash: Buffer }>(
-      `SELECT * FROM (SELECT chain, chain_seq::text AS chain_seq, chain_seq AS seq_n, prev_hash, row_hash, ${CHAIN_VALUES_SELECT} FROM (${source}) s) t
-WHERE (chain, seq_n) > ($1, $2::bigint) ORDER BY chain, seq_n LIMIT 10000`,
+    const { rows } = await client.query<{ chain: string; chain_seq: string; prev_hash: Buffer; row_hash: Buffer; ok: boolean }>(
+      `SELECT s.chain, s.chain_seq::text AS chain_seq, s.prev_hash, s.row_hash, (${selfValidSql('s')}) IS TRUE AS ok FROM (${source}) s
+WHERE (s.chain, s.chain_seq) > ($1, $2::bigint) ORDER BY s.chain, s.chain_seq LIMIT 10000`,
       after,
     )
     for (const r of rows) {
       const seq = BigInt(r.chain_seq)
-      if (!linkHash(r.prev_hash, r.chain, seq, chainValuesOfRow(r)).equals(r.row_hash)) throw new RetainError(`row ${seq} of chain '${r.chain}' does not match its hash: it was edited; investigate before retention`)
+      if (!r.ok) throw new RetainError(`row ${seq} of chain '${r.chain}' does not match its hash: it was edited; investigate before retention`)
       const list = runs.get(r.chain) ?? []
       runs.set(r.chain, list)
       const last = list[list.length - 1]

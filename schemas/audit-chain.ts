@@ -48,14 +48,19 @@ export function chainOf(tenantId: string | null | undefined): string {
  * psql. This module writes the same text from the collector's values.
  */
 
-const ASCII = /^[\x00-\x7f]*$/
+/** A key's UTF-8 length, and whether it is ASCII (for which UTF-16 order is byte order). */
+function utf8Length(s: string): number {
+  for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) > 0x7f) return -Buffer.byteLength(s, 'utf8')
+  return s.length
+}
 
 /** jsonb's key order: shorter first (in UTF-8 bytes), then bytewise. */
 function keyOrder(a: string, b: string): number {
-  if (ASCII.test(a) && ASCII.test(b)) return a.length - b.length || (a < b ? -1 : a > b ? 1 : 0)
-  const ba = Buffer.from(a, 'utf8')
-  const bb = Buffer.from(b, 'utf8')
-  return ba.length - bb.length || Buffer.compare(ba, bb)
+  const la = utf8Length(a)
+  const lb = utf8Length(b)
+  if (Math.abs(la) !== Math.abs(lb)) return Math.abs(la) - Math.abs(lb)
+  if (la >= 0 && lb >= 0) return a < b ? -1 : a > b ? 1 : 0
+  return Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'))
 }
 
 /**
@@ -100,9 +105,14 @@ export function jsonbText(value: unknown): string {
         return `${out}]`
       }
       const o = value as Record<string, unknown>
-      const keys = Object.keys(o).filter((k) => o[k] !== undefined).sort(keyOrder)
+      const keys = Object.keys(o)
+      if (keys.length > 1) keys.sort(keyOrder)
       let out = '{'
-      for (let i = 0; i < keys.length; i++) out += `${i ? ', ' : ''}${JSON.stringify(keys[i])}: ${jsonbText(o[keys[i]!])}`
+      for (const k of keys) {
+        const v = o[k]
+        if (v === undefined) continue
+        out += `${out.length > 1 ? ', ' : ''}${JSON.stringify(k)}: ${jsonbText(v)}`
+      }
       return `${out}}`
     }
     default:

@@ -1,10 +1,14 @@
 /**
  * The server's insert: the batch as COPY text into a session's staging
- * table, then one INSERT ... SELECT ... ON CONFLICT from it, in one
- * transaction. COPY alone cannot skip a re-sent row; through the staging
- * table the server still does the conflict check, and a row cost it 10.0 µs
- * of CPU instead of json_to_recordset's 18.0 (bench:audit-insert, 5,000-row
- * batches). PGlite keeps json_to_recordset: COPY did not pay there.
+ * table, then INSERT ... SELECT ... ON CONFLICT from it, in one transaction
+ * that also links the rows into their chains (chain.ts). COPY alone cannot
+ * skip a re-sent row; through the staging table the server still does the
+ * conflict check, and a row cost it 10.0 µs of CPU instead of
+ * json_to_recordset's 18.0 (bench:audit-insert, 5,000-row batches). The
+ * batch goes in parts of 2,500 rows so the next part is hashed while the
+ * server inserts this one (the chain cost 38% of the rows per second in one
+ * part, 31% in parts: bench:audit-chain). PGlite keeps json_to_recordset:
+ * COPY did not pay there.
  */
 import { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
@@ -25,6 +29,8 @@ const STAGE_DDL = 'CREATE TEMP TABLE IF NOT EXISTS actline_audit_stage (LIKE aud
 const LINKED = `${NAMES}, ${CHAIN_COLUMNS.join(', ')}`
 const COPY_SQL = `COPY actline_audit_stage (${LINKED}) FROM STDIN`
 const STAGE_INSERT_SQL = `INSERT INTO audit_log (${LINKED}) SELECT ${LINKED} FROM actline_audit_stage ON CONFLICT (id, occurred_at) DO NOTHING`
+// Between the parts of one batch; ON COMMIT DELETE ROWS empties it at the end.
+const STAGE_CLEAR_SQL = 'DELETE FROM actline_audit_stage'
 
 const SPECIAL = /[\\\t\n\r]/
 const ESCAPES: Record<string, string> = { '\\': '\\\\', '\t': '\\t', '\n': '\\n', '\r': '\\r' }
@@ -59,15 +65,21 @@ export function toCopyLine(a: Activity, l: ChainLink): string {
   return `${copyFields(a)}\t${copyText(l.chain)}\t${l.seq}\t\\\\x${l.prev.toString('hex')}\t\\\\x${l.hash.toString('hex')}\n`
 }
 
-/** The batch's COPY text, a chunk of rows per turn of the event loop. */
-async function* copyChunks(batch: readonly Activity[], link: (i: number) => ChainLink, chunk = 1000): AsyncGenerator<string> {
-  for (let i = 0; i < batch.length; i += chunk) {
-    if (i > 0) await yieldToLoop()
-    let text = ''
-    // Linked as the stream asks for them: the server parses one chunk while the next is hashed.
-    for (let j = i; j < Math.min(batch.length, i + chunk); j++) text += toCopyLine(batch[j]!, link(j))
-    yield text
+/** Rows per COPY and INSERT: the next part is hashed while the server stores this one. */
+const PART_ROWS = 2500
+
+/**
+ * Rows `from`..`to` as COPY text, hashed as they are written, with a turn
+ * of the event loop every 250: the part before is in flight meanwhile, and
+ * its next statement is sent from those turns.
+ */
+async function partText(rows: readonly Activity[], link: (i: number) => ChainLink, from: number, to: number): Promise<string> {
+  let text = ''
+  for (let j = from; j < to; j++) {
+    if (j > from && (j - from) % 250 === 0) await yieldToLoop()
+    text += toCopyLine(rows[j]!, link(j))
   }
+  return text
 }
 
 /** Sessions whose staging table exists (made in a committed transaction). */
@@ -79,8 +91,25 @@ export async function copyInsert(client: pg.ClientBase, batch: readonly Activity
   await inTransaction(client, async () => {
     if (fresh) await client.query(STAGE_DDL)
     await appendChained(client, batch, async (rows, link) => {
-      await pipeline(Readable.from(copyChunks(rows, link)), client.query(copyFrom(COPY_SQL)))
-      return (await client.query(STAGE_INSERT_SQL)).rowCount ?? 0
+      // Each part: its COPY sent whole (the socket drains while nothing else runs), then its
+      // INSERT started, and the next part hashed while the server does that INSERT.
+      const insertPart = async () => {
+        const stored = (await client.query(STAGE_INSERT_SQL)).rowCount ?? 0
+        await client.query(STAGE_CLEAR_SQL)
+        return stored
+      }
+      let stored = 0
+      let text = await partText(rows, link, 0, Math.min(rows.length, PART_ROWS))
+      for (let from = 0; from < rows.length; from += PART_ROWS) {
+        await pipeline(Readable.from([text]), client.query(copyFrom(COPY_SQL)))
+        const running = insertPart()
+        // Awaited below: until then a refusal must not count as unhandled.
+        running.catch(() => {})
+        const next = from + PART_ROWS
+        if (next < rows.length) text = await partText(rows, link, next, Math.min(rows.length, next + PART_ROWS))
+        stored += await running
+      }
+      return stored
     })
   })
   if (fresh) staged.add(client)

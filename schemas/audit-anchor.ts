@@ -37,26 +37,26 @@ function ed25519(key: KeyObject, what: string): KeyObject {
   return key
 }
 
-/** audit.signing_key as a private key. */
-export function signingKey(text: string): KeyObject {
-  const k = rawOrPem(text, 'audit.signing_key')
+/** A key from its text: PEM, or the raw 32 bytes (a private key's seed, a public key) wrapped in their DER prefix. */
+function readKey(text: string, what: string, type: 'pkcs8' | 'spki', help: string): KeyObject {
+  const k = rawOrPem(text, what)
+  const create = (type === 'pkcs8' ? createPrivateKey : createPublicKey) as (input: string | { key: Buffer; format: 'der'; type: 'pkcs8' | 'spki' }) => KeyObject
   try {
-    return ed25519('pem' in k ? createPrivateKey(k.pem) : createPrivateKey({ key: Buffer.concat([PKCS8_PREFIX, k.raw]), format: 'der', type: 'pkcs8' }), 'audit.signing_key')
+    return ed25519('pem' in k ? create(k.pem) : create({ key: Buffer.concat([type === 'pkcs8' ? PKCS8_PREFIX : SPKI_PREFIX, k.raw]), format: 'der', type }), what)
   } catch (err) {
     if (err instanceof AnchorError) throw err
-    throw new AnchorError('audit.signing_key is not a readable private key (PEM PKCS#8, or the 32-byte seed in base64)')
+    throw new AnchorError(`${what} is not a readable ${help}`)
   }
+}
+
+/** audit.signing_key as a private key. */
+export function signingKey(text: string): KeyObject {
+  return readKey(text, 'audit.signing_key', 'pkcs8', 'private key (PEM PKCS#8, or the 32-byte seed in base64)')
 }
 
 /** audit.public_key (or a --public-key file's text) as a public key. */
 export function publicKey(text: string): KeyObject {
-  const k = rawOrPem(text, 'the public key')
-  try {
-    return ed25519('pem' in k ? createPublicKey(k.pem) : createPublicKey({ key: Buffer.concat([SPKI_PREFIX, k.raw]), format: 'der', type: 'spki' }), 'the public key')
-  } catch (err) {
-    if (err instanceof AnchorError) throw err
-    throw new AnchorError('the public key is not readable (PEM SPKI, or the 32 raw bytes in base64)')
-  }
+  return readKey(text, 'the public key', 'spki', 'public key (PEM SPKI, or the 32 raw bytes in base64)')
 }
 
 /** The key signatures must verify with: audit.public_key, else the one signing_key gives. */

@@ -5,6 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { caughtUp, post, startCollector, storesOf, tempDir, testConfig, type RunningCollector } from '../helpers/stores.ts'
+import { asSuperuser } from '../helpers/tamper.ts'
 
 const KEYS = { ingest: 'ingest-key-0123456789abcdef', read: 'read-key-0123456789abcdefgh', admin: 'admin-key-0123456789abcdefg' }
 
@@ -60,15 +61,7 @@ describe('the audit API and the hash chain', () => {
   })
 
   it('names the row a superuser edited', async () => {
-    const pool = storesOf(c.collector).postgres
-    const client = await pool.connect()
-    try {
-      await client.query('SET session_replication_role = replica')
-      await client.query(`UPDATE audit_log SET actor_id = 'someone-else' WHERE chain = 'initech' AND chain_seq = 2`)
-    } finally {
-      await client.query('SET session_replication_role = DEFAULT')
-      client.release()
-    }
+    await asSuperuser(storesOf(c.collector).postgres, `UPDATE audit_log SET actor_id = 'someone-else' WHERE chain = 'initech' AND chain_seq = 2`)
     const { status, json } = await get('/api/v1/audit/verify?tenant=initech')
     expect(status).toBe(200)
     expect(json).toMatchObject({ ok: false, chain: 'initech', rows: 1, broken: { kind: 'edited', seq: '2', message: expect.stringContaining('does not match its hash') } })

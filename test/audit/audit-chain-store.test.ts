@@ -10,6 +10,7 @@ import { createPostgresExporter } from '../../exporters/postgres/exporter.ts'
 import { createLogger } from '../../collector/server/logger.ts'
 import { verifyAuditLog } from '../../schemas/audit-chain-store.ts'
 import { createScratchDatabase, PG_URL, tempDir } from '../helpers/stores.ts'
+import { asSuperuser } from '../helpers/tamper.ts'
 
 const logger = createLogger('silent')
 const targets = ['embedded', ...(PG_URL ? ['server'] : [])] as const
@@ -28,16 +29,7 @@ describe.each(targets)('audit_log hash chain (%s)', (target) => {
   let exporter: ReturnType<typeof createPostgresExporter>
   const sql = (text: string, params: unknown[] = []) => exporter.pool().query(text, params)
   /** As a superuser would: with the append-only guard's trigger not firing. */
-  const tamper = async (text: string, params: unknown[] = []) => {
-    const client = await exporter.pool().connect()
-    try {
-      await client.query('SET session_replication_role = replica')
-      await client.query(text, params)
-    } finally {
-      await client.query('SET session_replication_role = DEFAULT')
-      client.release()
-    }
-  }
+  const tamper = (text: string, params: unknown[] = []) => asSuperuser(exporter.pool(), text, params)
   const verify = (options: Parameters<typeof verifyAuditLog>[1] = {}) => verifyAuditLog(exporter.reader(), options)
 
   beforeAll(async () => {

@@ -14,6 +14,7 @@ import { createPostgresExporter } from '../../exporters/postgres/exporter.ts'
 import { createLogger } from '../../collector/server/logger.ts'
 import { RETENTION_ACTION } from '../../schemas/audit-chain-store.ts'
 import { createScratchDatabase, PG_URL, tempDir } from '../helpers/stores.ts'
+import { asSuperuser } from '../helpers/tamper.ts'
 
 const BIN = join(import.meta.dirname, '../../bin/actline.js')
 const logger = createLogger('silent')
@@ -48,16 +49,7 @@ describe.each(targets)('actline audit (%s)', (target) => {
   async function withStore<T>(fn: (e: ReturnType<typeof createPostgresExporter>, tamper: (sql: string, params?: unknown[]) => Promise<void>) => Promise<T>): Promise<T> {
     const e = createPostgresExporter(exporterConfig, logger)
     await e.start()
-    const tamper = async (sql: string, params: unknown[] = []) => {
-      const client = await e.pool().connect()
-      try {
-        await client.query('SET session_replication_role = replica')
-        await client.query(sql, params)
-      } finally {
-        await client.query('SET session_replication_role = DEFAULT')
-        client.release()
-      }
-    }
+    const tamper = (sql: string, params: unknown[] = []) => asSuperuser(e.pool(), sql, params)
     try {
       return await fn(e, tamper)
     } finally {

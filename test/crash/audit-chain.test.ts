@@ -7,15 +7,14 @@
  * fork a chain; a batch killed mid-transaction takes its sequence numbers
  * with it; a batch replayed after a kill leaves the chain as it was.
  */
-import http from 'node:http'
 import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import pg from 'pg'
 import { afterAll, describe, expect, it } from 'vitest'
-import { uuidv7 } from '../../schemas/activity.ts'
 import { verifyAuditLog } from '../../schemas/audit-chain-store.ts'
 import { backlog, killChildren, startCollectorProcess, writeConfig, type CollectorProcess } from '../helpers/process.ts'
 import { createScratchDatabase, eventually, PG_URL, tempDir } from '../helpers/stores.ts'
+import { postLoad } from '../helpers/load.ts'
 
 const ROUNDS = Number(process.env.CRASH_KILLS ?? 8)
 const TENANTS = ['acme', 'globex', 'initech']
@@ -27,35 +26,9 @@ afterAll(async () => {
   dir.remove()
 })
 
-/** Posts batches for the shared tenants until stopped; collects the acknowledged ids. */
-function load(url: string, acked: Set<string>) {
-  let stop = false
-  const agent = new http.Agent({ keepAlive: true, maxSockets: 2 })
-  const post = (body: string) =>
-    new Promise<number>((resolve) => {
-      const req = http.request(`${url}/v1/activities`, { method: 'POST', agent, headers: { 'content-type': 'application/x-ndjson' } }, (res) => {
-        res.resume()
-        res.on('end', () => resolve(res.statusCode ?? 0))
-        res.on('error', () => resolve(0))
-      })
-      req.on('error', () => resolve(0))
-      req.end(body)
-    })
-  const workers = Array.from({ length: 2 }, async () => {
-    while (!stop) {
-      const ids = Array.from({ length: 40 }, () => uuidv7())
-      const status = await post(ids.map((id, i) => JSON.stringify({ id, action: 'chain.crash', source: 'user', tenant_id: TENANTS[i % TENANTS.length] })).join('\n'))
-      if (status === 200) for (const id of ids) acked.add(id)
-      // Paced: one serialized audit writer at a time per tenant is the point, not its top speed.
-      await new Promise((r) => setTimeout(r, status === 200 ? 10 : 20))
-    }
-  })
-  return async () => {
-    stop = true
-    await Promise.all(workers)
-    agent.destroy()
-  }
-}
+/** The shared tenants, paced: one serialized audit writer at a time per tenant is the point, not its top speed. */
+const load = (url: string, acked: Set<string>) =>
+  postLoad(url, acked, { connections: 2, perRequest: 40, pauseMs: 10, event: (id, i) => ({ id, action: 'chain.crash', source: 'user', tenant_id: TENANTS[i % TENANTS.length] }) })
 
 describe.skipIf(!PG_URL)('two collectors on one audit database, killed in turn', () => {
   it('keep one whole, gapless chain per tenant and every acknowledged event once', async () => {

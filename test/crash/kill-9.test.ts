@@ -4,12 +4,11 @@
  * every acknowledged id is in ClickHouse and PostgreSQL exactly once, and
  * that every tenant's hash chain in the audit trail is whole and gapless.
  */
-import http from 'node:http'
 import { afterAll, describe, expect, it } from 'vitest'
-import { uuidv7 } from '../../schemas/activity.ts'
 import { eventually, missingFromClickHouse, openStores, tempDir, testConfig } from '../helpers/stores.ts'
 import { verifyAuditLog } from '../../schemas/audit-chain-store.ts'
 import { backlog, startCollectorProcess, writeConfig, killChildren } from '../helpers/process.ts'
+import { postLoad } from '../helpers/load.ts'
 
 const KILLS = Number(process.env.CRASH_KILLS ?? 20)
 const dir = tempDir('actline-crash-')
@@ -19,35 +18,9 @@ afterAll(async () => {
   dir.remove()
 })
 
-/** Posts batches with client-chosen ids until stopped; collects the ids of every 200. */
-function load(url: string, acked: Set<string>, connections = 4) {
-  let stop = false
-  const agent = new http.Agent({ keepAlive: true, maxSockets: connections })
-  const post = (body: string) =>
-    new Promise<number>((resolve) => {
-      const req = http.request(`${url}/v1/activities`, { method: 'POST', agent, headers: { 'content-type': 'application/x-ndjson' } }, (res) => {
-        res.resume()
-        res.on('end', () => resolve(res.statusCode ?? 0))
-        res.on('error', () => resolve(0))
-      })
-      req.on('error', () => resolve(0))
-      req.end(body)
-    })
-  const workers = Array.from({ length: connections }, async () => {
-    while (!stop) {
-      const ids = Array.from({ length: 50 }, () => uuidv7())
-      // Three tenants and none: four hash chains the kills must leave whole.
-      const status = await post(ids.map((id, i) => JSON.stringify({ id, action: 'crash.test', source: 'user', ...(i % 4 && { tenant_id: `tenant-${i % 4}` }) })).join('\n'))
-      if (status === 200) for (const id of ids) acked.add(id)
-      else if (status === 0) await new Promise((r) => setTimeout(r, 20))
-    }
-  })
-  return async () => {
-    stop = true
-    await Promise.all(workers)
-    agent.destroy()
-  }
-}
+/** Three tenants and none: four hash chains the kills must leave whole. */
+const load = (url: string, acked: Set<string>) =>
+  postLoad(url, acked, { connections: 4, perRequest: 50, event: (id, i) => ({ id, action: 'crash.test', source: 'user', ...(i % 4 && { tenant_id: `tenant-${i % 4}` }) }) })
 
 describe(`kill -9, ${KILLS} times, under load`, () => {
   it('loses no acknowledged event and stores each exactly once in both stores', async () => {

@@ -1,8 +1,8 @@
 /**
- * The audit trail's hash chain (issue 17): what a row's link is made of,
- * in one place for the writer (the PostgreSQL exporter) and every reader
- * that verifies (actline audit verify). docs/audit-integrity.md specifies
- * the encoding with test vectors, so another language can verify a chain.
+ * The audit trail's hash chain (issue 17): what a row's link is made of, as
+ * the writer (the PostgreSQL exporter) computes it. Verifiers compute the
+ * same canonical text in SQL (audit-chain-store.ts); docs/audit-integrity.md
+ * specifies it with test vectors, so another language can verify a chain.
  *
  * One chain per tenant; rows without a tenant form the chain ''. Each row
  * carries its chain, its sequence number in it (from 1) and

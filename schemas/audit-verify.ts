@@ -1,7 +1,8 @@
 /**
  * Verifying one hash chain (docs/audit-integrity.md) from its rows in
- * sequence order, streamed: what `actline audit verify` and the API will
- * run over audit_log. It stops at the first broken link and names its kind:
+ * sequence order, streamed: where the database's scan found a break
+ * (audit-chain-store.ts), this reads the rows around it and names it. It
+ * stops at the first broken link:
  *
  * - `edited`: the row's content no longer gives its stored hash;
  * - `deleted`: a sequence number is missing (the next row's prev_hash is

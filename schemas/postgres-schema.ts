@@ -104,7 +104,36 @@ $$`,
       chainExistingRows,
     ],
   },
+  {
+    version: 4,
+    name: 'the audit writer role',
+    // Where the migrating login may manage roles (a superuser, or CREATEROLE),
+    // a NOLOGIN role with what writing the trail needs and no more: a DBA
+    // grants it to the collector's own login, which then cannot UPDATE or
+    // DELETE audit_log whatever happens to the guard. Elsewhere nothing is
+    // done and a DBA makes it (docs/audit-integrity.md, "A writer role").
+    // Grants on the partitioned parent cover its partitions, present and future.
+    statements: () => [
+      `DO $$
+BEGIN
+  IF NOT (SELECT rolsuper OR rolcreaterole FROM pg_roles WHERE rolname = current_user) THEN
+    RAISE NOTICE 'actline: this login may not create roles; the audit writer role is left to a DBA';
+    RETURN;
+  END IF;
+  IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '${WRITER_ROLE}') THEN
+    CREATE ROLE ${WRITER_ROLE} NOLOGIN;
+  END IF;
+  GRANT SELECT, INSERT ON audit_log TO ${WRITER_ROLE};
+  GRANT SELECT, INSERT, UPDATE ON ${HEADS_TABLE} TO ${WRITER_ROLE};
+  GRANT SELECT ON ${MIGRATIONS_TABLE} TO ${WRITER_ROLE};
+END
+$$`,
+    ],
+  },
 ]
+
+/** The role migration 4 makes: SELECT and INSERT on audit_log, the heads to move; no UPDATE, no DELETE. */
+export const WRITER_ROLE = 'actline_audit_writer'
 
 /** First instant of the month holding `ms`, in UTC. */
 export function monthStart(ms: number): Date {

@@ -142,9 +142,12 @@ function postgresTarget(pool: pg.Pool, logger: Logger): MigrationTarget {
       // Under the lock too: two concurrent CREATE TABLE IF NOT EXISTS can
       // still collide on the catalog's unique index.
       return withMigrationLock(pool, async (client) => {
-        await client.query(
-          `CREATE TABLE IF NOT EXISTS ${MIGRATIONS_TABLE} (version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`,
-        )
+        // Created only when missing: even IF NOT EXISTS needs CREATE on the
+        // schema, which a login holding just the writer role has not.
+        const { rows: found } = await client.query<{ exists: boolean }>(`SELECT to_regclass($1) IS NOT NULL AS exists`, [MIGRATIONS_TABLE])
+        if (!found[0]!.exists) {
+          await client.query(`CREATE TABLE IF NOT EXISTS ${MIGRATIONS_TABLE} (version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`)
+        }
         const { rows } = await client.query<{ version: number }>(`SELECT version FROM ${MIGRATIONS_TABLE}`)
         return new Set(rows.map((r) => r.version))
       })

@@ -9,6 +9,7 @@ import { PostgresExporterConfig } from '../../exporters/postgres/config.ts'
 import { createPostgresExporter } from '../../exporters/postgres/exporter.ts'
 import { createLogger } from '../../collector/server/logger.ts'
 import { verifyAuditLog } from '../../schemas/audit-chain-store.ts'
+import { WRITER_ROLE } from '../../schemas/postgres-schema.ts'
 import { createScratchDatabase, PG_URL, tempDir } from '../helpers/stores.ts'
 import { asSuperuser } from '../helpers/tamper.ts'
 
@@ -148,6 +149,44 @@ describe.each(targets)('audit_log hash chain (%s)', (target) => {
     // The opening for migration 3 is for rows without a hash only, and changes nothing else.
     await expect(sql(`BEGIN; SET LOCAL actline.chaining = 'on'; UPDATE audit_log SET chain_seq = 99 WHERE chain = 'acme'; COMMIT`)).rejects.toMatchObject({ code: '42501' })
     await sql('ROLLBACK').catch(() => {})
+  })
+
+  it('makes a writer role that may insert and read the trail, and neither UPDATE nor DELETE it', async () => {
+    const client = await exporter.pool().connect()
+    try {
+      await client.query(`SET ROLE ${WRITER_ROLE}`)
+      for (const text of [`UPDATE audit_log SET actor_id = 'x' WHERE chain = 'acme'`, `DELETE FROM audit_log WHERE chain = 'acme'`, 'TRUNCATE audit_log', 'DROP TABLE audit_log']) {
+        const err = await client.query(text).then(() => undefined, (e: Error & { code?: string }) => e)
+        expect(err?.message, text).toMatch(/permission denied|must be owner/)
+        expect(err?.code, text).toBe('42501')
+      }
+      // What writing needs.
+      const { rows } = await client.query(`SELECT count(*)::int AS n FROM audit_log WHERE chain = 'acme'`)
+      expect(rows[0].n).toBeGreaterThan(0)
+      await client.query(`SELECT seq FROM audit_chain_heads WHERE chain = 'acme' FOR UPDATE`)
+    } finally {
+      await client.query('RESET ROLE')
+      client.release()
+    }
+  })
+
+  it.runIf(target === 'server')("writes the chain as a login that holds only the writer role", async () => {
+    const login = `actline_writer_${process.pid}`
+    await sql(`CREATE ROLE ${login} LOGIN IN ROLE ${WRITER_ROLE}`)
+    const url = new URL(scratch!.url)
+    url.username = login
+    const writer = createPostgresExporter({ ...config, url: url.toString() }, logger)
+    try {
+      await writer.start()
+      const rows = Array.from({ length: 20 }, () => activity({ tenant_id: 'least-privilege' }))
+      expect(await writer.export(rows)).toEqual({ status: 'success' })
+      expect(await writer.export(rows)).toEqual({ status: 'success' })
+      expect(await verify({ tenant: 'least-privilege' })).toMatchObject({ ok: true, rows: 20 })
+    } finally {
+      await writer.shutdown()
+      await sql(`DROP OWNED BY ${login}`)
+      await sql(`DROP ROLE ${login}`)
+    }
   })
 
   it('chains the rows an audit_log held before migration 3, oldest first', async () => {

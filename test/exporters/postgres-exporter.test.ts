@@ -136,7 +136,7 @@ describe.each(targets)('postgres exporter (%s)', (target) => {
       await again.shutdown()
     }
     const { rows } = await exporter.pool().query(`SELECT version, count(*)::int AS n FROM actline_migrations GROUP BY version ORDER BY version`)
-    expect(rows).toEqual([{ version: 1, n: 1 }, { version: 2, n: 1 }, { version: 3, n: 1 }])
+    expect(rows).toEqual([{ version: 1, n: 1 }, { version: 2, n: 1 }, { version: 3, n: 1 }, { version: 4, n: 1 }])
   })
 })
 

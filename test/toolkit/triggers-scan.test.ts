@@ -44,6 +44,20 @@ describe.each(PG_URL ? (['pglite', 'server'] as const) : (['pglite'] as const))(
     expect(r.summary).toMatchObject({ triggers: 15, tables: 4, removable: 6, by_kind: { audit: 5, activity: 1, notify: 2, timestamp: 2, business: 5 } })
   })
 
+  it("leaves out actline's own triggers when the audit trail lives in the same database", async () => {
+    await client!.query(`CREATE TABLE actline_probe (id int)`)
+    await client!.query(`CREATE FUNCTION actline_probe_guard() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NEW; END $$`)
+    await client!.query(`CREATE TRIGGER actline_probe_guard BEFORE UPDATE ON actline_probe FOR EACH ROW EXECUTE FUNCTION actline_probe_guard()`)
+    try {
+      const r = await scan(client!)
+      expect(r.triggers.map((t) => t.table)).not.toContain('actline_probe')
+      expect(r.summary.triggers).toBe(15)
+    } finally {
+      await client!.query(`DROP TABLE actline_probe`)
+      await client!.query(`DROP FUNCTION actline_probe_guard()`)
+    }
+  })
+
   it('says why: the statement that decided, and what replaces the trigger', async () => {
     const byName = Object.fromEntries((await scan(client!)).triggers.map((t) => [t.name, t]))
     expect(byName.users_audit!.reason).toMatch(/^insert into audit_logs .*to_jsonb\(old\)/)

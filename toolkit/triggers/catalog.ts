@@ -66,6 +66,14 @@ export function whenClause(definition: string): string | null {
   return / WHEN \((.*)\) EXECUTE (?:FUNCTION|PROCEDURE) /.exec(definition)?.[1] ?? null
 }
 
+/**
+ * actline's own trigger functions are named actline_* (audit_log's
+ * append-only guard, change-data capture's session context): triggers of
+ * the pipeline, not the application's, so the toolkit never lists, backs up
+ * or proposes them.
+ */
+const ACTLINE_FUNCTIONS = 'actline\\_%'
+
 export async function readTriggers(client: pg.ClientBase, schemas: readonly string[] = []): Promise<CatalogTrigger[]> {
   const { rows } = await client.query(
     `SELECT n.nspname AS schema, c.relname AS "table", t.tgname AS name,
@@ -79,6 +87,7 @@ export async function readTriggers(client: pg.ClientBase, schemas: readonly stri
      JOIN pg_namespace fn ON fn.oid = p.pronamespace
      WHERE NOT t.tgisinternal AND t.tgparentid = 0 AND ${USER_SCHEMA}
        AND (cardinality($1::text[]) = 0 OR n.nspname = ANY($1::text[]))
+       AND p.proname NOT LIKE '${ACTLINE_FUNCTIONS}'
      ORDER BY n.nspname, c.relname, t.tgname`,
     [schemas],
   )

@@ -6,6 +6,7 @@
  */
 import { spawn } from 'node:child_process'
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
 import { closedPort } from '../helpers/ports.ts'
 import { afterAll, describe, expect, it } from 'vitest'
 import { uuidv7 } from '../../schemas/activity.ts'
@@ -79,5 +80,28 @@ describe('start with an unreachable store', () => {
     expect(code).toBe(1)
     expect(output).toContain(`another actline process (pid ${process.ppid}) runs on data_dir ${shared}: give each collector its own data_dir`)
     expect(existsSync(`${shared}/wal`)).toBe(false)
+  })
+
+  it('logs an exception nothing caught as a fatal JSON line and exits 1, acknowledged events kept', async () => {
+    const c = await startCollectorProcess(writeConfig(dir.path, `data_dir: ${dir.path}/bug\nserver: { port: 0 }\n`), {
+      NODE_OPTIONS: `--import ${join(import.meta.dirname, '../fixtures/throw-later.mjs')}`,
+    })
+    const id = uuidv7()
+    expect((await post(c.url, JSON.stringify({ id, action: 'user.login', source: 'user' }))).status).toBe(200)
+    c.child.kill('SIGUSR2')
+    expect(await c.exited).toBe(1)
+    const line = c.output().split('\n').find((l) => l.includes('uncaught exception'))
+    expect(JSON.parse(line!)).toMatchObject({ level: 60, msg: expect.stringMatching(/^uncaught exception: exiting/), err: { message: 'a bug nothing catches' } })
+    // Restarted, it goes on from its log: the acknowledged event is stored.
+    const again = await startCollectorProcess(writeConfig(dir.path, `data_dir: ${dir.path}/bug\nserver: { port: 0 }\n`))
+    try {
+      await eventually('the acknowledged event in ClickHouse', async () => {
+        const page = await (await fetch(`${again.url}/api/v1/activities?from=now-1h`)).json()
+        return page.data.some((r: { id: string }) => r.id === id)
+      }, 30_000)
+    } finally {
+      again.child.kill('SIGTERM')
+      await again.exited
+    }
   })
 })

@@ -5,7 +5,7 @@
  * skip a re-sent row; through the staging table the server still does the
  * conflict check, and a row cost it 10.0 µs of CPU instead of
  * json_to_recordset's 18.0 (bench:audit-insert, 5,000-row batches). The
- * batch goes in parts of 2,500 rows so the next part is hashed while the
+ * batch goes in parts of 1,000 rows so the next part is hashed while the
  * server inserts this one (the chain cost 38% of the rows per second in one
  * part, 31% in parts: bench:audit-chain). PGlite keeps json_to_recordset:
  * COPY did not pay there.
@@ -66,7 +66,7 @@ export function toCopyLine(a: Activity, l: ChainLink): string {
 }
 
 /** Rows per COPY and INSERT: the next part is hashed while the server stores this one. */
-const PART_ROWS = 2500
+const PART_ROWS = 1000
 
 /**
  * Rows `from`..`to` as COPY text, hashed as they are written, with a turn

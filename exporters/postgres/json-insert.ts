@@ -49,7 +49,7 @@ ON CONFLICT (id, occurred_at) DO NOTHING`
  * thread and a server in its own process, so the hashing overlaps the
  * database's work instead of adding to it.
  */
-const STATEMENT_ROWS = 2500
+const STATEMENT_ROWS = 1000
 
 /** Linked rows into audit_log on `client`, by json_to_recordset: the LinkedInsert chain.ts calls. */
 export function linkedJsonInsert(client: pg.ClientBase): LinkedInsert {

@@ -5,11 +5,11 @@
  * chains existing rows, `actline audit verify`, `GET /api/v1/audit/verify`
  * and retention.
  *
- * The canonical row is jsonb's text of an array of the row's values
- * (docs/audit-integrity.md), so PostgreSQL computes it and its SHA-256 itself
- * (sha256(), PostgreSQL 11+): a chain is checked in one index-ordered scan
- * at the database's speed, and only where a link is broken are rows read
- * into verifyChain, which names what was done.
+ * The canonical row is the text PostgreSQL prints for a JSON array of the
+ * row's values (docs/audit-integrity.md), so it computes the text and its
+ * SHA-256 itself (sha256(), PostgreSQL 11+): chains are checked in scans at
+ * the database's speed, and only where a link is broken are rows read into
+ * verifyChain, which names what was done.
  */
 import { ACTIVITY_ROW, postgresColumn, type FieldKind } from './activity-row.ts'
 import { GENESIS } from './audit-chain.ts'
@@ -55,12 +55,21 @@ export function canonicalSql(chain = 't.chain', seq = 't.chain_seq', t = 't'): s
 export const selfValidSql = (t = 't') => `sha256(${t}.prev_hash || convert_to(${canonicalSql(`${t}.chain`, `${t}.chain_seq`, t)}, 'UTF8')) = ${t}.row_hash`
 
 /**
- * Each row's link columns and whether it still gives its hash, hashed where
- * the row is read: the sort and window above it then carry 80-byte rows,
- * not whole ones (OFFSET 0 keeps the planner from folding it into them).
+ * Per chain of the rows `where` selects: its first row that does not follow
+ * the one before it (its own hash, its prev_hash, no gap; the first row is
+ * held against `startSeq`/`startHash`), its row count and its last sequence
+ * number. Each row is hashed where it is read: the sort and window above
+ * then carry 80-byte rows, not whole ones (OFFSET 0 keeps the planner from
+ * folding the hashing into them).
  */
-function linkScanSql(where: string): string {
-  return `SELECT t.chain, t.chain_seq, t.prev_hash, t.row_hash, (${selfValidSql()}) IS TRUE AS self_ok FROM audit_log t WHERE ${where} OFFSET 0`
+function linkScanSql(where: string, startSeq: string, startHash: string): string {
+  return `SELECT chain, min(chain_seq) FILTER (WHERE NOT ok)::text AS bad, count(*)::text AS n, max(chain_seq)::text AS last FROM (
+  SELECT s.chain, s.chain_seq, s.self_ok
+    AND coalesce(lag(s.chain_seq) OVER w, ${startSeq}) + 1 = s.chain_seq
+    AND coalesce(lag(s.row_hash) OVER w, ${startHash}) = s.prev_hash AS ok
+  FROM (SELECT t.chain, t.chain_seq, t.prev_hash, t.row_hash, (${selfValidSql()}) IS TRUE AS self_ok FROM audit_log t WHERE ${where} OFFSET 0) s
+  WINDOW w AS (PARTITION BY s.chain ORDER BY s.chain_seq)
+) c GROUP BY chain`
 }
 
 interface ChainRowRecord {
@@ -168,7 +177,7 @@ export async function verifyAuditLog(db: ChainDb, options: AuditVerifyOptions = 
   for (const chain of [...chains].sort()) {
     const start = options.since ? await startAt(db, chain, options.since) : undefined
     const anchor = anchored.get(chain)
-    let report = await checkChain(db, chain, { anchor: anchor && (!start || anchor.seq > start.seq) ? anchor : undefined, cuts: start ? [] : await chainCuts(db, chain, options.acceptRetention), start, scanned: whole && (whole.get(chain) ?? { bad: null, n: '0', last: null, at_rows: 0 }) })
+    let report = await checkChain(db, chain, { anchor: anchor && (!start || anchor.seq > start.seq) ? anchor : undefined, cuts: start ? [] : await chainCuts(db, chain, options.acceptRetention), start, scanned: whole && (whole.get(chain) ?? EMPTY_SCAN) })
     if (!report.broken) report = againstHead(report, recorded.get(chain), start?.seq ?? 0n)
     reports.push(report)
     options.onChain?.(report)
@@ -181,13 +190,6 @@ export async function verifyAuditLog(db: ChainDb, options: AuditVerifyOptions = 
   return { ok: n === 0 && reports.every((r) => !r.broken), chains: reports, rows: reports.reduce((s, r) => s + r.rows, 0), unchained: n, seconds: (performance.now() - t0) / 1000 }
 }
 
-/**
- * One chain, from `start` on. The database checks every link in one scan
- * (each row's hash over its canonical text, its prev_hash against the row
- * before, no gap), returning only where the first broken one is; from two
- * rows before it, verifyChain reads the rows and names the break, or steps
- * over what retention cut and hands back to the scan.
- */
 interface Scan {
   bad: string | null
   n: string
@@ -195,32 +197,39 @@ interface Scan {
   at_rows: number
 }
 
+/** No rows from where the scan started: the whole chain is what was read before. */
+const EMPTY_SCAN: Scan = { bad: null, n: '0', last: null, at_rows: 0 }
+
+/**
+ * One chain, from `start` on. The database checks every link in one scan
+ * (linkScanSql), returning only where the first broken one is; from two
+ * rows before it, verifyChain reads the rows and names the break, or steps
+ * over what retention cut and hands back to the scan. `scanned` is this
+ * chain's part of a scan of every chain (scanAll), used for the first round.
+ */
 async function checkChain(db: ChainDb, chain: string, o: { anchor?: ChainHead | undefined; cuts: readonly ChainCut[]; start?: { seq: bigint; hash: Buffer } | undefined; scanned?: Scan | undefined }): Promise<ChainReport> {
   let at = o.start ?? { seq: 0n, hash: GENESIS }
   let rows = 0
   let retained = 0n
+  let scanned = o.scanned
   const done = (r: Omit<ChainReport, 'chain' | 'rows'>): ChainReport => ({ chain, rows, ...(retained > 0n && { retained: retained.toString() }), ...r })
   for (;;) {
     // A row that shares the sequence number we resume at is not seen by a scan after it: counted apart.
-    const scanned = o.scanned
-    o.scanned = undefined
-    const [scan] = scanned ? [scanned] : await db.rows<Scan>(
-      `SELECT min(chain_seq) FILTER (WHERE NOT ok)::text AS bad, count(*)::text AS n, max(chain_seq)::text AS last,
-  (SELECT count(*)::int FROM audit_log d WHERE d.chain = $1 AND d.chain_seq = $2::bigint) AS at_rows FROM (
-  SELECT s.chain_seq, s.self_ok
-    AND coalesce(lag(s.chain_seq) OVER w, $2::bigint) + 1 = s.chain_seq
-    AND coalesce(lag(s.row_hash) OVER w, $3::bytea) = s.prev_hash AS ok
-  FROM (${linkScanSql('t.chain = $1 AND t.chain_seq > $2::bigint')}) s
-  WINDOW w AS (ORDER BY s.chain_seq)
-) c`,
-      [chain, at.seq.toString(), at.hash],
-    )
-    if (scan!.bad === null && scan!.at_rows <= 1) {
-      rows += Number(scan!.n)
-      if (scan!.last !== null) at = { seq: BigInt(scan!.last), hash: (await db.rows<{ row_hash: Buffer }>('SELECT row_hash FROM audit_log WHERE chain = $1 AND chain_seq = $2', [chain, scan!.last]))[0]!.row_hash }
+    const scan =
+      scanned ??
+      (await db.rows<Scan>(
+        `SELECT c.bad, coalesce(c.n, '0') AS n, c.last,
+  (SELECT count(*)::int FROM audit_log d WHERE d.chain = $1 AND d.chain_seq = $2::bigint) AS at_rows
+FROM (SELECT 1) one LEFT JOIN (${linkScanSql('t.chain = $1 AND t.chain_seq > $2::bigint', '$2::bigint', '$3::bytea')}) c ON true`,
+        [chain, at.seq.toString(), at.hash],
+      ))[0]!
+    scanned = undefined
+    if (scan.bad === null && scan.at_rows <= 1) {
+      rows += Number(scan.n)
+      if (scan.last !== null) at = { seq: BigInt(scan.last), hash: (await db.rows<{ row_hash: Buffer }>('SELECT row_hash FROM audit_log WHERE chain = $1 AND chain_seq = $2', [chain, scan.last]))[0]!.row_hash }
       break
     }
-    const bad = scan!.at_rows > 1 ? at.seq : BigInt(scan!.bad!)
+    const bad = scan.at_rows > 1 ? at.seq : BigInt(scan.bad!)
     // Two rows before the break, where there are: what verifyChain needs to tell an insertion from an edit.
     const back = await db.rows<{ seq: string; row_hash: Buffer }>(
       'SELECT chain_seq::text AS seq, row_hash FROM audit_log WHERE chain = $1 AND chain_seq < $2 ORDER BY chain_seq DESC LIMIT 3',
@@ -275,16 +284,7 @@ async function scanAll(db: ChainDb, chains: readonly string[], heads: ReadonlyMa
   }
   const scans = await Promise.all(
     groups.filter((g) => g.chains.length > 0).map((g) =>
-      db.rows<Scan & { chain: string }>(
-        `SELECT chain, min(chain_seq) FILTER (WHERE NOT ok)::text AS bad, count(*)::text AS n, max(chain_seq)::text AS last, 0 AS at_rows FROM (
-  SELECT s.chain, s.chain_seq, s.self_ok
-    AND coalesce(lag(s.chain_seq) OVER w, 0) + 1 = s.chain_seq
-    AND coalesce(lag(s.row_hash) OVER w, $1::bytea) = s.prev_hash AS ok
-  FROM (${linkScanSql('t.chain = ANY($2::text[])')}) s
-  WINDOW w AS (PARTITION BY s.chain ORDER BY s.chain_seq)
-) c GROUP BY chain`,
-        [GENESIS, g.chains],
-      ),
+      db.rows<Scan & { chain: string }>(`SELECT *, 0 AS at_rows FROM (${linkScanSql('t.chain = ANY($2::text[])', '0', '$1::bytea')}) c`, [GENESIS, g.chains]),
     ),
   )
   return new Map(scans.flat().map(({ chain, ...scan }) => [chain, scan]))

@@ -17,6 +17,7 @@ import type pg from 'pg'
 import type { Activity } from '../../schemas/activity.ts'
 import { activityLinkHash, chainOf, GENESIS } from '../../schemas/audit-chain.ts'
 import { HEADS_TABLE } from '../../schemas/audit-chain-store.ts'
+import { isoTime } from '../time-format.ts'
 
 /** A row's place in its chain. */
 export interface ChainLink {
@@ -127,7 +128,7 @@ async function storedKeys(client: pg.ClientBase, rows: readonly Activity[]): Pro
   const { rows: found } = await client.query<{ id: string; ms: string }>(
     `SELECT a.id::text AS id, floor(extract(epoch from a.occurred_at) * 1000)::bigint::text AS ms
 FROM unnest($1::uuid[], $2::timestamptz[]) AS r(id, t) JOIN audit_log a ON a.id = r.id AND a.occurred_at = r.t`,
-    [rows.map((a) => a.id), rows.map((a) => new Date(a.timestamp).toISOString())],
+    [rows.map((a) => a.id), rows.map((a) => isoTime(a.timestamp))],
   )
   return new Set(found.map((r) => `${r.id}|${r.ms}`))
 }

@@ -79,14 +79,14 @@ describe('export of 1M rows', () => {
     // the two windows' middles: a single sample swings ±25 MiB with the page
     // in hand and the garbage not yet collected (429-482 MiB seen within one
     // flat export), so comparing the peak with one sample failed on noise.
-    const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1]
+    const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1]!
     const from = samples.findIndex((s) => s.lines >= ROWS / 10)
     const first = samples.slice(from, from + 5)
     const last = samples.slice(-5)
-    expect(last[0].lines).toBeGreaterThan(first[4].lines)
+    expect(last[0]!.lines).toBeGreaterThan(first[4]!.lines)
     const early = median(first.map((s) => s.rss))
     const late = median(last.map((s) => s.rss))
-    const between = (last[2].bytes - first[2].bytes) / 2 ** 20
+    const between = (last[2]!.bytes - first[2]!.bytes) / 2 ** 20
     const peak = Math.max(...samples.map((s) => s.rss))
     console.log(`export: ${(bytes / 2 ** 20).toFixed(0)} MiB sent; RSS ${early.toFixed(0)} MiB from 10%, ${late.toFixed(0)} MiB at the end (medians of 5, ${between.toFixed(0)} MiB sent between), peak ${peak.toFixed(0)} MiB`)
     expect(late - early).toBeLessThan(between / 10)

@@ -27,11 +27,25 @@ export type ExportResult =
   | { status: 'permanent'; error: Error }
   | { status: 'unknown'; error: Error }
 
+/** How a batch is being sent. */
+export interface ExportAttempt {
+  /**
+   * Set when the batch in flight at a crash is sent again, without the rows
+   * stored() said the store holds: it names this sending apart from every
+   * earlier one. A store that drops a repeated batch by its identity
+   * (ClickHouse's insert_deduplication_token) must not drop this one, because
+   * the record of an earlier attempt can outlive its rows: the engine writes
+   * the record before it commits the part, and a kill -9 between the two
+   * left both the part and its rows lost for good on the next start.
+   */
+  resend?: string
+}
+
 export interface Exporter extends Component {
   /** Name used in logs, metrics and config (`clickhouse`, `postgres`). */
   readonly name: string
   /** Write one batch. Must be idempotent by activity id: a retried batch never duplicates rows. */
-  export(batch: readonly Activity[]): Promise<ExportResult>
+  export(batch: readonly Activity[], attempt?: ExportAttempt): Promise<ExportResult>
   /** Cheap reachability probe for /readyz. */
   ping(): Promise<{ ok: true } | { ok: false; error: string }>
   /** Give back memory held but not in use (an embedded engine's freed pages); called when the process is over its memory limit. Never throws. */

@@ -6,8 +6,11 @@
  *
  * Exactly once in the stores: before a batch goes out, its log range is
  * saved as the cursor's in-flight range. After a crash that range is sent
- * again as the very same rows (ClickHouse drops the repeat by its
- * deduplication token, PostgreSQL by ON CONFLICT), then reading resumes.
+ * again, then reading resumes. A store that can say which rows it holds
+ * (stored(): ClickHouse) is asked first and sent only the rest, as a resend
+ * of its own (ExportAttempt.resend): its deduplication token could have been
+ * recorded for a part the crash lost. PostgreSQL takes the whole range
+ * again and drops what it has by ON CONFLICT.
  *
  * Batches are per exporter, as in the Collector's exporterhelper: each store
  * may want its own size (`pipeline.batch.exporters.<name>`). Defaults
@@ -30,6 +33,7 @@
  *   second, at most one small insert per second per store; under load a
  *   second's rows make the batch, so its size follows the rate up to the limit.
  */
+import { randomUUID } from 'node:crypto'
 import { z } from 'zod'
 import type { Activity } from '../../schemas/activity.ts'
 import type { Component, Logger } from '../../schemas/component.ts'
@@ -122,13 +126,24 @@ export function createBatchProcessor({ config, wal, exporter, accepts, deadLette
   let waitingSince: number | undefined
   const wake = new AbortController()
 
-  /** Export the rows of log range [start, end); false when retrying was cut short by shutdown. */
-  async function exportRange(start: number, end: number, rows?: Activity[]): Promise<boolean> {
+  /**
+   * Export the rows of log range [start, end); false when retrying was cut
+   * short by shutdown. `resend`: the range was in flight at the last stop.
+   */
+  async function exportRange(start: number, end: number, rows?: Activity[], resend?: string): Promise<boolean> {
     const activities = rows ?? (await wal.read(start, Infinity, end)).activities
-    const batch = accepts ? activities.filter(accepts) : activities
+    let batch = accepts ? activities.filter(accepts) : activities
+    if (resend && batch.length > 0) {
+      const held = await heldAlready(batch)
+      if (!held) return false
+      if (held.size > 0) {
+        logger.info({ exporter: name, rows: held.size, of: batch.length }, `${name}: the store already holds part of the batch in flight; sending the rest`)
+        batch = batch.filter((a) => !held.has(a.id))
+      }
+    }
     if (batch.length > 0) {
       await wal.saveCursor(name, { committed: start, inflight: { start, end } })
-      const delivered = await deliver(batch)
+      const delivered = await deliver(batch, false, resend)
       if (!delivered) return false
     }
     cursor = { committed: end }
@@ -136,14 +151,32 @@ export function createBatchProcessor({ config, wal, exporter, accepts, deadLette
     return true
   }
 
+  /**
+   * Which rows of the batch the store holds, asked until it answers (it may
+   * be down at start); undefined when shutdown came first. Empty for a store
+   * that cannot say, which takes the batch again whole.
+   */
+  async function heldAlready(batch: readonly Activity[]): Promise<Set<string> | undefined> {
+    if (!exporter.stored) return new Set()
+    for (;;) {
+      try {
+        return await exporter.stored(batch.map((a) => a.id))
+      } catch (err) {
+        if (stopping) return undefined
+        logger.warn({ exporter: name, err: (err as Error).message }, `${name}: cannot ask the store which rows of the batch in flight it holds; asking again in 1 s`)
+        await sleep(1000, wake.signal)
+      }
+    }
+  }
+
   /** Send a batch; rows the store refuses for good go to the dead-letter file, alone. */
-  async function deliver(batch: readonly Activity[], half = false): Promise<boolean> {
+  async function deliver(batch: readonly Activity[], half = false, resend?: string): Promise<boolean> {
     const started = performance.now()
     exporting = true
     // The halves of a batch that gave up get one try each for an unknown
     // error (outages are still retried): a bound of max_elapsed_ms per half
     // would take log2(rows) times as long to isolate the rows.
-    const result = await exporter.export(batch, half ? { unknownRetryMs: 0 } : {}).finally(() => (exporting = false))
+    const result = await exporter.export(batch, { ...(half && { unknownRetryMs: 0 }), resend }).finally(() => (exporting = false))
     const seconds = (performance.now() - started) / 1000
     stats.exports++
     stats.export_seconds += seconds
@@ -175,7 +208,7 @@ export function createBatchProcessor({ config, wal, exporter, accepts, deadLette
     // One bad row must not take 9,999 good ones with it: halve until the
     // rows the store refuses stand alone.
     const middle = batch.length >>> 1
-    return (await deliver(batch.slice(0, middle), true)) && (await deliver(batch.slice(middle), true))
+    return (await deliver(batch.slice(0, middle), true, resend)) && (await deliver(batch.slice(middle), true, resend))
   }
 
   function due(): boolean {
@@ -212,7 +245,7 @@ export function createBatchProcessor({ config, wal, exporter, accepts, deadLette
     cursor = await wal.cursor(name)
     if (cursor.inflight) {
       logger.info({ exporter: name, range: cursor.inflight }, `${name}: sending again the batch in flight at the last stop`)
-      if (!(await exportRange(cursor.inflight.start, cursor.inflight.end))) return
+      if (!(await exportRange(cursor.inflight.start, cursor.inflight.end, undefined, randomUUID()))) return
     }
     for (;;) {
       const available = wal.countFrom(cursor.committed)

@@ -13,7 +13,7 @@
  * - `permanent` passes straight through.
  */
 import { z } from 'zod'
-import type { Exporter, ExportResult, Logger } from '../../schemas/component.ts'
+import type { Exporter, ExportAttempt, ExportResult, Logger } from '../../schemas/component.ts'
 import { backoffDelay } from '../../lib/backoff.ts'
 import { sleep } from '../../lib/sleep.ts'
 
@@ -49,7 +49,7 @@ export interface ExporterHealth {
   retries: number
 }
 
-export interface ExportOptions {
+export interface ExportOptions extends ExportAttempt {
   /** Overrides max_elapsed_ms for unknown failures (the split halves of a batch that gave up get 0: one try each). */
   unknownRetryMs?: number
 }
@@ -79,7 +79,7 @@ export function withRetry(inner: Exporter, config: RetryConfig, logger: Logger, 
       const unknownBound = options.unknownRetryMs ?? config.max_elapsed_ms
       let unknownSince: number | undefined
       for (let attempt = 0; ; attempt++) {
-        const result = await inner.export(batch)
+        const result = await inner.export(batch, { resend: options.resend })
         if (result.status === 'success') {
           health.failingSince = undefined
           return result

@@ -90,7 +90,7 @@ export function createClickHouseExporter(
       client = opened
     },
 
-    export(batch) {
+    export(batch, attempt) {
       return reportOutcome(async () => {
         const c = started()
         // The body is built here, a chunk at a time (see schemas/cooperative.ts),
@@ -98,8 +98,9 @@ export function createClickHouseExporter(
         const body = await joinCooperatively(batch, (a) => JSON.stringify(toRow(a)), '\n')
         const settings: Record<string, string | number> = {
           // A retried batch carries the same token, so ClickHouse drops the
-          // repeat instead of storing every row twice.
-          insert_deduplication_token: batchToken(batch),
+          // repeat instead of storing every row twice; a resend after a
+          // crash holds only rows the table lacks, under a token of its own.
+          insert_deduplication_token: attempt?.resend ? `${batchToken(batch)}.${attempt.resend}` : batchToken(batch),
           // Embedded, the insert runs on the collector's own cores and in its
           // memory: let the ingest thread win (the queue absorbs the wait),
           // and bound the threads (each parses and aggregates its own blocks).

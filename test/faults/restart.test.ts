@@ -3,14 +3,19 @@
  * answer it lost to a collector crash gets its rows stored once (the
  * recent-ids window is rebuilt from the log's tail), and the embedded
  * PostgreSQL is reachable by the collector only: the process listens on
- * its HTTP port and on nothing else.
+ * its HTTP port and on nothing else. And a batch the embedded ClickHouse
+ * lost with its deduplication record kept (the engine writes the record,
+ * then commits the part: a kill -9 between the two) is stored on the next
+ * start, not dropped as a repeat.
  */
-import { readdirSync, readFileSync, readlinkSync } from 'node:fs'
+import { readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs'
+import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
 import { uuidv7 } from '../../schemas/activity.ts'
 import { eventually, post, tempDir, testConfig } from '../helpers/stores.ts'
 import { backlog, killChildren, startCollectorProcess, writeConfig } from '../helpers/process.ts'
 import { expectStoredOnce, metric } from '../helpers/faults.ts'
+import { openCursorLedger, readLedgerFile } from '../../collector/wal/cursor-ledger.ts'
 
 afterAll(killChildren)
 const dir = tempDir('actline-restart-')
@@ -54,6 +59,43 @@ describe('across a restart', () => {
     second.child.kill('SIGTERM')
     expect(await second.exited).toBe(0)
     await expectStoredOnce(testConfig(dir.path), ids)
+  })
+
+  it('stores a batch the engine lost after recording its deduplication token, when it was in flight at the crash', async () => {
+    const lost = tempDir('actline-lost-part-')
+    try {
+      const config = writeConfig(lost.path, `data_dir: ${lost.path}\nserver: { port: 0 }\npipeline: { batch: { timeout_ms: 100 } }\n`)
+      const ids = Array.from({ length: 300 }, () => uuidv7())
+      const first = await startCollectorProcess(config)
+      expect((await post(first.url, ids.map((id) => JSON.stringify({ id, action: 'restart.lost_part', source: 'user' })).join('\n'), { 'content-type': 'application/x-ndjson' })).status).toBe(200)
+      await eventually('drained', async () => (await backlog(first.url)) === 0, 60_000)
+      first.child.kill('SIGTERM')
+      expect(await first.exited).toBe(0)
+
+      // What the kill left, made on disk: the table's parts gone, the
+      // deduplication log (one line per insert, with its token) kept, and
+      // the batch's range still in flight in ClickHouse's cursor.
+      const table = join(lost.path, 'clickhouse', 'data', 'actline', 'activities')
+      const parts = readdirSync(table).filter((f) => /^\d+_\d+_\d+_\d+$/.test(f))
+      expect(parts.length).toBeGreaterThan(0)
+      for (const part of parts) rmSync(join(table, part), { recursive: true })
+      const dedup = readdirSync(join(table, 'deduplication_logs')).map((f) => readFileSync(join(table, 'deduplication_logs', f), 'utf8')).join('')
+      expect(dedup.trim().split('\n').length).toBeGreaterThanOrEqual(parts.length)
+      const wal = join(lost.path, 'wal')
+      const { committed } = (await readLedgerFile(wal, 'clickhouse'))!
+      const ledger = await openCursorLedger(wal, 'clickhouse', true)
+      await ledger.write({ committed: 0, inflight: { start: 0, end: committed } })
+      await ledger.close()
+
+      const second = await startCollectorProcess(config)
+      await eventually('drained again', async () => (await backlog(second.url)) === 0, 60_000)
+      second.child.kill('SIGTERM')
+      expect(await second.exited).toBe(0)
+      expect(second.output()).toContain('sending again the batch in flight')
+      await expectStoredOnce(testConfig(lost.path), ids)
+    } finally {
+      lost.remove()
+    }
   })
 
   it('serves the embedded PostgreSQL to nobody: the collector listens on its HTTP port and its read-only ClickHouse endpoint only', async () => {

@@ -109,8 +109,8 @@ describe('batch processor over the write-ahead log', () => {
     expect(exporter.batches.flat().map((a) => a.id)).toEqual(sent.filter((a) => a.source === 'user').map((a) => a.id))
   })
 
-  it('resumes from its cursor after a restart and sends an in-flight range again as the same rows', async () => {
-    const dir = tempDir()
+  /** A first run whose export never comes back, stopped: the batch of `rows` is left in flight in `dir`. */
+  async function leaveInFlight(dir: ReturnType<typeof tempDir>, rows: Activity[]): Promise<void> {
     let calls = 0
     // The first attempt never comes back (the process "dies" mid-export).
     let abandon: (() => void) | undefined
@@ -124,13 +124,18 @@ describe('batch processor over the write-ahead log', () => {
       return new Promise<ExportResult>((resolve) => (abandon = () => resolve({ status: 'retryable', error: new Error('gone') })))
     }
     const first = await setup({ send_batch_size: 5, timeout_ms: 20 }, hanging, undefined, dir)
-    const rows = activities(5)
     await first.wal.append(rows)
     await eventually('first attempt', async () => calls === 1)
     const cursorFile = (await readLedgerFile(dir.path, 'recording'))!
     expect(cursorFile.inflight).toEqual({ start: 0, end: first.wal.end })
     await first.processor.shutdown(Date.now())
     await first.wal.close()
+  }
+
+  it('resumes from its cursor after a restart and sends an in-flight range again as the same rows', async () => {
+    const dir = tempDir()
+    const rows = activities(5)
+    await leaveInFlight(dir, rows)
 
     // "Restart": a new log and processor on the same directory.
     const again = recordingExporter()
@@ -139,6 +144,39 @@ describe('batch processor over the write-ahead log', () => {
     expect(again.batches[0]!.map((a) => a.id)).toEqual(rows.map((a) => a.id))
     await eventually('cursor committed', async () => (await readLedgerFile(dir.path, 'recording'))!.inflight === undefined)
     expect(second.processor.pending).toBe(0)
+  })
+
+  it('asks a store that can say which rows it holds, until it answers, and resends only the rest of the range in flight, as a resend of its own', async () => {
+    const dir = tempDir()
+    const rows = activities(5)
+    await leaveInFlight(dir, rows)
+
+    // Down at the restart for two asks, then holding the first two rows.
+    let asks = 0
+    const attempts: (string | undefined)[] = []
+    const again = Object.assign(recordingExporter(), {
+      async stored(ids: readonly string[]) {
+        if (++asks <= 2) throw new Error('connect ECONNREFUSED 127.0.0.1:8123')
+        return new Set(ids.slice(0, 2))
+      },
+    })
+    const record = again.export
+    again.export = async (batch, attempt) => {
+      attempts.push(attempt?.resend)
+      return record(batch, attempt)
+    }
+    const second = await setup({ send_batch_size: 5, timeout_ms: 20 }, again, undefined, dir)
+    await eventually('replayed batch', async () => again.batches.length === 1, 10_000)
+    expect(asks).toBe(3)
+    expect(again.batches[0]!.map((a) => a.id)).toEqual(rows.slice(2).map((a) => a.id))
+    expect(attempts[0]).toMatch(/^[0-9a-f-]{36}$/)
+    await eventually('cursor committed', async () => (await readLedgerFile(dir.path, 'recording'))!.inflight === undefined)
+    expect(second.processor.pending).toBe(0)
+
+    // New rows after it are a first sending, not a resend.
+    await second.wal.append(activities(5, 'b'))
+    await eventually('the next batch', async () => again.batches.length === 2)
+    expect(attempts[1]).toBeUndefined()
   })
 
   it('isolates rows a store refuses for good into the dead-letter file and sends the rest', async () => {

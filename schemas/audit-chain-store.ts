@@ -13,7 +13,7 @@
  */
 import { ACTIVITY_ROW, postgresColumn, type FieldKind } from './activity-row.ts'
 import { GENESIS } from './audit-chain.ts'
-import { verifyChain, type ChainCut, type ChainHead, type ChainReport, type StoredChainRow } from './audit-verify.ts'
+import { againstAnchor, cutAway, verifyChain, type ChainCut, type ChainHead, type ChainReport, type StoredChainRow } from './audit-verify.ts'
 
 /** What reads the chain: a query returning rows (a pool, a client, the API's reader). */
 export interface ChainDb {
@@ -248,10 +248,9 @@ FROM (SELECT 1) one LEFT JOIN (${linkScanSql('t.chain = $1 AND t.chain_seq > $2:
   const head = at.seq > 0n ? { seq: at.seq.toString(), hash: at.hash.toString('hex') } : undefined
   if (o.anchor) {
     const a = o.anchor
-    if (at.seq < a.seq) return done({ ...(head && { head }), broken: { kind: 'truncated', chain, seq: (at.seq + 1n).toString(), message: `the chain ends at ${at.seq}, the anchor's head is ${a.seq}: rows after ${at.seq} were removed` } })
-    const [there] = await db.rows<{ row_hash: Buffer; id: string }>('SELECT row_hash, id::text AS id FROM audit_log WHERE chain = $1 AND chain_seq = $2', [chain, a.seq.toString()])
-    const cut = o.cuts.some((c) => c.from <= a.seq && a.seq <= c.to)
-    if (!cut && (!there || !there.row_hash.equals(a.hash))) return done({ ...(head && { head }), broken: { kind: 'replaced', chain, seq: a.seq.toString(), ...(there && { id: there.id }), message: `row ${a.seq} is not the one the anchor recorded: the chain was replaced` } })
+    const [there] = at.seq < a.seq ? [] : await db.rows<{ hash: Buffer; id: string }>('SELECT row_hash AS hash, id::text AS id FROM audit_log WHERE chain = $1 AND chain_seq = $2', [chain, a.seq.toString()])
+    const broken = againstAnchor(chain, at.seq, a, there, cutAway(o.cuts, a.seq))
+    if (broken) return done({ ...(head && { head }), broken })
   }
   return done(head ? { head } : {})
 }

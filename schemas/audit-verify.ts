@@ -81,12 +81,30 @@ export interface VerifyOptions {
   until?: bigint | undefined
 }
 
+/**
+ * What an anchor's head says of a chain read to `last`: truncated when it
+ * ends before the head, replaced when the row at the head's sequence
+ * number (`there`) is another one, unless retention cut it. The one rule
+ * for this streaming verifier and the store's scan (audit-chain-store.ts).
+ */
+export function againstAnchor(chain: string, last: bigint, anchor: ChainHead, there: { hash: Buffer; id: string } | undefined, cut: boolean): ChainBreak | undefined {
+  if (last < anchor.seq) return { kind: 'truncated', chain, seq: (last + 1n).toString(), message: `the chain ends at ${last}, the anchor's head is ${anchor.seq}: rows after ${last} were removed` }
+  if (!cut && !there?.hash.equals(anchor.hash)) return { kind: 'replaced', chain, seq: anchor.seq.toString(), ...(there && { id: there.id }), message: `row ${anchor.seq} is not the one the anchor recorded: the chain was replaced` }
+  return undefined
+}
+
+/** Whether retention's cuts removed sequence number `seq`. */
+export function cutAway(cuts: readonly ChainCut[], seq: bigint): boolean {
+  return cuts.some((c) => c.from <= seq && seq <= c.to)
+}
+
 export async function verifyChain(chain: string, rows: AsyncIterable<StoredChainRow>, { anchor, cuts = [], start, until }: VerifyOptions = {}): Promise<ChainReport> {
   const cutAt = new Map(cuts.map((c) => [c.from, c]))
   let retained = 0n
   let prev: StoredChainRow | undefined
   let beforePrev: StoredChainRow | undefined
   let held: StoredChainRow | undefined
+  let atAnchor: StoredChainRow | undefined
   let count = 0
   const report = (broken: ChainBreak): ChainReport => ({ chain, rows: count, ...(prev && { head: head(prev) }), broken })
   const iterator = rows[Symbol.asyncIterator]()
@@ -124,17 +142,15 @@ export async function verifyChain(chain: string, rows: AsyncIterable<StoredChain
       return report({ kind: selfConsistent ? 'inserted' : 'edited', ...at, message: selfConsistent ? `row ${row.seq} does not link to row ${prev?.seq ?? 'none'} before it: a row was inserted` : `row ${row.seq} does not link to the row before it, nor match its own hash` })
     }
     if (!hashLink(prevHash, row.canonical).equals(row.hash)) return report({ kind: 'edited', ...at, message: `row ${row.seq} (${row.id}) does not match its hash: it was edited` })
-    if (anchor && row.seq === anchor.seq && !row.hash.equals(anchor.hash)) return report({ kind: 'replaced', ...at, message: `row ${row.seq} is not the one the anchor recorded: the chain was replaced` })
+    if (row.seq === anchor?.seq) atAnchor = row
     beforePrev = prev
     prev = row
     at0 = { seq: row.seq, hash: row.hash }
     count++
     if (until !== undefined && row.seq > until) break
   }
-  if (anchor) {
-    const last = at0.seq
-    if (last < anchor.seq) return report({ kind: 'truncated', chain, seq: (last + 1n).toString(), message: `the chain ends at ${last}, the anchor's head is ${anchor.seq}: rows after ${last} were removed` })
-  }
+  const broken = anchor && againstAnchor(chain, at0.seq, anchor, atAnchor, cutAway(cuts, anchor.seq))
+  if (broken) return report(broken)
   return { chain, rows: count, ...(retained > 0n && { retained: retained.toString() }), ...(prev && { head: head(prev) }) }
 }
 

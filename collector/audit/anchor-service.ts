@@ -1,12 +1,13 @@
 /**
  * The periodic anchor (`audit.anchor_interval`): every interval, every
  * chain's head written to `<data_dir>/audit-anchors/` (one file per anchor,
- * kept: each is small, and an old one is what proves a later rewrite) and
- * offered to /metrics as actline_audit_chain_head_sequence, so the heads
+ * the newest `audit.anchor_keep` kept: at 15 minutes and a few hundred bytes
+ * per chain, keeping all would grow by ~140 MB a day with 10,000 tenants)
+ * and offered to /metrics as actline_audit_chain_head_sequence, so the heads
  * also live in whatever scrapes the collector. A store that is down skips
  * one anchor and says so; the next interval tries again.
  */
-import { mkdirSync, renameSync, writeFileSync } from 'node:fs'
+import { mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { chainHeads, type ChainDb } from '../../schemas/audit-chain-store.ts'
 import { makeAnchor, signingKey } from '../../schemas/audit-anchor.ts'
@@ -40,7 +41,14 @@ export function createAnchorService(o: { config: AuditConfig; dataDir: string; d
     renameSync(`${path}.tmp`, path)
     last = heads.map((h) => ({ chain: h.chain, seq: h.seq }))
     o.logger.info({ file: path, chains: file.heads.length, signed: Boolean(file.signature) }, 'audit: anchored the chain heads')
+    prune()
     return path
+  }
+
+  /** The newest anchor_keep of the files it names go on (the names sort by time); other files there are left alone. */
+  function prune(): void {
+    const anchors = readdirSync(dir).filter((f) => /^anchor-.+\.json$/.test(f)).sort()
+    for (const f of anchors.slice(0, Math.max(0, anchors.length - o.config.anchor_keep))) rmSync(join(dir, f), { force: true })
   }
 
   const tick = () => {

@@ -36,6 +36,12 @@ export const AuditConfig = z
       .regex(DURATION, "a duration such as '30s', '15m', '1h' or '1d'")
       .refine((s) => !DURATION.test(s) || durationMs(s) >= 1000, 'at least 1s')
       .optional(),
+    /**
+     * How many of the periodic anchors the data directory keeps, the newest.
+     * The newest anchor covers every row before its heads, so it proves all
+     * an older one did; older ones only date a rewrite. @default 96
+     */
+    anchor_keep: z.number().int().min(1).max(1_000_000).default(96),
   })
   .strict()
   // A key that cannot be read fails at start, not at the first anchor; the message never holds the key.

@@ -3,7 +3,7 @@
  * the data directory, signed, and shows them on /metrics.
  */
 import { generateKeyPairSync } from 'node:crypto'
-import { existsSync, readdirSync, readFileSync } from 'node:fs'
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { readAnchor, publicKey } from '../../schemas/audit-anchor.ts'
@@ -19,7 +19,7 @@ describe('the periodic anchor', () => {
   const seed = privateKey.export({ format: 'der', type: 'pkcs8' }).subarray(16).toString('base64')
 
   beforeAll(async () => {
-    c = await startCollector(testConfig(dir.path, { audit: { anchor_interval: '1s', signing_key: seed } }))
+    c = await startCollector(testConfig(dir.path, { audit: { anchor_interval: '1s', anchor_keep: 2, signing_key: seed } }))
     const events = ['acme', 'acme', 'say "hi"\\', 'acme'].map((tenant) => JSON.stringify({ source: 'user', action: 'door.opened', tenant_id: tenant }))
     expect((await post(c.url, events.join('\n'), { 'content-type': 'application/x-ndjson' })).status).toBe(200)
     await caughtUp(c.collector)
@@ -44,6 +44,25 @@ describe('the periodic anchor', () => {
     const pool = storesOf(c.collector).postgres
     const db = { rows: async (sql: string, params?: readonly unknown[]) => (await pool.query(sql, params as unknown[])).rows }
     expect(await verifyAuditLog(db, { anchor: anchor.heads })).toMatchObject({ ok: true, rows: 4 })
+  })
+
+  it('keeps the newest anchor_keep anchors and leaves other files there alone', async () => {
+    const anchors = join(dir.path, 'audit-anchors')
+    await eventually('the first anchor', async () => existsSync(anchors))
+    writeFileSync(join(anchors, 'copied-by-hand.json'), '{}')
+    const seen = new Set<string>()
+    const list = () => readdirSync(anchors).filter((f) => /^anchor-.+\.json$/.test(f)).sort()
+    await eventually('four anchors written', async () => {
+      for (const f of list()) seen.add(f)
+      return seen.size >= 4
+    }, 15_000)
+    const kept = list()
+    expect(kept).toHaveLength(2)
+    // Every anchor removed is older than both kept (one more may have come since).
+    const removed = [...seen].filter((f) => !kept.includes(f))
+    expect(removed.length).toBeGreaterThanOrEqual(2)
+    expect(removed.every((f) => f < kept[0]!)).toBe(true)
+    expect(existsSync(join(anchors, 'copied-by-hand.json'))).toBe(true)
   })
 
   it("shows each chain's head on /metrics, the tenant's quote and backslash escaped", async () => {

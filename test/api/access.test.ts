@@ -5,13 +5,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { ConfigError, parseConfig } from '../../collector/config.ts'
 import { startCollector, tempDir, testConfig, type RunningCollector } from '../helpers/stores.ts'
+import { authWithKeys, KEYS as SCOPE_KEYS } from '../helpers/keys.ts'
 
-const KEYS = {
-  ingest: 'ingest-key-0123456789abcdef',
-  read: 'read-key-0123456789abcdef0123',
-  admin: 'admin-key-0123456789abcdef012',
-  other: 'other-read-key-0123456789abcd',
-}
+const KEYS = { ...SCOPE_KEYS, other: 'other-read-key-0123456789abcd' }
 
 describe('API keys and rate limit', () => {
   const dir = tempDir()
@@ -25,14 +21,7 @@ describe('API keys and rate limit', () => {
   beforeAll(async () => {
     c = await startCollector(
       testConfig(dir.path, {
-        auth: {
-          keys: [
-            { name: 'app', key: KEYS.ingest, scopes: ['ingest'] },
-            { name: 'grafana', key: KEYS.read, scopes: ['read'] },
-            { name: 'oncall', key: KEYS.admin, scopes: ['admin'] },
-            { name: 'second-reader', key: KEYS.other, scopes: ['read'] },
-          ],
-        },
+        auth: authWithKeys({ name: 'second-reader', key: KEYS.other, scopes: ['read'] }),
         api: { rate_limit: { max: 5, window_ms: 60_000 } },
       }),
     )

@@ -6,29 +6,18 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { caughtUp, post, startCollector, storesOf, tempDir, testConfig, type RunningCollector } from '../helpers/stores.ts'
 import { asSuperuser } from '../helpers/tamper.ts'
-
-const KEYS = { ingest: 'ingest-key-0123456789abcdef', read: 'read-key-0123456789abcdefgh', admin: 'admin-key-0123456789abcdefg' }
+import { authWithKeys, KEYS } from '../helpers/keys.ts'
 
 describe('the audit API and the hash chain', () => {
   const dir = tempDir()
   let c: RunningCollector
-  const get = async (path: string, key = KEYS.admin) => {
+  const get = async (path: string, key: string = KEYS.admin) => {
     const res = await fetch(`${c.url}${path}`, { headers: { authorization: `Bearer ${key}` } })
     return { status: res.status, json: (await res.json()) as any }
   }
 
   beforeAll(async () => {
-    c = await startCollector(
-      testConfig(dir.path, {
-        auth: {
-          keys: [
-            { name: 'app', key: KEYS.ingest, scopes: ['ingest'] },
-            { name: 'grafana', key: KEYS.read, scopes: ['read'] },
-            { name: 'oncall', key: KEYS.admin, scopes: ['admin'] },
-          ],
-        },
-      }),
-    )
+    c = await startCollector(testConfig(dir.path, { auth: authWithKeys() }))
     const events = Array.from({ length: 12 }, (_, i) => ({ source: 'user', action: 'invoice.approved', tenant_id: i % 3 ? 'acme' : 'initech', actor_id: `u${i}`, timestamp: Date.now() - 60_000 + i }))
     const res = await post(c.url, events.map((e) => JSON.stringify(e)).join('\n'), { 'content-type': 'application/x-ndjson', authorization: `Bearer ${KEYS.ingest}` })
     expect(res.status).toBe(200)

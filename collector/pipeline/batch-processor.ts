@@ -137,7 +137,7 @@ export function createBatchProcessor({ config, wal, exporter, accepts, deadLette
       const held = await heldAlready(batch)
       if (!held) return false
       if (held.size > 0) {
-        logger.info({ exporter: name, rows: held.size, of: batch.length }, `${name}: the store already holds part of the batch in flight; sending the rest`)
+        logger.info({ exporter: name, rows: held.size, of: batch.length }, held.size === batch.length ? `${name}: the store already holds the batch in flight` : `${name}: the store already holds part of the batch in flight; sending the rest`)
         batch = batch.filter((a) => !held.has(a.id))
       }
     }

@@ -35,8 +35,8 @@ export interface ExportAttempt {
    * earlier one. A store that drops a repeated batch by its identity
    * (ClickHouse's insert_deduplication_token) must not drop this one, because
    * the record of an earlier attempt can outlive its rows: the engine writes
-   * the record before it commits the part, and a kill -9 between the two
-   * left both the part and its rows lost for good on the next start.
+   * the record before it commits the part, and after a kill -9 between the
+   * two the record stays while the part is gone.
    */
   resend?: string
 }

@@ -152,9 +152,9 @@ export function createBatchProcessor({ config, wal, exporter, accepts, deadLette
   }
 
   /**
-   * Which rows of the batch the store holds, asked until it answers (it may
-   * be down at start); undefined when shutdown came first. Empty for a store
-   * that cannot say, which takes the batch again whole.
+   * Which rows of the batch the store holds (after a crash, or a failed
+   * insert that may have kept some), asked until it answers (it may be down);
+   * undefined when shutdown came first. Empty for a store that cannot say.
    */
   async function heldAlready(batch: readonly Activity[]): Promise<Set<string> | undefined> {
     if (!exporter.stored) return new Set()
@@ -163,7 +163,7 @@ export function createBatchProcessor({ config, wal, exporter, accepts, deadLette
         return await exporter.stored(batch.map((a) => a.id))
       } catch (err) {
         if (stopping) return undefined
-        logger.warn({ exporter: name, err: (err as Error).message }, `${name}: cannot ask the store which rows of the batch in flight it holds; asking again in 1 s`)
+        logger.warn({ exporter: name, err: (err as Error).message }, `${name}: cannot ask the store which rows of the batch it holds; asking again in 1 s`)
         await sleep(1000, wake.signal)
       }
     }
@@ -189,14 +189,13 @@ export function createBatchProcessor({ config, wal, exporter, accepts, deadLette
     if (result.status !== 'permanent') return false
     // A store whose failed insert may have kept rows (ClickHouse, when a view
     // failed after the table was written) must not get them again.
-    if (exporter.stored) {
-      const held = await exporter.stored(batch.map((a) => a.id))
-      if (held.size > 0) {
-        logger.warn({ exporter: name, rows: held.size, err: result.error.message }, `${name}: a failed insert left rows in the store; they are not sent again`)
-        stats.exported += held.size
-        batch = batch.filter((a) => !held.has(a.id))
-        if (batch.length === 0) return true
-      }
+    const held = await heldAlready(batch)
+    if (!held) return false
+    if (held.size > 0) {
+      logger.warn({ exporter: name, rows: held.size, err: result.error.message }, `${name}: a failed insert left rows in the store; they are not sent again`)
+      stats.exported += held.size
+      batch = batch.filter((a) => !held.has(a.id))
+      if (batch.length === 0) return true
     }
     if (batch.length === 1) {
       stats.rejected++

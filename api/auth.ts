@@ -77,6 +77,33 @@ declare module 'fastify' {
 /** Client addresses remembered at once: a spray of addresses cannot grow memory without bound. */
 const MAX_TRACKED_ADDRESSES = 10_000
 
+/**
+ * Failed authentications per client address, in a window that runs from the
+ * first failure (it does not slide): a guesser is stopped after
+ * max_failures without its keys being checked. One for each listener.
+ */
+export function failureLimiter(config: Pick<AuthConfig, 'max_failures' | 'failure_window_ms'>): {
+  /** Seconds until the address may try again, or undefined while it may. */
+  blockedFor(address: string): number | undefined
+  /** Counts a failure of the address; returns how many it has made in the window. */
+  fail(address: string): number
+} {
+  const failures = new LRUCache<string, { count: number }>({ max: MAX_TRACKED_ADDRESSES, ttl: config.failure_window_ms, ttlAutopurge: false })
+  return {
+    blockedFor(address) {
+      const seen = failures.get(address)
+      if (!seen || seen.count < config.max_failures) return undefined
+      return Math.max(1, Math.ceil(failures.getRemainingTTL(address) / 1000))
+    },
+    fail(address) {
+      const seen = failures.get(address)
+      if (seen) return ++seen.count
+      failures.set(address, { count: 1 })
+      return 1
+    },
+  }
+}
+
 export function grants(principal: Principal, scope: Scope): boolean {
   return principal.scopes.includes(scope) || (scope === 'read' && principal.scopes.includes('admin'))
 }
@@ -85,9 +112,8 @@ export const auth = fp<{ config: AuthConfig }>(
   async (app, { config }) => {
     const keys = keyring(config)
     const stats: AuthStats = { failures: 0, blocked: 0 }
-    // Per address: failures in the current window. A guesser is stopped
-    // after max_failures, and logged, without a line per guess.
-    const failures = new LRUCache<string, { count: number }>({ max: MAX_TRACKED_ADDRESSES, ttl: config.failure_window_ms, ttlAutopurge: false })
+    // A guesser is stopped after max_failures, and logged, without a line per guess.
+    const failures = failureLimiter(config)
     app.decorate('authStats', stats)
     app.decorateRequest('principal', undefined)
     app.addHook('onRequest', async (request) => {
@@ -97,10 +123,9 @@ export const auth = fp<{ config: AuthConfig }>(
         return
       }
       const address = request.ip
-      const seen = failures.get(address)
-      if (scope && seen && seen.count >= config.max_failures) {
+      const retryAfter = scope ? failures.blockedFor(address) : undefined
+      if (retryAfter !== undefined) {
         stats.blocked++
-        const retryAfter = Math.max(1, Math.ceil(failures.getRemainingTTL(address) / 1000))
         throw new ActlineError(
           'ACT_ERR_RATE_LIMITED',
           `too many failed authentications from this address; retry in ${retryAfter} s with a valid key`,
@@ -114,15 +139,12 @@ export const auth = fp<{ config: AuthConfig }>(
       if (!scope) return
       if (!principal) {
         stats.failures++
-        const entry = seen ?? { count: 0 }
-        entry.count++
-        // The TTL runs from the first failure: the window does not slide.
-        if (!seen) failures.set(address, entry)
+        const count = failures.fail(address)
         const reason = key === undefined ? 'no key' : 'unknown key'
-        if (entry.count < config.max_failures) {
-          request.log.warn({ address, route: request.routeOptions.url, reason, failures: entry.count }, `authentication failed: ${reason}`)
+        if (count < config.max_failures) {
+          request.log.warn({ address, route: request.routeOptions.url, reason, failures: count }, `authentication failed: ${reason}`)
         } else {
-          request.log.warn({ address, failures: entry.count, window_ms: config.failure_window_ms }, 'authentication failed too often from this address; refusing it (429) for the rest of the window')
+          request.log.warn({ address, failures: count, window_ms: config.failure_window_ms }, 'authentication failed too often from this address; refusing it (429) for the rest of the window')
         }
         throw new ActlineError(
           'ACT_ERR_UNAUTHORIZED',

@@ -39,6 +39,14 @@ export const ServerConfig = z
     request_timeout_ms: z.number().int().min(1000).default(30_000),
     /** An idle keep-alive connection is closed after this. @default 5000 */
     keep_alive_timeout_ms: z.number().int().min(100).default(5_000),
+    /**
+     * Origins whose web pages may call the collector's listeners (this one and
+     * clickhouse_http) from a browser; `*` any. A page of another origin is
+     * refused (403) by default. @default []
+     */
+    allowed_origins: z.array(z.string().regex(/^(\*|https?:\/\/[^/\s]+)$/, 'an origin is scheme://host[:port], or *')).default([]),
+    /** Host names clients reach the listeners by, besides IP addresses and localhost (DNS rebinding is refused); `*` any. @default [] */
+    allowed_hosts: z.array(z.string().min(1)).default([]),
     /** ClickHouse's HTTP interface for the embedded store, read-only (collector/extensions/clickhouse-http). */
     clickhouse_http: ClickHouseHttpConfig.prefault({}),
   })

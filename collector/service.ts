@@ -92,7 +92,7 @@ export function createService(config: Config, { logger, walDir = config.wal.dir 
       const store = pipelines.find((p) => p.exporter.analyticsReader && p.exporter.openReadOnlySql)
       if (!store || !config.server.clickhouse_http.enabled) return undefined
       const session = readOnlySession(store, config.server.clickhouse_http)
-      const server = createClickHouseHttp({ config: config.server.clickhouse_http, auth: config.auth, logger, session: session.get })
+      const server = createClickHouseHttp({ config: config.server.clickhouse_http, auth: config.auth, browser: config.server, logger, session: session.get, overMemory: () => memory.over() })
       closeEndpoint = async () => {
         await server.close()
         await session.close()

@@ -73,15 +73,9 @@ export interface Exporter extends Component {
 export interface SqlLimits {
   max_execution_time_s: number
   max_result_rows: number
+  /** Most bytes of output one result may have (the engine's limit, and a cap on what is read from it). */
+  max_result_bytes: number
   max_memory_usage_bytes: number
-}
-
-/** The result of one read-only statement: its bytes in the format asked for, and what it read. */
-export interface SqlResult {
-  bytes: Uint8Array
-  rowsRead: number
-  bytesRead: number
-  elapsedSeconds: number
 }
 
 /** An error the store raised, with its own code (ClickHouse's numbers). */
@@ -89,11 +83,47 @@ export interface SqlError extends Error {
   storeCode: number
 }
 
+/** One client request's session: its current database and the client's settings, already checked against the bounds. */
+export interface ReadOnlyRequest {
+  database: string
+  settings: Readonly<Record<string, string>>
+  signal?: AbortSignal
+}
+
+/** A whole result in the format asked for, as the engine's blocks gave it (not copied into one buffer). */
+export interface StreamedResult {
+  chunks: Buffer[]
+  bytes: number
+  /** Rows of the result; unknown for a statement the engine answered whole. */
+  rows?: number
+  elapsedSeconds: number
+}
+
+export interface StreamOptions {
+  format: string
+  maxBytes: number
+  signal: AbortSignal
+  /** Not a SELECT (SHOW, DESCRIBE, EXISTS, EXPLAIN): the engine answers it whole, it cannot stream it. */
+  oneShot: boolean
+}
+
+/** What a request may do on its session; every call rejects with a SqlError. */
+export interface ReadOnlySession {
+  /** The engine's parse of `text`, printed back: one statement (more is a syntax error), strings and names quoted its way. */
+  canonical(text: string): Promise<string>
+  /** The engine's `EXPLAIN AST` of one statement: its parse tree, a node a line. */
+  explain(sql: string): Promise<string>
+  /** The engine's table functions, lower-cased. */
+  tableFunctions(): Promise<ReadonlySet<string>>
+  /** Runs the statement; past maxBytes of output or once signal fires it is cancelled in the engine. */
+  stream(sql: string, options: StreamOptions): Promise<StreamedResult>
+}
+
 export interface ReadOnlySql {
-  /** The default database, as `USE` sets it. */
-  use(database: string): Promise<void>
-  /** One statement; `params` bind `{name:Type}` placeholders from their text. Rejects with a SqlError. */
-  query(sql: string, options: { format: string; params?: Record<string, string>; signal?: AbortSignal }): Promise<SqlResult>
+  /** The store's database: where a request starts, and all of whose tables it may read. */
+  readonly database: string
+  /** A session of its own for one request, bounded then read-only, closed after `work`; requests run one at a time. */
+  request<T>(request: ReadOnlyRequest, work: (session: ReadOnlySession) => Promise<T>): Promise<T>
   close(): Promise<void>
 }
 

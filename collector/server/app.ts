@@ -7,7 +7,8 @@ import type { Ingest } from '../../schemas/component.ts'
 import { RECEIVERS } from '../receivers/index.ts'
 import type { ReceiverType } from '../receivers/receiver-type.ts'
 import { receiverWarnings, type ReceiverStats } from '../receivers/stats.ts'
-import { installErrorHandler } from './errors.ts'
+import { ActlineError, installErrorHandler } from './errors.ts'
+import { browserRefusal, type BrowserPolicy } from './browser-guard.ts'
 import { health, type StoreStatus } from './health.ts'
 import type { MemoryLimiter } from '../pipeline/memory-limiter.ts'
 import { selfTelemetry } from './metrics.ts'
@@ -39,7 +40,7 @@ export interface AppOptions {
  * The server every actline process runs (the collector, `actline api`): its
  * logging and closing policy, the one error handler, and API keys.
  */
-export interface ServerTimeouts {
+export interface ServerTimeouts extends BrowserPolicy {
   headers_timeout_ms: number
   request_timeout_ms: number
   keep_alive_timeout_ms: number
@@ -63,6 +64,11 @@ export async function createServer(logger: FastifyBaseLogger, authConfig: AuthCo
     forceCloseConnections: 'idle',
   })
   installErrorHandler(app)
+  // Before keys are looked at: a browser page of another site gets nothing, not even a 401.
+  app.addHook('onRequest', async (request) => {
+    const refusal = browserRefusal(request, timeouts)
+    if (refusal !== undefined) throw new ActlineError('ACT_ERR_FORBIDDEN', refusal, { origin: request.headers.origin ?? null, host: request.headers.host ?? null })
+  })
   // First, so every route after it is gated by the scope it declares.
   await app.register(auth, { config: authConfig })
   return app

@@ -1,25 +1,30 @@
 /**
- * A read-only session on the embedded engine, for the ClickHouse HTTP
- * endpoint: a second chDB connection on the same data directory (chDB lets
- * connections to one path coexist; each has its own settings), its bounds
- * set first and then `readonly = 1`, after which the engine itself refuses
- * every write, every table function that reaches outside the store, and
- * every attempt to change a setting (code 164), whatever SQL arrives.
- * Statements run one at a time: a dashboard's panels queue here instead of
- * taking every core from ingest.
+ * Read-only sessions on the embedded engine, for the ClickHouse HTTP
+ * endpoint. Each request gets a chDB connection of its own on the store's
+ * data directory (one engine per process; a connection is its own session
+ * with its own settings and current database, ~2.5 ms to open here): its
+ * bounds and the client's honoured settings are set first, then
+ * `readonly = 1`, after which the engine refuses every write and every
+ * further setting change (code 164). Closing it after the request means a
+ * `USE`, a setting or a failed statement never reaches the next client.
+ * Requests run one at a time: a dashboard's panels queue here instead of
+ * taking every core from ingest, and at most one result is in memory.
  */
+import type { Session } from 'chdb'
 import { serialQueue } from '../../lib/serial.ts'
-import type { ReadOnlySql, SqlError, SqlLimits, SqlResult } from '../../schemas/component.ts'
+import type { ReadOnlyRequest, ReadOnlySql, SqlError, SqlLimits, StreamedResult, StreamOptions } from '../../schemas/component.ts'
 
 interface ChdbError extends Error {
   clickhouseCode?: number
+  cause?: unknown
 }
 
 /** chDB wraps a message in its code once per layer ("Code: 73. DB::Exception: Code: 73. ..."): keep the message and its type. */
 function storeError(err: unknown): SqlError {
   const e = err as ChdbError
-  const code = typeof e.clickhouseCode === 'number' ? e.clickhouseCode : 1001
   let message = String(e.message ?? err)
+  const cause = e.cause as ChdbError | undefined
+  const code = typeof e.clickhouseCode === 'number' ? e.clickhouseCode : typeof cause?.clickhouseCode === 'number' ? cause.clickhouseCode : Number(/^Code: (\d+)\./.exec(message)?.[1] ?? 1001)
   while (/^Code: \d+\. DB::Exception: /.test(message)) message = message.replace(/^Code: \d+\. DB::Exception: /, '')
   // Keep "(TYPE)", which clients parse; drop the version and the outer layers after it.
   const version = message.indexOf(' (version ')
@@ -27,46 +32,116 @@ function storeError(err: unknown): SqlError {
   return Object.assign(new Error(message), { name: 'SqlError', storeCode: code })
 }
 
+const sqlError = (code: number, message: string): SqlError => Object.assign(new Error(message), { name: 'SqlError', storeCode: code })
+
+/** A ClickHouse string literal: the engine reads back exactly `text`. */
+export function stringLiteral(text: string): string {
+  return `'${text.replaceAll('\\', '\\\\').replaceAll("'", "\\'").replaceAll('\0', '\\0')}'`
+}
+
+const identifier = (name: string) => `\`${name.replaceAll('\\', '\\\\').replaceAll('`', '\\`')}\``
+
+/** A setting's value as a literal: numbers as numbers, anything else as a string the engine parses for the setting's type. */
+const settingValue = (value: string) => (/^-?\d+(\.\d+)?$/.test(value) ? value : stringLiteral(value))
+
 export async function openReadOnlySql(path: string, database: string, limits: SqlLimits, nice: number): Promise<ReadOnlySql> {
   const { Session } = await import('chdb')
-  const session = new Session(path)
-  const setup = [
-    `USE ${database}`,
-    `SET max_execution_time = ${limits.max_execution_time_s}`,
-    `SET max_result_rows = ${limits.max_result_rows}`,
-    `SET result_overflow_mode = 'throw'`,
-    `SET max_memory_usage = ${limits.max_memory_usage_bytes}`,
-    // As a ClickHouse server answers (clickhouse-local's default differs): JSON carries 64-bit integers as strings.
-    'SET output_format_json_quote_64bit_integers = 1',
-    // Dashboards wait for ingest, not the other way round.
-    `SET os_thread_priority = ${nice}`,
-    'SET readonly = 1',
-  ]
-  try {
-    for (const statement of setup) await session.queryAsync(statement)
-  } catch (err) {
-    session.close()
-    throw storeError(err)
-  }
   const serial = serialQueue()
+  const open = new Set<Session>()
+  let closed = false
+  const bounds: [string, string][] = [
+    ['max_execution_time', String(limits.max_execution_time_s)],
+    ['max_result_rows', String(limits.max_result_rows)],
+    ['max_result_bytes', String(limits.max_result_bytes)],
+    ['result_overflow_mode', 'throw'],
+    ['timeout_overflow_mode', 'throw'],
+    ['max_memory_usage', String(limits.max_memory_usage_bytes)],
+    // A streamed result comes a block at a time, each formatted whole: at the default
+    // 65,409 rows a block of 500-byte strings is 32 MB, at 8,192 it is 4 MB (same speed
+    // for aggregations here), so the output cap bounds memory, not the block.
+    ['max_block_size', '8192'],
+    // As a ClickHouse server answers (clickhouse-local's default differs): JSON carries 64-bit integers as strings.
+    ['output_format_json_quote_64bit_integers', '1'],
+    // Dashboards wait for ingest, not the other way round.
+    ['os_thread_priority', String(nice)],
+  ]
+
+  async function run<T>(session: Session, sql: string, read: (bytes: Uint8Array) => T): Promise<T> {
+    try {
+      return read((await session.queryAsync(sql, { format: 'TSVRaw' })).bytes())
+    } catch (err) {
+      throw storeError(err)
+    }
+  }
+
   return {
-    use: (name) =>
+    database,
+    request: <T>(request: ReadOnlyRequest, work: Parameters<ReadOnlySql['request']>[1]) =>
       serial(async () => {
-        if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) throw Object.assign(new Error(`Database ${name} does not exist`), { name: 'SqlError', storeCode: 81 })
-        await session.queryAsync(`USE ${name}`).catch((err: unknown) => Promise.reject(storeError(err)))
-      }),
-    query: (sql, { format, params, signal }) =>
-      serial(async (): Promise<SqlResult> => {
-        // A request that timed out while queued behind others costs nothing more.
-        if (signal?.aborted) throw Object.assign(new Error('Timeout exceeded while waiting for the queries before it. (TIMEOUT_EXCEEDED)'), { name: 'SqlError', storeCode: 159 })
+        if (closed) throw sqlError(210, 'the store is closing. (NETWORK_ERROR)')
+        if (request.signal?.aborted) throw sqlError(159, 'Timeout exceeded while waiting for the queries before it. (TIMEOUT_EXCEEDED)')
+        const session = new Session(path)
+        open.add(session)
         try {
-          const options = { format, ...(signal && { signal }) }
-          const result = params && Object.keys(params).length > 0 ? await session.queryBindAsync(sql, params, options) : await session.queryAsync(sql, options)
-          return { bytes: result.bytes(), rowsRead: result.rowsRead, bytesRead: result.bytesRead, elapsedSeconds: result.elapsed }
-        } catch (err) {
-          throw storeError(err)
+          // The client's settings (the endpoint let through only those within the bounds), the bounds for the rest, readonly last.
+          const settings = new Map([...Object.entries(request.settings), ...bounds.filter(([name]) => !(name in request.settings))])
+          const assignments = [...settings].map(([name, value]) => `${name} = ${settingValue(value)}`)
+          await run(session, `SET ${[...assignments, 'readonly = 1'].join(', ')}`, () => undefined)
+          await run(session, `USE ${identifier(request.database)}`, () => undefined)
+          return (await work({
+            canonical: (text) => run(session, `SELECT formatQuery(${stringLiteral(text)})`, (bytes) => Buffer.from(bytes).toString('utf8').replace(/\n$/, '')),
+            explain: (sql) => run(session, `EXPLAIN AST ${sql}`, (bytes) => Buffer.from(bytes).toString('utf8')),
+            tableFunctions: () => run(session, 'SELECT lower(name) FROM system.table_functions', (bytes) => new Set(Buffer.from(bytes).toString('utf8').split('\n').filter(Boolean))),
+            stream: (sql, options) => stream(session, sql, options),
+          })) as T
+        } finally {
+          open.delete(session)
+          session.close()
         }
       }),
-    close: () => serial(async () => session.close()),
+    async close() {
+      closed = true
+      await serial(async () => {
+        for (const session of open) session.close()
+      })
+    },
   }
+}
+
+/**
+ * The result, read block by block so it can be stopped: past `maxBytes` of
+ * output, or when `signal` fires, the stream is cancelled in the engine
+ * (a one-shot query would run to its end after its caller gave up). The
+ * engine streams SELECTs only; SHOW, DESCRIBE, EXISTS and EXPLAIN answer
+ * a few rows of metadata and run one-shot, bounded by max_execution_time.
+ */
+async function stream(session: Session, sql: string, { format, maxBytes, signal, oneShot }: StreamOptions): Promise<StreamedResult> {
+  const started = performance.now()
+  const chunks: Buffer[] = []
+  let bytes = 0
+  let rows: number | undefined = oneShot ? undefined : 0
+  const take = (raw: Uint8Array, n?: number) => {
+    bytes += raw.byteLength
+    if (rows !== undefined) rows += n ?? 0
+    if (bytes > maxBytes) throw sqlError(396, `Limit for result exceeded, max bytes: ${maxBytes} (server.clickhouse_http.max_result_bytes), the result is larger: ask for fewer rows or columns. (TOO_MANY_ROWS_OR_BYTES)`)
+    chunks.push(Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength))
+  }
+  try {
+    if (oneShot) {
+      const result = await session.queryAsync(sql, { format, signal })
+      take(result.bytes())
+    } else {
+      const result = session.queryStream(sql, { format, signal })
+      try {
+        for await (const chunk of result) take(chunk.raw(), chunk.numRows)
+      } finally {
+        result.cancel()
+      }
+    }
+  } catch (err) {
+    if ((err as SqlError).storeCode !== undefined) throw err
+    if (signal.aborted) throw sqlError(159, 'Timeout exceeded: the query ran past max_execution_time and was cancelled. (TIMEOUT_EXCEEDED)')
+    throw storeError(err)
+  }
+  return { chunks, bytes, ...(rows !== undefined && { rows }), elapsedSeconds: (performance.now() - started) / 1000 }
 }

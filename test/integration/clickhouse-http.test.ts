@@ -4,7 +4,10 @@
  * several formats with parameters and a database, gzip, ClickHouse's error
  * shape, and every way to write or reach outside the store refused.
  */
-import { ClickHouseLogLevel, createClient, type ClickHouseClient } from '@clickhouse/client'
+import { ClickHouseLogLevel, createClient, type ClickHouseClient, type ClickHouseSettings } from '@clickhouse/client'
+// @ts-expect-error: no types shipped
+import AplaClickHouse from '@apla/clickhouse'
+import { ClickHouse as TimonKKClickHouse } from 'clickhouse'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { eventually, post, startCollector, tempDir, testConfig, type RunningCollector } from '../helpers/stores.ts'
 
@@ -31,10 +34,11 @@ describe('ClickHouse HTTP interface of the embedded store', () => {
     dir.remove()
   })
 
+  // As curl -u default: sends it: credentials in a header, which no web page of another site can add.
   const raw = (query: string, init: RequestInit & { search?: Record<string, string> } = {}) => {
     const url = new URL(c.clickhouseHttp!)
     for (const [k, v] of Object.entries(init.search ?? {})) url.searchParams.set(k, v)
-    return fetch(url, { method: 'POST', body: query, ...init })
+    return fetch(url, { method: 'POST', body: query, ...init, headers: { authorization: `Basic ${Buffer.from('default:').toString('base64')}`, ...init.headers } })
   }
 
   it('answers a ping and a bare GET as ClickHouse does', async () => {
@@ -73,7 +77,12 @@ describe('ClickHouse HTTP interface of the embedded store', () => {
     expect(tsv.status).toBe(200)
     expect(await tsv.text()).toBe(`${N}\n`)
     expect(tsv.headers.get('x-clickhouse-format')).toBe('TSV')
-    expect(JSON.parse(tsv.headers.get('x-clickhouse-summary')!)).toMatchObject({ written_rows: '0' })
+    expect(JSON.parse(tsv.headers.get('x-clickhouse-summary')!)).toMatchObject({ written_rows: '0', result_rows: '1', result_bytes: String(`${N}\n`.length) })
+    const csv = await raw('SELECT number AS n FROM numbers(3) FORMAT CSVWithNames')
+    expect(csv.headers.get('content-type')).toBe('text/csv; charset=UTF-8; header=present')
+    expect(await csv.text()).toBe('"n"\n0\n1\n2\n')
+    expect(JSON.parse(csv.headers.get('x-clickhouse-summary')!)).toMatchObject({ result_rows: '3' })
+    expect((await raw('SELECT 1 FORMAT CSV')).headers.get('content-type')).toBe('text/csv; charset=UTF-8; header=absent')
     const json = await raw('SELECT 1 AS one FORMAT JSON', { search: { default_format: 'TSV' } })
     expect(json.headers.get('content-type')).toMatch(/application\/json/)
     expect((await json.json()).data).toEqual([{ one: 1 }])
@@ -93,7 +102,7 @@ describe('ClickHouse HTTP interface of the embedded store', () => {
     await compressed.close()
   })
 
-  it('refuses every write, setting change and way outside the store with ClickHouse errors, and nothing is written', async () => {
+  it('refuses every write and every setting that would lift a bound with ClickHouse errors, and nothing is written', async () => {
     const refused = async (query: string, search: Record<string, string> = {}) => {
       const res = await raw(query, { search })
       return { status: res.status, code: res.headers.get('x-clickhouse-exception-code'), body: await res.text() }
@@ -105,21 +114,61 @@ describe('ClickHouse HTTP interface of the embedded store', () => {
       'TRUNCATE TABLE actline.activities',
       'SYSTEM DROP MARK CACHE',
       'KILL QUERY WHERE 1',
+      'kill /* a comment */ query where 1 sync',
       'SET readonly = 0',
-      "SELECT * FROM file('/etc/hostname', 'LineAsString')",
-      "SELECT * FROM url('http://127.0.0.1:9/', 'LineAsString')",
-      "CREATE TABLE actline.x (a UInt8) ENGINE = Memory",
+      'USE system',
+      'CREATE TABLE actline.x (a UInt8) ENGINE = Memory',
+      'OPTIMIZE TABLE actline.activities FINAL',
+      'GRANT SELECT ON *.* TO default',
       'SELECT 1 SETTINGS readonly = 0',
       'SELECT 1 SETTINGS max_memory_usage = 100000000000',
+      'SELECT * FROM (SELECT 1 SETTINGS max_result_rows = 0)',
     ]) {
       const r = await refused(query)
-      expect(r.code, query).toBe('164')
+      expect([r.status, r.code], query).toEqual([500, '164'])
       expect(r.body, query).toMatch(/^Code: 164\. DB::Exception: .*\(READONLY\)\n$/)
     }
-    expect((await refused('SELECT 1', { max_result_rows: '0' })).code).toBe('164')
-    expect((await refused('SELECT 1', { readonly: '0' })).code).toBe('164')
+    for (const [name, value] of [['max_result_rows', '0'], ['max_result_rows', '99999999'], ['readonly', '0'], ['max_execution_time', '0'], ['max_memory_usage', '0'], ['max_threads', '1000'], ['format_schema', '/etc/passwd'], ['output_format_schema', '/tmp/x'], ['allow_introspection_functions', '1'], ['result_overflow_mode', 'nope']] as const) {
+      expect((await refused('SELECT 1', { [name]: value })).code, `${name}=${value}`).toBe('164')
+    }
     const [r] = await (await client.query({ query: 'SELECT count() AS n FROM activities', format: 'JSONEachRow' })).json<{ n: string }>()
     expect(Number(r!.n)).toBe(N)
+  })
+
+  it('honours settings that only restrict a query or shape its output, as ClickHouse does', async () => {
+    const one = async (query: string, clickhouse_settings: ClickHouseSettings) =>
+      (await (await client.query({ query, format: 'JSONEachRow', clickhouse_settings })).json<Record<string, unknown>>())[0]!
+    expect(await one('SELECT toUInt64(1) AS n', { output_format_json_quote_64bit_integers: 0 })).toEqual({ n: 1 })
+    expect(await one('SELECT toUInt64(1) AS n', {})).toEqual({ n: '1' })
+    expect(await one("SELECT toDateTime('2026-01-02 03:04:05', 'UTC') AS t", { date_time_output_format: 'iso' })).toEqual({ t: '2026-01-02T03:04:05Z' })
+    expect(String((await one("SELECT getSetting('max_threads') AS t", { max_threads: 1 })).t)).toBe('1')
+    expect(await one('SELECT b.y AS y FROM (SELECT 1 AS x) AS a LEFT JOIN (SELECT 2 AS x, 3 AS y) AS b USING (x)', { join_use_nulls: 1 })).toEqual({ y: null })
+    expect(await one('SELECT b.y AS y FROM (SELECT 1 AS x) AS a LEFT JOIN (SELECT 2 AS x, 3 AS y) AS b USING (x)', {})).toEqual({ y: 0 })
+    // Lower than the bound is a bound of its own.
+    await expect(client.query({ query: 'SELECT number FROM numbers(100)', format: 'JSONEachRow', clickhouse_settings: { max_result_rows: '10' } })).rejects.toMatchObject({ code: '396' })
+    // Protocol settings clients send are taken.
+    const res = await raw('SELECT 1', { search: { wait_end_of_query: '1', send_progress_in_http_headers: '1', session_id: 'abc', session_timeout: '60', compress: '0' } })
+    expect(res.status).toBe(200)
+    expect(JSON.parse(res.headers.get('x-clickhouse-progress')!)).toMatchObject({ result_rows: '1' })
+    // ClickHouse's own block compression is not spoken: said, never sent uncompressed to a client that expects it.
+    const compressed = await raw('SELECT 1', { search: { compress: '1' } })
+    expect([compressed.status, compressed.headers.get('x-clickhouse-exception-code')]).toEqual([501, '48'])
+  })
+
+  it('serves the third-party npm clients: clickhouse (a multipart/form-data POST with usePost) and @apla/clickhouse', async () => {
+    const { port } = new URL(c.clickhouseHttp!)
+    const timonkk = new TimonKKClickHouse({ url: 'http://127.0.0.1', port: Number(port), basicAuth: { username: 'default', password: '' }, usePost: true, format: 'json', config: { database: 'actline' } })
+    const rows = (await timonkk.query("SELECT action, count() AS n FROM activities GROUP BY action ORDER BY action").toPromise()) as { action: string; n: number }[]
+    expect(rows.map((r) => [r.action, Number(r.n)])).toEqual([['order.create', 10], ['order.update', 20]])
+    // Its long queries go the same way: a body larger than a URL would hold.
+    const long = (await timonkk.query(`SELECT length('${'y'.repeat(100_000)}') AS n`).toPromise()) as { n: number }[]
+    expect(Number(long[0]!.n)).toBe(100_000)
+    await expect(timonkk.query("SELECT file('/etc/hostname')").toPromise()).rejects.toThrow(/Code: 497\. .*ACCESS_DENIED/)
+
+    const apla = new AplaClickHouse({ host: '127.0.0.1', port: Number(port), user: 'default', password: '', dataObjects: true, queryOptions: { database: 'actline' } })
+    const result = await apla.querying("SELECT count() AS n FROM activities WHERE action = 'order.create'")
+    expect(Number(result.data[0].n)).toBe(10)
+    await expect(apla.querying('DROP TABLE activities')).rejects.toThrow(/^Code: 164\. .*READONLY/)
   })
 
   it('answers a multi-statement body, a malformed query and an unknown format in ClickHouse error shape, which the client reports', async () => {

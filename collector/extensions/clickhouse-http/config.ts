@@ -13,6 +13,13 @@ export const ClickHouseHttpConfig = z
     max_execution_time_s: z.number().int().min(1).max(3600).default(30),
     /** Most rows a result may hold. @default 1000000 */
     max_result_rows: z.number().int().min(1).default(1_000_000),
+    /**
+     * Most bytes of output one result may have, in the format asked for: the
+     * endpoint holds a result whole before it answers (so an error is a status,
+     * not a cut-off body), and stops the query in the engine once past this.
+     * @default 67108864 (64 MiB)
+     */
+    max_result_bytes: z.number().int().min(64 * 1024).max(1024 * 1024 * 1024).default(64 * 1024 * 1024),
     /** Most memory one query may use. @default 536870912 (512 MiB) */
     max_memory_usage_bytes: z.number().int().min(16 * 1024 * 1024).default(512 * 1024 * 1024),
     /** Largest query text accepted. @default 1048576 */

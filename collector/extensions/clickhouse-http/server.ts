@@ -2,44 +2,45 @@
  * ClickHouse's HTTP interface for the embedded store, on its own listener
  * (`server.clickhouse_http`), so Grafana's ClickHouse datasource,
  * `@clickhouse/client` with a `url`, and curl reach it with a host and a
- * port, as they would a server. It only reads: statements run on a session
- * the engine holds at `readonly = 1` (exporters/clickhouse/read-only.ts),
- * bounded in time, rows and memory. Followed: ClickHouse's HTTP interface
- * (docs/interfaces/http) for parameters, headers and the error shape.
+ * port, as they would a server. It only reads: each request runs on a
+ * session of its own that the engine holds at `readonly = 1`
+ * (exporters/clickhouse/read-only.ts), bounded in time, rows, output bytes
+ * and memory, and only once policy.ts has found in the engine's parse of it
+ * nothing that reaches outside the store. Followed: ClickHouse's HTTP
+ * interface (docs/interfaces/http) for parameters, headers and the error shape.
  */
 import { randomUUID } from 'node:crypto'
-import { promisify } from 'node:util'
-import { gzip as gzipCallback } from 'node:zlib'
+import { Readable } from 'node:stream'
+import { createGzip } from 'node:zlib'
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
-import type { Logger, ReadOnlySql, SqlError } from '../../../schemas/component.ts'
-import { grants, keyring, type AuthConfig } from '../../../api/auth.ts'
+import type { Logger, ReadOnlySession, ReadOnlySql } from '../../../schemas/component.ts'
+import { failureLimiter, grants, keyring, type AuthConfig } from '../../../api/auth.ts'
+import { browserRefusal, type BrowserPolicy } from '../../server/browser-guard.ts'
 import type { ClickHouseHttpConfig } from './config.ts'
-import { ClickHouseError, bindParams, checkStatement, httpStatus } from './statement.ts'
-
-const gzip = promisify(gzipCallback)
-
-/** URL parameters of the protocol itself, not settings. */
-const PROTOCOL = new Set(['query', 'database', 'default_format', 'query_id', 'user', 'password', 'session_id', 'session_timeout', 'session_check', 'compress', 'decompress'])
-
-/** Settings that shape the HTTP exchange only: taken (compression) or harmless to ignore. */
-const HTTP_ONLY = new Set([
-  'enable_http_compression', 'http_zlib_compression_level', 'wait_end_of_query', 'send_progress_in_http_headers',
-  'http_headers_progress_interval_ms', 'http_response_buffer_size', 'buffer_size', 'cancel_http_readonly_queries_on_client_close',
-  'output_format_json_quote_64bit_integers',
-])
+import { checkReach, formatClause, readableDatabase } from './policy.ts'
+import { readParameters } from './settings.ts'
+import { ClickHouseError, bindParams, httpStatus } from './statement.ts'
 
 const TYPES: [RegExp, string][] = [
   [/^JSON/i, 'application/json; charset=UTF-8'],
   [/^(TabSeparated|TSV)/i, 'text/tab-separated-values; charset=UTF-8'],
+  [/^CSVWithNames/i, 'text/csv; charset=UTF-8; header=present'],
   [/^CSV/i, 'text/csv; charset=UTF-8; header=absent'],
 ]
+
+/** Content types a web page can POST from any site without asking first (CORS "simple" requests). */
+const SIMPLE_TYPES = ['text/plain', 'application/x-www-form-urlencoded', 'multipart/form-data']
 
 export interface ClickHouseHttpOptions {
   config: ClickHouseHttpConfig
   auth: AuthConfig
+  /** Which browsers' requests the listener takes (server.allowed_origins, allowed_hosts). */
+  browser: BrowserPolicy
   logger: Logger
-  /** The read-only session, once the store is up; rejects with why not while it is starting. */
+  /** The read-only sessions, once the store is up; rejects with why not while it is starting. */
   session(): Promise<ReadOnlySql>
+  /** True while the collector is over its memory limit: no new query then. */
+  overMemory?: () => boolean
 }
 
 export interface ClickHouseHttp {
@@ -48,8 +49,9 @@ export interface ClickHouseHttp {
   close(): Promise<void>
 }
 
-export function createClickHouseHttp({ config, auth, logger, session }: ClickHouseHttpOptions): ClickHouseHttp {
+export function createClickHouseHttp({ config, auth, browser, logger, session, overMemory }: ClickHouseHttpOptions): ClickHouseHttp {
   const keys = keyring(auth)
+  const failures = failureLimiter(auth)
   // param_ values travel in the URL: let it be as long as a query may be (ClickHouse's http_max_uri_size is 1 MiB too).
   const app: FastifyInstance = Fastify({ bodyLimit: config.max_query_bytes, requestTimeout: 60_000, forceCloseConnections: 'idle', http: { maxHeaderSize: config.max_query_bytes } })
   app.removeAllContentTypeParsers()
@@ -65,11 +67,18 @@ export function createClickHouseHttp({ config, auth, logger, session }: ClickHou
           ? `Query is too large: more than server.clickhouse_http.max_query_bytes (${config.max_query_bytes}). (QUERY_IS_TOO_LARGE)`
           : `${err.message}. (UNKNOWN_EXCEPTION)`
     if (code === 1002) request.log.error({ err }, 'clickhouse_http: unexpected error')
+    if (err instanceof ClickHouseError && err.retryAfter !== undefined) reply.header('retry-after', String(err.retryAfter))
     return reply
-      .code(httpStatus(code))
+      .code(err instanceof ClickHouseError && err.status !== undefined ? err.status : httpStatus(code))
       .header('x-clickhouse-exception-code', String(code))
       .type('text/plain; charset=UTF-8')
       .send(`Code: ${code}. DB::Exception: ${message}\n`)
+  })
+
+  // First: a page of another site gets nothing from this listener.
+  app.addHook('onRequest', async (request) => {
+    const refusal = browserRefusal(request, browser)
+    if (refusal !== undefined) throw new ClickHouseError(497, `${refusal}. (ACCESS_DENIED)`)
   })
 
   const ok = async (_request: FastifyRequest, reply: FastifyReply) => reply.type('text/plain; charset=UTF-8').send('Ok.\n')
@@ -79,69 +88,81 @@ export function createClickHouseHttp({ config, auth, logger, session }: ClickHou
   async function handle(request: FastifyRequest, reply: FastifyReply) {
     const url = new URL(request.url, 'http://localhost')
     const search = url.searchParams
-    const body = Buffer.isBuffer(request.body) ? request.body.toString('utf8') : ''
+    const fields = formFields(request)
+    const body = fields ? (fields.query ?? '') : Buffer.isBuffer(request.body) ? request.body.toString('utf8') : ''
     const text = [search.get('query') ?? '', body].filter((t) => t.trim() !== '').join('\n')
     if (request.method === 'GET' && text === '') return ok(request, reply)
     authenticate(request, search)
-
-    const params: Record<string, string> = {}
-    let timeoutS = config.max_execution_time_s
-    for (const [name, value] of search) {
-      if (name.startsWith('param_')) params[name.slice(6)] = value
-      else if (PROTOCOL.has(name) || HTTP_ONLY.has(name)) continue
-      // Stricter than asked is kept; anything else would lift the bound.
-      else if (name === 'readonly' && value !== '0') continue
-      else if (name === 'max_execution_time' && /^\d+$/.test(value)) timeoutS = Math.min(timeoutS, Number(value) || timeoutS)
-      else throw new ClickHouseError(164, `Cannot modify '${name}' setting in readonly mode. (READONLY)`)
+    if (request.method === 'POST' && !credentialsInHeaders(request) && isSimpleType(request.headers['content-type'])) {
+      throw new ClickHouseError(
+        497,
+        `a POST with Content-Type '${request.headers['content-type'] ?? '(none)'}' can come from any web page, so it needs its credentials in a header: curl -u default: (or -u name:key), X-ClickHouse-User, or Content-Type: application/octet-stream. (ACCESS_DENIED)`,
+      )
     }
-    const statement = checkStatement(text)
-    const format = statement.format ?? search.get('default_format') ?? 'TabSeparated'
+    if (search.get('compress') === '1') throw new ClickHouseError(48, "compress=1 (ClickHouse's own block compression) is not implemented here: use enable_http_compression=1 with Accept-Encoding: gzip. (NOT_IMPLEMENTED)")
+    if (overMemory?.()) throw new ClickHouseError(241, 'the collector is over its memory limit (pipeline.memory_limiter); retry shortly. (MEMORY_LIMIT_EXCEEDED)', 5)
+    const parameters = readParameters(search, config)
     const sql = await session()
-    const database = search.get('database') ?? request.headers['x-clickhouse-database']
-    if (typeof database === 'string' && database !== '') await sql.use(database)
-    const abort = AbortSignal.timeout(timeoutS * 1000 + 1000)
-    const result = await sql.query(bindParams(statement.sql, params), { format, signal: abort }).catch((err: SqlError) => {
-      throw abort.aborted ? new ClickHouseError(159, `Timeout exceeded: elapsed ${timeoutS} seconds. (TIMEOUT_EXCEEDED)`) : err
+    const database = search.get('database') || header(request, 'x-clickhouse-database') || sql.database
+    if (!readableDatabase(database, sql.database)) throw new ClickHouseError(497, `database ${database.slice(0, 128)} is out of reach: this endpoint reads ${sql.database}, system and information_schema. (ACCESS_DENIED)`)
+    const signal = AbortSignal.timeout(parameters.timeoutS * 1000 + 1000)
+    const result = await sql.request({ database, settings: parameters.settings, signal }, async (s) => {
+      const canonical = await s.canonical(text)
+      const bound = bindParams(canonical, parameters.params)
+      const { select } = checkReach(await s.explain(bound), { store: sql.database, current: database, engineTableFunctions: await tableFunctions(s) })
+      const format = formatClause(canonical) ?? search.get('default_format') ?? 'TabSeparated'
+      return { format, ...(await s.stream(bound, { format, maxBytes: parameters.maxBytes, signal, oneShot: !select })) }
     })
     const queryId = search.get('query_id') ?? randomUUID()
-    let bytes: Buffer = Buffer.from(result.bytes.buffer, result.bytes.byteOffset, result.bytes.byteLength)
+    const summary = JSON.stringify({
+      written_rows: '0',
+      written_bytes: '0',
+      ...(result.rows !== undefined && { result_rows: String(result.rows) }),
+      result_bytes: String(result.bytes),
+      elapsed_ns: String(Math.round(result.elapsedSeconds * 1e9)),
+    })
     reply
       .header('x-clickhouse-query-id', queryId)
-      .header('x-clickhouse-format', format)
+      .header('x-clickhouse-format', result.format)
       .header('x-clickhouse-timezone', 'UTC')
       .header('x-clickhouse-server-display-name', 'actline')
-      .header(
-        'x-clickhouse-summary',
-        JSON.stringify({
-          read_rows: String(result.rowsRead),
-          read_bytes: String(result.bytesRead),
-          written_rows: '0',
-          written_bytes: '0',
-          total_rows_to_read: String(result.rowsRead),
-          result_rows: '0',
-          result_bytes: String(bytes.length),
-          elapsed_ns: String(Math.round(result.elapsedSeconds * 1e9)),
-        }),
-      )
-      .type(TYPES.find(([pattern]) => pattern.test(format))?.[1] ?? 'application/octet-stream')
+      .header('x-clickhouse-summary', summary)
+      .type(TYPES.find(([pattern]) => pattern.test(result.format))?.[1] ?? 'application/octet-stream')
+    if (search.get('send_progress_in_http_headers') === '1') reply.header('x-clickhouse-progress', summary)
+    // The blocks as they came, never joined into a second copy of the result.
+    const stream = Readable.from(result.chunks, { objectMode: false })
     if (search.get('enable_http_compression') === '1' && /\bgzip\b/.test(String(request.headers['accept-encoding'] ?? ''))) {
-      bytes = await gzip(bytes)
       reply.header('content-encoding', 'gzip')
+      return reply.send(stream.pipe(createGzip()))
     }
-    return reply.send(bytes)
+    reply.header('content-length', String(result.bytes))
+    return reply.send(stream)
   }
 
-  /** With API keys, the password (basic auth, X-ClickHouse-Key or ?password=) must be a key that may read. */
+  let engineTableFunctions: ReadonlySet<string> | undefined
+  async function tableFunctions(s: ReadOnlySession): Promise<ReadonlySet<string>> {
+    engineTableFunctions ??= await s.tableFunctions()
+    return engineTableFunctions
+  }
+
+  /**
+   * With API keys, the password (basic auth, X-ClickHouse-Key or ?password=)
+   * must be a key that may read; failures are limited per address as on the
+   * main port (auth.max_failures in auth.failure_window_ms).
+   */
   function authenticate(request: FastifyRequest, search: URLSearchParams): void {
     if (keys.size === 0) return
+    const retryAfter = failures.blockedFor(request.ip)
+    if (retryAfter !== undefined) throw new ClickHouseError(516, `too many failed authentications from this address; retry in ${retryAfter} s with a valid key. (AUTHENTICATION_FAILED)`, retryAfter, 429)
     const basic = /^Basic\s+(.+)$/i.exec(request.headers.authorization ?? '')?.[1]
     const [basicUser, basicPassword] = basic ? splitOnce(Buffer.from(basic, 'base64').toString('utf8')) : []
     const user = basicUser ?? header(request, 'x-clickhouse-user') ?? search.get('user') ?? 'default'
     const key = basicPassword ?? header(request, 'x-clickhouse-key') ?? search.get('password') ?? ''
     const principal = key === '' ? undefined : keys.lookup(key)
     if (!principal || !grants(principal, 'read')) {
-      logger.warn({ address: request.ip, user }, 'clickhouse_http: authentication failed')
-      throw new ClickHouseError(516, `${user}: Authentication failed: password is incorrect, or there is no user with such name; the password is an API key with the read scope. (AUTHENTICATION_FAILED)`)
+      const count = failures.fail(request.ip)
+      if (count <= auth.max_failures) logger.warn({ address: request.ip, user: user.slice(0, 128), failures: count }, 'clickhouse_http: authentication failed')
+      throw new ClickHouseError(516, `${user.slice(0, 128)}: Authentication failed: password is incorrect, or there is no user with such name; the password is an API key with the read scope. (AUTHENTICATION_FAILED)`)
     }
   }
 
@@ -166,6 +187,40 @@ export function createClickHouseHttp({ config, auth, logger, session }: ClickHou
 function header(request: FastifyRequest, name: string): string | undefined {
   const value = request.headers[name]
   return Array.isArray(value) ? value[0] : value
+}
+
+/** Credentials a browser cannot attach to a request to another site without asking first. */
+function credentialsInHeaders(request: FastifyRequest): boolean {
+  return request.headers.authorization !== undefined || request.headers['x-clickhouse-user'] !== undefined || request.headers['x-clickhouse-key'] !== undefined
+}
+
+function isSimpleType(contentType: string | undefined): boolean {
+  const type = (contentType ?? '').split(';')[0]!.trim().toLowerCase()
+  return type === '' || SIMPLE_TYPES.includes(type)
+}
+
+/**
+ * The fields of a multipart/form-data body (how the `clickhouse` npm client
+ * sends a long query with usePost): `query` is the query. A file part is
+ * an external table, which this endpoint does not take.
+ */
+function formFields(request: FastifyRequest): Record<string, string> | undefined {
+  const type = request.headers['content-type'] ?? ''
+  const boundary = /^multipart\/form-data\s*;.*boundary=(?:"([^"]+)"|([^;\s]+))/i.exec(type)
+  if (!boundary || !Buffer.isBuffer(request.body)) return undefined
+  const delimiter = `--${boundary[1] ?? boundary[2]}`
+  const fields: Record<string, string> = {}
+  for (const part of request.body.toString('utf8').split(delimiter).slice(1)) {
+    if (part.startsWith('--')) break
+    const end = part.indexOf('\r\n\r\n')
+    if (end === -1) throw new ClickHouseError(62, 'a multipart/form-data part without headers. (SYNTAX_ERROR)')
+    const headers = part.slice(0, end)
+    const name = /content-disposition:[^\r\n]*\bname="([^"]*)"/i.exec(headers)?.[1]
+    if (name === undefined) throw new ClickHouseError(62, 'a multipart/form-data part without a name. (SYNTAX_ERROR)')
+    if (/\bfilename=/i.test(headers)) throw new ClickHouseError(48, 'external tables (file parts of a multipart body) are not taken by this endpoint. (NOT_IMPLEMENTED)')
+    fields[name] = part.slice(end + 4).replace(/\r\n$/, '')
+  }
+  return fields
 }
 
 function splitOnce(text: string): [string, string] {

@@ -1,40 +1,28 @@
 /**
- * What the endpoint checks in a query before the engine sees it: one
- * statement, of a kind that only reads, and its FORMAT clause. The engine's
- * `readonly = 1` refuses every write by itself; this refuses what readonly
- * still allows but a dashboard has no business sending (KILL QUERY would
- * cancel ingest's inserts), and names the format for the response headers.
+ * ClickHouse's side of the protocol: its exceptions and their HTTP statuses,
+ * and `{name:Type}` placeholders bound as a server binds `param_name`.
+ * What a statement may do is policy.ts's, on the engine's own parse.
  */
 
 export class ClickHouseError extends Error {
   constructor(
     readonly code: number,
     message: string,
+    /** Seconds a client should wait before trying again (Retry-After). */
+    readonly retryAfter?: number,
+    /** A status other than ClickHouse's for the code (429 for a blocked address). */
+    readonly status?: number,
   ) {
     super(message)
     this.name = 'ClickHouseError'
   }
 }
 
-/** Statement kinds a read-only client may run. */
-const READING = new Set(['SELECT', 'WITH', 'SHOW', 'DESCRIBE', 'DESC', 'EXPLAIN', 'EXISTS'])
-
-/** Every other statement ClickHouse knows: refused as a write would be. Any other first word is a syntax error. */
-const OTHER = new Set([
-  'INSERT', 'ALTER', 'DROP', 'CREATE', 'TRUNCATE', 'RENAME', 'EXCHANGE', 'SYSTEM', 'KILL', 'SET', 'OPTIMIZE', 'ATTACH', 'DETACH',
-  'GRANT', 'REVOKE', 'USE', 'BACKUP', 'RESTORE', 'UNDROP', 'MOVE', 'CHECK', 'DELETE', 'UPDATE', 'WATCH', 'REPLACE', 'UPSERT',
-])
-
-export interface Statement {
-  /** The statement, without a trailing semicolon. */
-  sql: string
-  /** The format its FORMAT clause names, if any. */
-  format?: string
-}
-
 /**
- * The query's code with strings, quoted names and comments blanked out, so a
- * `;` or `FORMAT` inside them is not taken for syntax.
+ * The statement's code with strings, quoted names and comments blanked out,
+ * so a placeholder inside them is not taken for one. Only ever given the
+ * engine's own printing of a statement (formatQuery), whose strings are
+ * always '...' with backslash escapes and which has no comments or heredocs.
  */
 function code(sql: string): string {
   let out = ''
@@ -45,16 +33,6 @@ function code(sql: string): string {
       while (j < sql.length && sql[j] !== c) j += sql[j] === '\\' ? 2 : 1
       out += ' '.repeat(Math.min(j + 1, sql.length) - i)
       i = j + 1
-    } else if (sql.startsWith('--', i) || c === '#') {
-      const end = sql.indexOf('\n', i)
-      const j = end === -1 ? sql.length : end
-      out += ' '.repeat(j - i)
-      i = j
-    } else if (sql.startsWith('/*', i)) {
-      const end = sql.indexOf('*/', i + 2)
-      const j = end === -1 ? sql.length : end + 2
-      out += ' '.repeat(j - i)
-      i = j
     } else {
       out += c
       i++
@@ -63,25 +41,11 @@ function code(sql: string): string {
   return out
 }
 
-export function checkStatement(text: string): Statement {
-  const blanked = code(text)
-  const semicolon = blanked.indexOf(';')
-  if (semicolon !== -1 && blanked.slice(semicolon + 1).trim() !== '') {
-    throw new ClickHouseError(62, 'Syntax error (Multi-statements are not allowed): failed at position ' + (semicolon + 1) + '. (SYNTAX_ERROR)')
-  }
-  const end = semicolon === -1 ? text.length : semicolon
-  const sql = text.slice(0, end).trimEnd()
-  const first = /^[\s(]*([A-Za-z]+)/.exec(blanked)?.[1]?.toUpperCase()
-  if (first === undefined) throw new ClickHouseError(62, 'Empty query. (SYNTAX_ERROR)')
-  if (OTHER.has(first)) throw new ClickHouseError(164, `${first} is not allowed: this endpoint only reads. Cannot execute query in readonly mode. (READONLY)`)
-  if (!READING.has(first)) throw new ClickHouseError(62, `Syntax error: failed at position 1 ('${first}'): Expected one of: SELECT, WITH, SHOW, DESCRIBE, EXPLAIN, EXISTS. (SYNTAX_ERROR)`)
-  const format = /\bFORMAT\s+([A-Za-z][A-Za-z0-9]*)\s*$/i.exec(blanked.slice(0, end))?.[1]
-  return { sql, ...(format && { format }) }
-}
-
 /** ClickHouse's status for an exception code (src/Server/HTTP/exceptionCodeToHTTPStatus.cpp). */
 export function httpStatus(code: number): number {
   if (code === 194) return 401
+  // Over the collector's memory limit: a state to wait out, as ingest's 429/503.
+  if (code === 241) return 503
   if ([192, 193, 516, 497].includes(code)) return 403
   // 306 (a query nested past max_parser_depth) is the client's query too: 400 here, where ClickHouse answers 500.
   if ([36, 6, 25, 26, 27, 38, 41, 72, 441, 676, 677, 15, 44, 8, 62, 117, 53, 321, 306].includes(code)) return 400

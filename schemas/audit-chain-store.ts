@@ -26,17 +26,27 @@ export const HEADS_TABLE = 'audit_chain_heads'
 export const CHAIN_COLUMNS = ['chain', 'chain_seq', 'prev_hash', 'row_hash'] as const
 
 /** A timestamptz as whole microseconds since the epoch, as text (exact: extract() is numeric since PostgreSQL 14). */
-export const micros = (column: string) => `(extract(epoch from ${column}) * 1000000)::bigint::text`
+export const micros = (column: string) => `(extract(epoch from ${column}) OPERATOR(pg_catalog.*) 1000000)::pg_catalog.int8::pg_catalog.text`
+
+/**
+ * An inet as the canonical array holds it: the address bytes in hex (the
+ * family follows from their number), and `/bits` after them when the mask is
+ * not the whole address. The collector only ever writes whole addresses, so
+ * the rows it wrote read the same as before the mask was covered, and a
+ * netmask changed in the table (set_masklen) no longer hashes the same.
+ */
+const ipSql = (c: string) =>
+  `pg_catalog.encode(pg_catalog.substr(pg_catalog.inet_send(${c}), 5), 'hex') OPERATOR(pg_catalog.||) CASE WHEN pg_catalog.masklen(${c}) OPERATOR(pg_catalog.=) (pg_catalog.length(pg_catalog.substr(pg_catalog.inet_send(${c}), 5)) OPERATOR(pg_catalog.*) 8) THEN '' ELSE '/' OPERATOR(pg_catalog.||) pg_catalog.masklen(${c})::pg_catalog.text END`
 
 /** Each kind of field as the canonical array holds it, in SQL (audit-chain.ts, canonicalField, is the same in the collector). */
 const CANONICAL_FIELD: Record<FieldKind, (column: string) => string> = {
-  uuid: (c) => `${c}::text`,
+  uuid: (c) => `${c}::pg_catalog.text`,
   time: micros,
   text: (c) => c,
   'optional-text': (c) => c,
-  'optional-number': (c) => `encode(float8send(${c}), 'hex')`,
+  'optional-number': (c) => `pg_catalog.encode(pg_catalog.float8send(${c}), 'hex')`,
   json: (c) => c,
-  ip: (c) => `encode(substring(inet_send(${c}) from 5), 'hex')`,
+  ip: ipSql,
   map: (c) => c,
 }
 
@@ -48,11 +58,12 @@ const CANONICAL_FIELD: Record<FieldKind, (column: string) => string> = {
  * first, 2.3 µs a row against 3.0.
  */
 export function canonicalSql(chain = 't.chain', seq = 't.chain_seq', t = 't'): string {
-  return `json_build_array(1, ${chain}, (${seq})::text, ${ACTIVITY_ROW.map((f) => CANONICAL_FIELD[f.kind](`${t}.${postgresColumn(f)}`)).join(', ')})::text`
+  return `pg_catalog.json_build_array(1, ${chain}, (${seq})::pg_catalog.text, ${ACTIVITY_ROW.map((f) => CANONICAL_FIELD[f.kind](`${t}.${postgresColumn(f)}`)).join(', ')})::pg_catalog.text`
 }
 
 /** Whether a stored row still gives its hash: SHA-256(prev_hash || canonical). */
-export const selfValidSql = (t = 't') => `sha256(${t}.prev_hash || convert_to(${canonicalSql(`${t}.chain`, `${t}.chain_seq`, t)}, 'UTF8')) = ${t}.row_hash`
+export const selfValidSql = (t = 't') =>
+  `pg_catalog.sha256(${t}.prev_hash OPERATOR(pg_catalog.||) pg_catalog.convert_to(${canonicalSql(`${t}.chain`, `${t}.chain_seq`, t)}, 'UTF8'::pg_catalog.name)) OPERATOR(pg_catalog.=) ${t}.row_hash`
 
 /**
  * Per chain of the rows `where` selects: its first row that does not follow
@@ -63,10 +74,10 @@ export const selfValidSql = (t = 't') => `sha256(${t}.prev_hash || convert_to(${
  * folding the hashing into them).
  */
 function linkScanSql(where: string, startSeq: string, startHash: string): string {
-  return `SELECT chain, min(chain_seq) FILTER (WHERE NOT ok)::text AS bad, count(*)::text AS n, max(chain_seq)::text AS last FROM (
+  return `SELECT chain, pg_catalog.min(chain_seq) FILTER (WHERE NOT ok)::pg_catalog.text AS bad, pg_catalog.count(*)::pg_catalog.text AS n, pg_catalog.max(chain_seq)::pg_catalog.text AS last FROM (
   SELECT s.chain, s.chain_seq, s.self_ok
-    AND coalesce(lag(s.chain_seq) OVER w, ${startSeq}) + 1 = s.chain_seq
-    AND coalesce(lag(s.row_hash) OVER w, ${startHash}) = s.prev_hash AS ok
+    AND (coalesce(pg_catalog.lag(s.chain_seq) OVER w, ${startSeq}) OPERATOR(pg_catalog.+) 1) OPERATOR(pg_catalog.=) s.chain_seq
+    AND coalesce(pg_catalog.lag(s.row_hash) OVER w, ${startHash}) OPERATOR(pg_catalog.=) s.prev_hash AS ok
   FROM (SELECT t.chain, t.chain_seq, t.prev_hash, t.row_hash, (${selfValidSql()}) IS TRUE AS self_ok FROM audit_log t WHERE ${where} OFFSET 0) s
   WINDOW w AS (PARTITION BY s.chain ORDER BY s.chain_seq)
 ) c GROUP BY chain`
@@ -209,10 +220,16 @@ const EMPTY_SCAN: Scan = { bad: null, n: '0', last: null, at_rows: 0 }
  */
 async function checkChain(db: ChainDb, chain: string, o: { anchor?: ChainHead | undefined; cuts: readonly ChainCut[]; start?: { seq: bigint; hash: Buffer } | undefined; scanned?: Scan | undefined }): Promise<ChainReport> {
   let at = o.start ?? { seq: 0n, hash: GENESIS }
+  const startSeq = at.seq
   let rows = 0
-  let retained = 0n
   let scanned = o.scanned
-  const done = (r: Omit<ChainReport, 'chain' | 'rows'>): ChainReport => ({ chain, rows, ...(retained > 0n && { retained: retained.toString() }), ...r })
+  // What retention dropped between where the check started and where it ended. Counted from the cuts, not
+  // from each verifyChain round: a round may start before a cut an earlier round already stepped over.
+  const done = (r: Omit<ChainReport, 'chain' | 'rows'>): ChainReport => {
+    const end = r.broken ? BigInt(r.broken.seq) : at.seq
+    const retained = o.cuts.filter((c) => c.from > startSeq && c.to <= end).reduce((n, c) => n + (c.to - c.from + 1n), 0n)
+    return { chain, rows, ...(retained > 0n && { retained: retained.toString() }), ...r }
+  }
   for (;;) {
     // A row that shares the sequence number we resume at is not seen by a scan after it: counted apart.
     const scan =
@@ -241,7 +258,6 @@ FROM (SELECT 1) one LEFT JOIN (${linkScanSql('t.chain = $1 AND t.chain_seq > $2:
     rows += from.seq >= at.seq ? await between(at.seq, from.seq) : -(await between(from.seq, at.seq))
     const part = await verifyChain(chain, chainRows(db, chain, from.seq), { cuts: o.cuts, start: from, until: bad })
     rows += part.rows
-    retained += BigInt(part.retained ?? 0)
     if (part.broken) return done({ ...(part.head && { head: part.head }), broken: part.broken })
     at = { seq: BigInt(part.head!.seq), hash: Buffer.from(part.head!.hash, 'hex') }
   }

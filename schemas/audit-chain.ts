@@ -120,7 +120,7 @@ export function jsonbText(value: unknown): string {
   }
 }
 
-/** An address as its bytes in hex, as `substring(inet_send(ip) from 5)` gives them: 4 for IPv4, 16 for IPv6. */
+/** An address as its bytes in hex, as `substring(inet_send(ip) from 5)` gives them: 4 for IPv4, 16 for IPv6 (a whole address: its mask adds nothing; audit-chain-store.ts, ipSql). */
 export function ipHex(ip: string): string {
   if (isIPv4(ip)) return ip.split('.').map((o) => Number(o).toString(16).padStart(2, '0')).join('')
   if (!isIPv6(ip)) throw new TypeError(`not an IP address: ${ip}`)

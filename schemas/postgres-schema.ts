@@ -3,6 +3,7 @@
  * partitions on occurred_at keep indexes small and let retention detach a
  * month instead of deleting rows.
  */
+import { quoteIdent } from '../lib/sql.ts'
 import type { Migration } from './migrations.ts'
 import { chainExistingRows } from './audit-chain-migration.ts'
 import { HEADS_TABLE, RETENTION_ACTION } from './audit-chain-store.ts'
@@ -11,6 +12,14 @@ import { HEADS_TABLE, RETENTION_ACTION } from './audit-chain-store.ts'
 const CHAIN_COLUMNS_ARRAY = `ARRAY['chain', 'chain_seq', 'prev_hash', 'row_hash']`
 
 export const MIGRATIONS_TABLE = 'actline_migrations'
+
+/**
+ * The search_path every actline session sets: the built-ins first, then
+ * actline's schema, the session's own temporary schema last. pg_catalog is
+ * named first on purpose: left out, PostgreSQL would still search it first,
+ * but a role's `SET search_path = shadow, pg_catalog` would not be undone.
+ */
+export const sessionSearchPath = (schema: string) => `SET search_path = pg_catalog, ${quoteIdent(schema)}, pg_temp`
 
 export const postgresMigrations: readonly Migration<Record<string, never>>[] = [
   {
@@ -142,12 +151,12 @@ export function monthStart(ms: number): Date {
 }
 
 /** DDL for the monthly partition holding `ms`; idempotent. */
-export function partitionDdl(ms: number): { name: string; sql: string } {
+export function partitionDdl(ms: number, schema = 'public'): { name: string; sql: string } {
   const from = monthStart(ms)
   const to = new Date(Date.UTC(from.getUTCFullYear(), from.getUTCMonth() + 1, 1))
   const name = `audit_log_y${from.getUTCFullYear()}m${String(from.getUTCMonth() + 1).padStart(2, '0')}`
   return {
     name,
-    sql: `CREATE TABLE IF NOT EXISTS ${name} PARTITION OF audit_log FOR VALUES FROM ('${from.toISOString()}') TO ('${to.toISOString()}')`,
+    sql: `CREATE TABLE IF NOT EXISTS ${quoteIdent(schema)}.${name} PARTITION OF ${quoteIdent(schema)}.audit_log FOR VALUES FROM ('${from.toISOString()}') TO ('${to.toISOString()}')`,
   }
 }

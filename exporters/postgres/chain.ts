@@ -84,11 +84,11 @@ async function lockHeads(client: pg.ClientBase, chains: string[]): Promise<Heads
   if (chains.length === 0) return heads
   // A chain seen for the first time gets its head row; both statements go in "C" order, the same for every writer.
   await client.query(
-    `INSERT INTO ${HEADS_TABLE} (chain, seq, hash) SELECT c, 0, $2::bytea FROM unnest($1::text[]) AS c ORDER BY c COLLATE "C" ON CONFLICT (chain) DO NOTHING`,
+    `INSERT INTO ${HEADS_TABLE} (chain, seq, hash) SELECT c, 0, $2::pg_catalog.bytea FROM pg_catalog.unnest($1::pg_catalog.text[]) AS c ORDER BY c COLLATE "C" ON CONFLICT (chain) DO NOTHING`,
     [chains, GENESIS],
   )
   const { rows } = await client.query<{ chain: string; seq: string; hash: Buffer }>(
-    `SELECT chain, seq::text AS seq, hash FROM ${HEADS_TABLE} WHERE chain = ANY($1::text[]) ORDER BY chain COLLATE "C" FOR UPDATE`,
+    `SELECT chain, seq::text AS seq, hash FROM ${HEADS_TABLE} WHERE chain OPERATOR(pg_catalog.=) ANY($1::pg_catalog.text[]) ORDER BY chain COLLATE "C" FOR UPDATE`,
     [chains],
   )
   for (const r of rows) heads.set(r.chain, { seq: BigInt(r.seq), hash: r.hash })
@@ -101,8 +101,8 @@ async function saveHeads(client: pg.ClientBase, links: readonly ChainLink[]): Pr
   if (last.size === 0) return
   const heads = [...last.values()]
   await client.query(
-    `UPDATE ${HEADS_TABLE} AS h SET seq = u.seq, hash = decode(u.hash, 'hex'), updated_at = now()
-FROM unnest($1::text[], $2::bigint[], $3::text[]) AS u(chain, seq, hash) WHERE h.chain = u.chain`,
+    `UPDATE ${HEADS_TABLE} AS h SET seq = u.seq, hash = pg_catalog.decode(u.hash, 'hex'), updated_at = pg_catalog.now()
+FROM ROWS FROM (pg_catalog.unnest($1::pg_catalog.text[]), pg_catalog.unnest($2::pg_catalog.int8[]), pg_catalog.unnest($3::pg_catalog.text[])) AS u(chain, seq, hash) WHERE h.chain OPERATOR(pg_catalog.=) u.chain`,
     [heads.map((l) => l.chain), heads.map((l) => l.seq.toString()), heads.map((l) => l.hash.toString('hex'))],
   )
 }
@@ -126,8 +126,8 @@ function unique(batch: readonly Activity[]): Activity[] {
 
 async function storedKeys(client: pg.ClientBase, rows: readonly Activity[]): Promise<Set<string>> {
   const { rows: found } = await client.query<{ id: string; ms: string }>(
-    `SELECT a.id::text AS id, floor(extract(epoch from a.occurred_at) * 1000)::bigint::text AS ms
-FROM unnest($1::uuid[], $2::timestamptz[]) AS r(id, t) JOIN audit_log a ON a.id = r.id AND a.occurred_at = r.t`,
+    `SELECT a.id::pg_catalog.text AS id, pg_catalog.floor(extract(epoch from a.occurred_at) OPERATOR(pg_catalog.*) 1000)::pg_catalog.int8::pg_catalog.text AS ms
+FROM ROWS FROM (pg_catalog.unnest($1::pg_catalog.uuid[]), pg_catalog.unnest($2::pg_catalog.timestamptz[])) AS r(id, t) JOIN audit_log a ON a.id OPERATOR(pg_catalog.=) r.id AND a.occurred_at OPERATOR(pg_catalog.=) r.t`,
     [rows.map((a) => a.id), rows.map((a) => isoTime(a.timestamp))],
   )
   return new Set(found.map((r) => `${r.id}|${r.ms}`))

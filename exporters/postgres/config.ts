@@ -23,6 +23,14 @@ export const PostgresExporterConfig = z
      * @default 10
      */
     embedded_nice: z.number().int().min(0).max(19).default(10),
+    /**
+     * The schema audit_log and actline's other tables live in. Every session
+     * actline opens sets `search_path = pg_catalog, <schema>, pg_temp`, so a
+     * name in its SQL can only mean the built-in or this schema's object,
+     * whatever search_path a role or database was given (docs/audit-integrity.md).
+     * @default 'public'
+     */
+    schema: z.string().regex(/^[a-z_][a-z0-9_$]{0,62}$/, 'a schema name of lower-case letters, digits and underscores').default('public'),
     /** Connections to a server (the embedded engine always uses one). @default 4 */
     pool_size: z.number().int().min(1).max(100).default(4),
     /** Monthly partitions created ahead of time. @default 3 */

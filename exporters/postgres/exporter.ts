@@ -5,7 +5,8 @@
 import pg from 'pg'
 import type { PostgresExporterConfig } from './config.ts'
 import type { Exporter, Logger, PostgresReader } from '../../schemas/component.ts'
-import { MIGRATIONS_TABLE, monthStart, partitionDdl, postgresMigrations } from '../../schemas/postgres-schema.ts'
+import { MIGRATIONS_TABLE, monthStart, partitionDdl, postgresMigrations, sessionSearchPath } from '../../schemas/postgres-schema.ts'
+import { quoteIdent } from '../../lib/sql.ts'
 import { isStep, logMigrations, migrate, sqlOf, type MigrationTarget } from '../../schemas/migrations.ts'
 import { probe, reportOutcome } from '../classify.ts'
 import { classifyPostgres } from './classify.ts'
@@ -33,7 +34,7 @@ export function createPostgresExporter(
     const months = new Set<number>()
     for (const t of times) months.add(monthStart(t).getTime())
     for (const month of months) {
-      const { name, sql } = partitionDdl(month)
+      const { name, sql } = partitionDdl(month, config.schema)
       if (partitions.has(name)) continue
       try {
         await started().query(sql)
@@ -86,12 +87,12 @@ export function createPostgresExporter(
         embedded = await startEmbeddedPostgres(config.path, { sharedBuffers: config.embedded_shared_buffers, nice: config.embedded_nice })
         connection = { ...embedded.connection, max: 1 }
       }
-      const opened = new pg.Pool({ ...connection, statement_timeout: config.statement_timeout_ms, connectionTimeoutMillis: 10_000 })
+      const opened = new pg.Pool({ ...connection, Client: pinnedClient(config.schema), statement_timeout: config.statement_timeout_ms, connectionTimeoutMillis: 10_000 })
       // An idle connection the server dropped must not crash the process;
       // the next query reconnects and a failed export is retried.
       opened.on('error', (err) => logger.warn({ err: err.message }, 'postgres: idle connection lost'))
       try {
-        await migrate(postgresTarget(opened, logger), postgresMigrations, {}, logMigrations('postgres', logger))
+        await migrate(postgresTarget(opened, logger, config.schema), postgresMigrations, {}, logMigrations('postgres', logger))
         const existing = await opened.query<{ name: string }>(
           `SELECT c.relname AS name FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = 'audit_log'::regclass`,
         )
@@ -136,12 +137,36 @@ export function createPostgresExporter(
   }
 }
 
-function postgresTarget(pool: pg.Pool, logger: Logger): MigrationTarget {
+/**
+ * A client whose session sets its search_path before the pool hands it out:
+ * names resolve to the built-ins first, then actline's schema, never to a
+ * schema that a role's or database's own search_path (ALTER ROLE/DATABASE
+ * ... SET) would put first, so a shadowing sha256() or view there cannot
+ * fool verify. A SET, not the startup packet's options: PGlite's socket
+ * ignores those.
+ */
+function pinnedClient(schema: string): typeof pg.Client {
+  const setup = sessionSearchPath(schema)
+  class PinnedClient extends pg.Client {
+    // pg-pool connects with a callback, others without: both wait for the SET.
+    override connect(callback?: (...args: any[]) => void): any {
+      const connected = super.connect().then(async () => {
+        await this.query(setup)
+      })
+      if (!callback) return connected.then(() => this)
+      connected.then(() => callback(null), callback)
+      return undefined
+    }
+  }
+  return PinnedClient as unknown as typeof pg.Client
+}
+
+function postgresTarget(pool: pg.Pool, logger: Logger, schema: string): MigrationTarget {
   return {
     async appliedVersions() {
       // Under the lock too: two concurrent CREATE TABLE IF NOT EXISTS can
       // still collide on the catalog's unique index.
-      return withMigrationLock(pool, async (client) => {
+      return withMigrationLock(pool, schema, async (client) => {
         // Created only when missing: even IF NOT EXISTS needs CREATE on the
         // schema, which a login holding just the writer role has not.
         const { rows: found } = await client.query<{ exists: boolean }>(`SELECT to_regclass($1) IS NOT NULL AS exists`, [MIGRATIONS_TABLE])
@@ -155,7 +180,7 @@ function postgresTarget(pool: pg.Pool, logger: Logger): MigrationTarget {
     async apply(m, statements) {
       // A second collector starting at the same time waits here, then sees
       // the version recorded and skips it.
-      await withMigrationLock(pool, async (client) => {
+      await withMigrationLock(pool, schema, async (client) => {
         const done = await client.query(`SELECT 1 FROM ${MIGRATIONS_TABLE} WHERE version = $1`, [m.version])
         if (done.rowCount !== 0) return
         for (const statement of statements) {
@@ -172,10 +197,12 @@ function postgresTarget(pool: pg.Pool, logger: Logger): MigrationTarget {
 }
 
 /** Run fn in a transaction holding the migrations advisory lock. */
-function withMigrationLock<T>(pool: pg.Pool, fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+function withMigrationLock<T>(pool: pg.Pool, schema: string, fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
   return withPooledClient(pool, (client) =>
     inTransaction(client, async () => {
-      await client.query(`SELECT pg_advisory_xact_lock(hashtext('${MIGRATIONS_TABLE}'))`)
+      // Migrations create their tables and functions in actline's schema: first in the path for this transaction only.
+      await client.query(`SET LOCAL search_path = ${quoteIdent(schema)}, pg_catalog, pg_temp`)
+      await client.query(`SELECT pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('${MIGRATIONS_TABLE}'))`)
       return fn(client)
     }),
   )

@@ -39,8 +39,8 @@ const SELECTED = ACTIVITY_ROW.map((f) => (PG_TYPE[f.kind] === 'jsonb' ? `${postg
 // ~3000 rows), and JSON.stringify is native, unlike per-value serialization.
 // The chain's hashes travel as hex (chain.ts links them).
 export const INSERT_SQL = `INSERT INTO audit_log (${NAMES}, ${CHAIN_COLUMNS.join(', ')})
-SELECT ${SELECTED}, chain, chain_seq, decode(prev_hash, 'hex'), decode(row_hash, 'hex')
-FROM json_to_recordset($1::json) AS r(${COLUMNS}, chain text, chain_seq bigint, prev_hash text, row_hash text)
+SELECT ${SELECTED}, chain, chain_seq, pg_catalog.decode(prev_hash, 'hex'), pg_catalog.decode(row_hash, 'hex')
+FROM pg_catalog.json_to_recordset($1::pg_catalog.json) AS r(${COLUMNS}, chain text, chain_seq bigint, prev_hash text, row_hash text)
 ON CONFLICT (id, occurred_at) DO NOTHING`
 
 /**

@@ -145,6 +145,32 @@ describe.each(PG_URL ? (['pglite', 'server'] as const) : (['pglite'] as const))(
     ])
   }, 60_000)
 
+  it('refuses rows whose key is NULL by name, and counts a row with several problems once: the counts add up', async () => {
+    await client.query(`CREATE TABLE ref_audit (ref text UNIQUE, table_name text, operation text, changed_at timestamptz, actor_id text)`)
+    await client.query(
+      `INSERT INTO ref_audit VALUES ('a', 'users', 'INSERT', now(), 'u1'), (NULL, 'users', 'INSERT', now(), 'u2'), (NULL, 'users', 'DELETE', now(), 'u3'),
+         ('b', 'users', 'UPDATE', '1990-01-01', repeat('x', 300)), ('c', 'users', 'UPDATE', now(), 'u4')`,
+    )
+    const file = checkpoint('ref')
+    const r = await cli('backfill', '--db', db, '--legacy-table', 'ref_audit', '--key-column', 'ref', '--collector', running.url, '--checkpoint', file, '--json')
+    expect(r.status, r.stderr).toBe(1)
+    const summary = JSON.parse(r.stdout)
+    // 5 rows: 2 stored (a, c), 3 refused (two NULL keys, b with two problems), each counted once.
+    expect(summary).toMatchObject({ sent: 2, stored_total: 2, rejected_total: 3 })
+    const refused = readFileSync(join(dir.path, 'ref.refused.ndjson'), 'utf8').trim().split('\n').map((l) => JSON.parse(l))
+    expect(refused).toHaveLength(3)
+    expect(refused.filter((x) => x.key === null)).toEqual([
+      { key: null, row: expect.stringMatching(/^ctid \(\d+,\d+\)$/), reason: expect.stringMatching(/^its key column ref is NULL: /) },
+      { key: null, row: expect.stringMatching(/^ctid \(\d+,\d+\)$/), reason: expect.stringMatching(/^its key column ref is NULL: /) },
+    ])
+    const b = refused.find((x) => x.key === 'b')
+    expect(b.reason).toMatch(/timestamp: timestamp is before 2000-01-01.*; actor_id: /)
+    // A second run finds nothing more to send and refuses nothing twice.
+    const again = await cli('backfill', '--db', db, '--legacy-table', 'ref_audit', '--key-column', 'ref', '--collector', running.url, '--checkpoint', file, '--json')
+    expect(JSON.parse(again.stdout)).toMatchObject({ sent: 0, stored_total: 2, rejected_total: 3 })
+    expect(readFileSync(join(dir.path, 'ref.refused.ndjson'), 'utf8').trim().split('\n')).toHaveLength(3)
+  }, 60_000)
+
   it('answers bad input in one line', async () => {
     const port = await closedPort()
     expect((await cli('backfill', '--db', db, '--legacy-table', 'audit_logs', '--collector', `http://127.0.0.1:${port}`)).stderr.trim()).toMatch(

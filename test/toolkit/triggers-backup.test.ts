@@ -85,7 +85,7 @@ describe.each(PG_URL ? (['pglite', 'server'] as const) : (['pglite'] as const))(
     writeFileSync(edited, JSON.stringify(saved))
     const e = await cli('restore', '--db', db, '--from', edited, '--yes')
     expect(e.status).toBe(1)
-    expect(e.stderr.trim()).toMatch(/^triggers restore: .*edited\.json: the definition of public\.\w+\.\w+ does not match its checksum: the file was edited or damaged$/)
+    expect(e.stderr.trim()).toMatch(/^triggers restore: .*edited\.json does not match its integrity checksum: it was edited or damaged; run actline triggers backup again$/)
     writeFileSync(edited, '{"hello": 1}')
     expect((await cli('restore', '--db', db, '--from', edited)).stderr.trim()).toMatch(/is not an actline trigger backup/)
     expect((await cli('restore', '--db', db, '--from', join(dir.path, 'missing.json'))).stderr.trim()).toMatch(/cannot read .*missing\.json: no such file$/)

@@ -57,8 +57,10 @@ export interface Page {
 }
 
 export interface Refusal {
-  key: string
+  /** The row's key; null for a row whose key column is NULL, which `row` (its ctid when read) names instead. */
+  key: string | null
   reason: string
+  row?: string
 }
 
 /** The table, its key (its primary key, or a unique column given), and its columns. */
@@ -162,10 +164,23 @@ const inWindow = (source: BackfillSource) => {
   return `(${time} IS NULL OR (${time} < $2 AND ($3::timestamptz IS NULL OR ${time} >= $3)))`
 }
 
-/** The rows after the cursor ($1; all of them before the first page), within the window: what reading and counting both take. */
+/** The rows after the cursor ($1; all with a key before the first page), within the window: what reading and counting both take. A NULL key is no place to resume from: nullKeyRows refuses those rows. */
 const rowsLeft = (source: BackfillSource, cursor: string | null) =>
   // The key compared as its own type: $1 takes the column's type from the comparison.
-  `${cursor === null ? '$1::text IS NULL' : `t.${quoteIdent(source.key)} > $1`} AND ${inWindow(source)}`
+  `${cursor === null ? `$1::text IS NULL AND t.${quoteIdent(source.key)} IS NOT NULL` : `t.${quoteIdent(source.key)} > $1`} AND ${inWindow(source)}`
+
+/**
+ * Rows of the window whose key is NULL (a unique column may hold several):
+ * pages go by the key and never reach them, so they are refused by name
+ * (their ctid as read), with the reason, rather than left out unseen.
+ */
+export async function nullKeyRows(client: pg.ClientBase, source: BackfillSource, o: { since?: Date; until: Date }): Promise<Refusal[]> {
+  const { rows } = await client.query<{ ctid: string }>(
+    `SELECT t.ctid::text AS ctid FROM ${qualified(source.table)} AS t WHERE t.${quoteIdent(source.key)} IS NULL AND $1::text IS NULL AND ${inWindow(source)} ORDER BY t.ctid`,
+    [null, o.until, o.since ?? null],
+  )
+  return rows.map((r) => ({ key: null, row: `ctid ${r.ctid}`, reason: `its key column ${source.key} is NULL: the row cannot be told apart or resumed from; give it a key, or pass --key-column with a column it has` }))
+}
 
 /** How many rows are left to send, for the progress bar's ETA. */
 export async function remaining(client: pg.ClientBase, source: BackfillSource, o: { cursor: string | null; since?: Date; until: Date }): Promise<number> {
@@ -224,7 +239,10 @@ export async function sendPage(collector: string, apiKey: string | undefined, pa
     } catch {}
     if (res.ok || (res.status === 400 && reply.error === 'ACT_ERR_VALIDATION')) {
       const errors = reply.errors ?? reply.details?.errors ?? []
-      const refused = errors.map((e) => ({ key: page.keys[e.index] ?? '?', reason: `${e.path ? `${e.path}: ` : ''}${e.message}` }))
+      // One refusal per refused row: the reply lists each of a row's issues, several for one row at times.
+      const byRow = new Map<number, string[]>()
+      for (const e of errors) byRow.set(e.index, [...(byRow.get(e.index) ?? []), `${e.path ? `${e.path}: ` : ''}${e.message}`])
+      const refused: Refusal[] = [...byRow].map(([index, reasons]) => ({ key: page.keys[index] ?? '?', reason: reasons.join('; ') }))
       const count = res.ok ? (reply.rejected ?? 0) : page.activities.length
       // Past the reply's list of errors the collector only counts: the rows are refused all the same.
       for (let i = refused.length; i < count; i++) refused.push({ key: '?', reason: 'refused by the collector (past the errors its reply lists)' })

@@ -5,12 +5,14 @@
  * the pipeline already records with parity (`--parity`, the tables a dual run
  * found at 100%); (3) the rest — each with the checksum of its definitions,
  * so `drop` refuses a trigger that changed since, and one no backup covers.
+ * A plan file is data: drop reads each trigger's kind and function again
+ * from the live catalog and goes by those.
  */
 import type pg from 'pg'
 import { BACKUP_TABLE, readDefinitions } from './backup.ts'
 import type { Kind } from './classify.ts'
-import { scan, type ScannedTrigger } from './scan.ts'
-import { inTransaction, parseToolkitFile, quoteIdent } from './sql.ts'
+import { ALWAYS_REMOVABLE, OPTIONALLY_REMOVABLE, scan, type ScannedTrigger } from './scan.ts'
+import { inTransaction, integrity, parseToolkitFile, quoteIdent } from './sql.ts'
 import { triggerKey as key } from './catalog.ts'
 
 export interface PlannedTrigger {
@@ -26,9 +28,11 @@ export interface PlannedTrigger {
 
 export interface Plan {
   format: 'actline-trigger-plan'
-  version: 1
+  /** 2 carries `integrity` (sql.ts); a plan of version 1 is made again, not trusted. */
+  version: 2
   made_at: string
   phases: { phase: 1 | 2 | 3; title: string; triggers: PlannedTrigger[] }[]
+  integrity?: string
 }
 
 export async function makePlan(client: pg.ClientBase, options: { schemas?: readonly string[]; include?: readonly Kind[]; parityTables?: readonly string[] } = {}): Promise<Plan> {
@@ -65,20 +69,22 @@ export async function makePlan(client: pg.ClientBase, options: { schemas?: reado
   const inPhase1 = new Set(phase1.map(key))
   const rest = removable.filter((t) => !inPhase1.has(key(t)))
   const isParity = (t: ScannedTrigger) => (t.kind === 'audit' || t.kind === 'activity') && (parity.has(t.table) || parity.has(`${t.schema}.${t.table}`))
-  return {
+  return seal({
     format: 'actline-trigger-plan',
-    version: 1,
+    version: 2,
     made_at: new Date().toISOString(),
     phases: [
       { phase: 1, title: 'redundant triggers', triggers: phase1 },
       { phase: 2, title: 'audit and activity triggers of tables the pipeline records with parity', triggers: rest.filter(isParity).map((t) => planned(t, `${t.table} at parity in the dual run`)) },
       { phase: 3, title: 'the other removable triggers', triggers: rest.filter((t) => !isParity(t)).map((t) => planned(t, t.reason)) },
     ],
-  }
+  })
 }
 
+const seal = (plan: Plan): Plan => ({ ...plan, integrity: integrity(plan) })
+
 export function parsePlan(text: string, file: string): Plan {
-  const p = parseToolkitFile<Plan>(text, file, 'actline-trigger-plan', 'plan')
+  const p = parseToolkitFile<Plan>(text, file, 'actline-trigger-plan', 'plan', [2])
   if (!Array.isArray(p.phases)) throw new Error(`${file} is not an actline trigger plan: it has no phases`)
   return p
 }
@@ -89,40 +95,61 @@ export interface DropStep {
 }
 
 /**
- * The statements of each phase, after checking the database against the plan:
- * throws, naming them, when a trigger or its function changed since the plan,
- * or when no backup in actline_trigger_backup holds a trigger as planned.
+ * The statements of each phase, after checking the database against the
+ * plan, which is data and decides nothing by itself: throws, naming them,
+ * when a trigger is not one drop may remove now (its function read again
+ * from the live catalog: audit or activity, or a kind the operator named
+ * with --include), when it or its function changed since the plan, or when
+ * no backup in actline_trigger_backup holds it as planned. Names are quoted;
+ * a function to drop is named by the catalog, not by the plan.
  */
-export async function prepareDrop(client: pg.ClientBase, plan: Plan, phases: readonly number[], options: { dropFunctions?: boolean; lockTimeoutMs?: number } = {}): Promise<DropStep[]> {
+export async function prepareDrop(
+  client: pg.ClientBase,
+  plan: Plan,
+  phases: readonly number[],
+  options: { dropFunctions?: boolean; lockTimeoutMs?: number; include?: readonly Kind[] } = {},
+): Promise<DropStep[]> {
   const chosen = plan.phases.filter((p) => phases.includes(p.phase))
   const triggers = chosen.flatMap((p) => p.triggers)
   const now = new Map((await readDefinitions(client)).map((d) => [key(d), d]))
+  const live = new Map((await scan(client)).triggers.map((t) => [key(t), t]))
+  const removable = new Set<Kind>([...ALWAYS_REMOVABLE, ...(options.include ?? []).filter((k) => OPTIONALLY_REMOVABLE.includes(k))])
+  const kept = triggers.filter((t) => live.has(key(t)) && !removable.has(live.get(key(t))!.kind))
+  if (kept.length) {
+    const why = kept.map((t) => `${key(t)} (${live.get(key(t))!.kind}: ${live.get(key(t))!.reason})`).join(', ')
+    throw new Error(`not removable now, whatever the plan says: ${why}; drop removes audit and activity triggers${options.include?.length ? ` and ${options.include.join(', ')}` : ''} only`)
+  }
   const changed = triggers.filter((t) => now.has(key(t)) && now.get(key(t))!.checksum !== t.checksum)
   if (changed.length) throw new Error(`changed since the plan was made (make a new plan): ${changed.map(key).join(', ')}`)
   const present = triggers.filter((t) => now.has(key(t)))
-  const exists = (await client.query(`SELECT to_regclass($1) IS NOT NULL AS ok`, [BACKUP_TABLE])).rows[0].ok as boolean
+  const exists = (await client.query(`SELECT pg_catalog.to_regclass($1) IS NOT NULL AS ok`, [BACKUP_TABLE])).rows[0].ok as boolean
   const backed = new Set<string>()
   if (exists) {
-    const { rows } = await client.query(`SELECT DISTINCT schema_name || '.' || table_name || '.' || trigger_name || '|' || checksum AS k FROM ${BACKUP_TABLE}`)
-    for (const r of rows) backed.add(r.k)
+    const { rows } = await client.query(`SELECT DISTINCT schema_name, table_name, trigger_name, checksum FROM ${BACKUP_TABLE}`)
+    for (const r of rows) backed.add(`${key({ schema: r.schema_name, table: r.table_name, name: r.trigger_name })}|${r.checksum}`)
   }
   const uncovered = present.filter((t) => !backed.has(`${key(t)}|${t.checksum}`))
   if (uncovered.length) throw new Error(`no backup holds ${uncovered.map(key).join(', ')} as planned: run actline triggers backup first`)
-  // A function goes only with its last trigger, and only when asked.
-  const users = new Map<string, number>()
-  if (options.dropFunctions) {
-    const { rows } = await client.query(`SELECT p.oid::regprocedure::text AS fn, count(*)::int AS n FROM pg_trigger t JOIN pg_proc p ON p.oid = t.tgfoid WHERE t.tgparentid = 0 AND NOT t.tgisinternal GROUP BY 1`)
-    for (const r of rows) users.set(r.fn, r.n)
-  }
+  // Each trigger's function as the catalog names it (regprocedure prints it quoted), and how many triggers use it.
+  const { rows: fns } = await client.query<{ schema: string; table: string; name: string; fn: string; users: number }>(
+    `SELECT n.nspname AS schema, c.relname AS table, t.tgname AS name, t.tgfoid::pg_catalog.regprocedure::pg_catalog.text AS fn,
+       (SELECT pg_catalog.count(*)::int FROM pg_catalog.pg_trigger u WHERE u.tgfoid = t.tgfoid AND u.tgparentid = 0 AND NOT u.tgisinternal) AS users
+     FROM pg_catalog.pg_trigger t JOIN pg_catalog.pg_class c ON c.oid = t.tgrelid JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+     WHERE t.tgparentid = 0 AND NOT t.tgisinternal`,
+  )
+  const fnOf = new Map(fns.map((f) => [key(f), f]))
+  const users = new Map(fns.map((f) => [f.fn, f.users]))
   const lock = `SET LOCAL lock_timeout = '${Math.max(1, Math.floor(options.lockTimeoutMs ?? 5000))}ms'`
   return chosen.map((p) => {
     const statements = [lock]
     for (const t of p.triggers.filter((t) => now.has(key(t)))) {
       statements.push(`DROP TRIGGER ${quoteIdent(t.name)} ON ${quoteIdent(t.schema)}.${quoteIdent(t.table)}`)
-      if (options.dropFunctions) {
-        const left = (users.get(t.function_signature) ?? 1) - 1
-        users.set(t.function_signature, left)
-        if (left === 0) statements.push(`DROP FUNCTION ${t.function_signature}`)
+      const fn = fnOf.get(key(t))?.fn
+      if (options.dropFunctions && fn) {
+        // A function goes only with its last trigger, and only when asked.
+        const left = (users.get(fn) ?? 1) - 1
+        users.set(fn, left)
+        if (left === 0) statements.push(`DROP FUNCTION ${fn}`)
       }
     }
     // A trigger already gone (a phase run before) is skipped: drop can be run again.

@@ -3,6 +3,7 @@ import { asToolkitError, dbUrl, givenColumns, instant, ToolkitError, type Comman
 import {
   backfillSource,
   CollectorError,
+  nullKeyRows,
   readCheckpoint,
   reachCollector,
   readPages,
@@ -85,6 +86,15 @@ export const backfillCommand: Command = {
       }
     }
 
+    // Rows whose key is NULL are never in a page: a fresh run refuses them by name once, in the refused file and the counts.
+    if (!found) {
+      const nullKeys = await nullKeyRows(client, source, { since, until })
+      if (nullKeys.length) {
+        recordRefusals(refusalsFile, nullKeys)
+        checkpoint.rejected += nullKeys.length
+        writeCheckpoint(file, checkpoint)
+      }
+    }
     const startedWith = checkpoint.sent
     const left = await remaining(client, source, { cursor: checkpoint.cursor, since, until })
     const progress = progressBar(left, o.json === true)

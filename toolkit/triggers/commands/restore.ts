@@ -1,6 +1,6 @@
-import { parseBackup, restore, restoreStatements, select } from '../backup.ts'
+import { parseBackup, restore, restoreSteps, select, showStep } from '../backup.ts'
 import { triggerKey } from '../catalog.ts'
-import { dbUrl, phaseList, readToolkitFile, toolkitErrors, ToolkitError, type Command } from '../command.ts'
+import { asToolkitError, dbUrl, phaseList, readToolkitFile, toolkitErrors, ToolkitError, type Command } from '../command.ts'
 import { parsePlan } from '../plan.ts'
 
 export const restoreCommand: Command = {
@@ -25,11 +25,19 @@ export const restoreCommand: Command = {
     const chosen = toolkitErrors(() => select(backup, names))
     const client = await open(dbUrl(o))
     if (!o.yes) {
-      const sql = chosen.flatMap((t) => restoreStatements(t).map((q) => `${q};`))
+      const sql: string[] = []
+      for (const t of chosen) {
+        const steps = await restoreSteps(client, t).catch((err) => {
+          throw asToolkitError(err)
+        })
+        sql.push(...steps.map(showStep))
+      }
       console.log(o.json ? JSON.stringify({ dry_run: true, triggers: chosen.map(triggerKey), sql }, null, 2) : `-- would restore ${chosen.length} triggers (nothing changed; add --yes to run this):\n${sql.join('\n')}`)
       return 0
     }
-    const differ = await restore(client, chosen)
+    const differ = await restore(client, chosen).catch((err) => {
+      throw asToolkitError(err)
+    })
     if (o.json) console.log(JSON.stringify({ restored: chosen.length, differ }))
     else console.log(differ.length ? `restored ${chosen.length} triggers, but ${differ.length} differ from the backup: ${differ.join(', ')}` : `restored ${chosen.length} triggers; each is as backed up (definition, function, state, comments)`)
     return differ.length ? 1 : 0

@@ -6,24 +6,17 @@
  * edit; and retention's count is the rows it dropped, in verify as in retain.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { parseActivity, type Activity } from '../../schemas/activity.ts'
 import { PostgresExporterConfig } from '../../exporters/postgres/config.ts'
 import { createPostgresExporter } from '../../exporters/postgres/exporter.ts'
 import { retain } from '../../exporters/postgres/audit/retain.ts'
 import { createLogger } from '../../collector/server/logger.ts'
 import { verifyAuditLog } from '../../schemas/audit-chain-store.ts'
-import { createScratchDatabase, PG_URL, tempDir } from '../helpers/stores.ts'
-import { asSuperuser } from '../helpers/tamper.ts'
+import { createScratchDatabase, tempDir } from '../helpers/stores.ts'
+import { asSuperuser, AUDIT_TARGETS, invoices } from '../helpers/tamper.ts'
 
 const logger = createLogger('silent')
-const targets = ['embedded', ...(PG_URL ? ['server'] : [])] as const
-
-let clock = Date.UTC(2026, 10, 2, 12)
-function activity(fields: Record<string, unknown> = {}): Activity {
-  const r = parseActivity({ action: 'invoice.paid', source: 'user', timestamp: (clock += 1000), ...fields }, Date.now())
-  if (!r.ok) throw new Error(`bad fixture: ${JSON.stringify(r)}`)
-  return r.activity
-}
+const targets = AUDIT_TARGETS
+const activity = invoices()
 
 /** Objects that, first in search_path, would make every row of audit_log look whole. */
 const SHADOWS: Record<string, string[]> = {

@@ -152,6 +152,26 @@ describe('what a statement on the ClickHouse endpoint can reach', () => {
     }
   })
 
+  it('answers odd input with a ClickHouse error, never a 500, and runs nothing after a NUL', async () => {
+    for (const [query, search] of [
+      ['SELECT 1\u0000; KILL QUERY WHERE 1'],
+      ["SELECT '\u0000'"],
+      ['SELECT \uFFFF\uD800'],
+      ['SELECT {t:Identifier} FROM numbers(1)', { param_t: 'number` FROM system.processes --' }],
+      ['SELECT * FROM {t:Identifier}', { param_t: 'system.processes' }],
+      ['SELECT {v:String}', { param_v: "\\'; KILL QUERY WHERE 1 --" }],
+      ['SELECT 1 FORMAT'],
+      [''.padEnd(5000, '(')],
+      ['/* only a comment */'],
+    ] as [string, Record<string, string>?][]) {
+      const r = await ask(c, query, search)
+      expect(r.status, `${JSON.stringify(query)}: ${r.body}`).not.toBe(500)
+      if (r.status !== 200) expect(r.body, JSON.stringify(query)).toMatch(/^Code: \d+\. DB::Exception: .*\n$/s)
+    }
+    // A value is a value: TSV prints its quote escaped, and nothing was run.
+    expect((await ask(c, 'SELECT {v:String}', { param_v: "\\'; KILL QUERY WHERE 1 --" })).body).toBe("\\'; KILL QUERY WHERE 1 --\n")
+  })
+
   it('keeps no state between clients: USE, ?database= and a failed statement last one request', async () => {
     expect((await ask(c, 'SELECT currentDatabase()', { database: 'system' })).body).toBe('system\n')
     expect((await ask(c, 'SELECT currentDatabase()')).body).toBe('actline\n')

@@ -161,6 +161,7 @@ describe('what a statement on the ClickHouse endpoint can reach', () => {
       ['SELECT * FROM {t:Identifier}', { param_t: 'system.processes' }],
       ['SELECT {v:String}', { param_v: "\\'; KILL QUERY WHERE 1 --" }],
       ['SELECT 1 FORMAT'],
+      ['SELECT 1', { query_id: 'a\r\nSet-Cookie: x=1' }],
       [''.padEnd(5000, '(')],
       ['/* only a comment */'],
     ] as [string, Record<string, string>?][]) {

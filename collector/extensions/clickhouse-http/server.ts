@@ -102,6 +102,9 @@ export function createClickHouseHttp({ config, auth, browser, logger, session, o
     if (search.get('compress') === '1') throw new ClickHouseError(48, "compress=1 (ClickHouse's own block compression) is not implemented here: use enable_http_compression=1 with Accept-Encoding: gzip. (NOT_IMPLEMENTED)")
     if (overMemory?.()) throw new ClickHouseError(241, 'the collector is over its memory limit (pipeline.memory_limiter); retry shortly. (MEMORY_LIMIT_EXCEEDED)', 5)
     const parameters = readParameters(search, config)
+    const queryId = search.get('query_id') ?? randomUUID()
+    // It goes back in a header: printable ASCII only, as a header can carry.
+    if (!/^[\x20-\x7e]{1,256}$/.test(queryId)) throw new ClickHouseError(36, 'query_id must be 1-256 printable ASCII characters. (BAD_ARGUMENTS)')
     const sql = await session()
     const database = search.get('database') || header(request, 'x-clickhouse-database') || sql.database
     if (!readableDatabase(database, sql.database)) throw new ClickHouseError(497, `database ${database.slice(0, 128)} is out of reach: this endpoint reads ${sql.database}, system and information_schema. (ACCESS_DENIED)`)
@@ -113,7 +116,6 @@ export function createClickHouseHttp({ config, auth, browser, logger, session, o
       const format = formatClause(canonical) ?? search.get('default_format') ?? 'TabSeparated'
       return { format, ...(await s.stream(bound, { format, maxBytes: parameters.maxBytes, signal, oneShot: !select })) }
     })
-    const queryId = search.get('query_id') ?? randomUUID()
     const summary = JSON.stringify({
       written_rows: '0',
       written_bytes: '0',

@@ -64,9 +64,9 @@ describe('misbehaving clients', () => {
   it('closes a connection whose headers trickle in, and answers 408 to a body that never completes', async () => {
     const c = await startCollectorProcess(writeConfig(dir.path, `data_dir: ${dir.path}/slow\nserver: { port: 0, headers_timeout_ms: 2000, request_timeout_ms: 3000 }\n`))
     try {
-      const headers = await slowClient(c.url, 'POST /v1/activities HTTP/1.1\r\nHost: x\r\n', 15_000)
+      const headers = await slowClient(c.url, 'POST /v1/activities HTTP/1.1\r\nHost: 127.0.0.1\r\n', 15_000)
       expect(headers.closedAfterMs).toBeLessThan(5_000)
-      const body = await slowClient(c.url, 'POST /v1/activities HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"acti', 15_000)
+      const body = await slowClient(c.url, 'POST /v1/activities HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"acti', 15_000)
       expect(body.closedAfterMs).toBeLessThan(6_000)
       expect(body.answer).toMatch(/^HTTP\/1.1 408/)
       // Meanwhile the collector serves everyone else.

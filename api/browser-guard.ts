@@ -28,7 +28,8 @@ export interface BrowserPolicy {
   allowed_hosts: readonly string[]
 }
 
-function header(request: FastifyRequest, name: string): string | undefined {
+/** A request header's value; the first, where a client sent it twice. */
+export function header(request: FastifyRequest, name: string): string | undefined {
   const value = request.headers[name]
   return Array.isArray(value) ? value[0] : value
 }

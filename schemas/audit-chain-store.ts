@@ -36,7 +36,7 @@ export const micros = (column: string) => `(extract(epoch from ${column}) OPERAT
  * netmask changed in the table (set_masklen) no longer hashes the same.
  */
 const ipSql = (c: string) =>
-  `pg_catalog.encode(pg_catalog.substr(pg_catalog.inet_send(${c}), 5), 'hex') OPERATOR(pg_catalog.||) CASE WHEN pg_catalog.masklen(${c}) OPERATOR(pg_catalog.=) (pg_catalog.length(pg_catalog.substr(pg_catalog.inet_send(${c}), 5)) OPERATOR(pg_catalog.*) 8) THEN '' ELSE '/' OPERATOR(pg_catalog.||) pg_catalog.masklen(${c})::pg_catalog.text END`
+  `pg_catalog.encode(pg_catalog.substr(pg_catalog.inet_send(${c}), 5), 'hex') OPERATOR(pg_catalog.||) CASE WHEN pg_catalog.masklen(${c}) OPERATOR(pg_catalog.=) CASE pg_catalog.family(${c}) WHEN 4 THEN 32 ELSE 128 END THEN '' ELSE '/' OPERATOR(pg_catalog.||) pg_catalog.masklen(${c})::pg_catalog.text END`
 
 /** Each kind of field as the canonical array holds it, in SQL (audit-chain.ts, canonicalField, is the same in the collector). */
 const CANONICAL_FIELD: Record<FieldKind, (column: string) => string> = {

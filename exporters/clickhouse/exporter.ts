@@ -11,6 +11,7 @@ import { AS_IS, compileRowEncoder, ROW_COLUMNS, type FieldEncoding } from '../..
 import type { ClickHouseExporterConfig } from './config.ts'
 import type { ClickHouseReader, Exporter, Logger, SqlLimits } from '../../schemas/component.ts'
 import { openReadOnlySql } from './read-only.ts'
+import { clickhouseString } from '../../lib/sql.ts'
 import { clickhouseMigrations, MIGRATIONS_TABLE, ttlClause, type ClickHouseSchemaOptions } from '../../schemas/clickhouse-schema.ts'
 import { logMigrations, migrate, sqlOf, type MigrationTarget } from '../../schemas/migrations.ts'
 import { probe, reportOutcome } from '../classify.ts'
@@ -224,7 +225,7 @@ async function reconcileTtl(client: ClickHouseClient, { database, ttlDays }: Cli
 /** A SETTINGS clause; names are ours, string values quoted as ClickHouse literals. */
 function settingsClause(settings: Record<string, string | number>): string {
   return Object.entries(settings)
-    .map(([name, value]) => `${name} = ${typeof value === 'number' ? value : `'${value.replaceAll('\\', '\\\\').replaceAll("'", "\\'")}'`}`)
+    .map(([name, value]) => `${name} = ${typeof value === 'number' ? value : clickhouseString(value)}`)
     .join(', ')
 }
 

@@ -12,6 +12,7 @@
  */
 import type { Session } from 'chdb'
 import { serialQueue } from '../../lib/serial.ts'
+import { clickhouseIdentifier, clickhouseString } from '../../lib/sql.ts'
 import type { ReadOnlyRequest, ReadOnlySql, SqlError, SqlLimits, StreamedResult, StreamOptions } from '../../schemas/component.ts'
 
 interface ChdbError extends Error {
@@ -34,15 +35,8 @@ function storeError(err: unknown): SqlError {
 
 const sqlError = (code: number, message: string): SqlError => Object.assign(new Error(message), { name: 'SqlError', storeCode: code })
 
-/** A ClickHouse string literal: the engine reads back exactly `text`. */
-export function stringLiteral(text: string): string {
-  return `'${text.replaceAll('\\', '\\\\').replaceAll("'", "\\'").replaceAll('\0', '\\0')}'`
-}
-
-const identifier = (name: string) => `\`${name.replaceAll('\\', '\\\\').replaceAll('`', '\\`')}\``
-
 /** A setting's value as a literal: numbers as numbers, anything else as a string the engine parses for the setting's type. */
-const settingValue = (value: string) => (/^-?\d+(\.\d+)?$/.test(value) ? value : stringLiteral(value))
+const settingValue = (value: string) => (/^-?\d+(\.\d+)?$/.test(value) ? value : clickhouseString(value))
 
 export async function openReadOnlySql(path: string, database: string, limits: SqlLimits, nice: number): Promise<ReadOnlySql> {
   const { Session } = await import('chdb')
@@ -87,9 +81,9 @@ export async function openReadOnlySql(path: string, database: string, limits: Sq
           const settings = new Map([...Object.entries(request.settings), ...bounds.filter(([name]) => !(name in request.settings))])
           const assignments = [...settings].map(([name, value]) => `${name} = ${settingValue(value)}`)
           await run(session, `SET ${[...assignments, 'readonly = 1'].join(', ')}`, () => undefined)
-          await run(session, `USE ${identifier(request.database)}`, () => undefined)
+          await run(session, `USE ${clickhouseIdentifier(request.database)}`, () => undefined)
           return (await work({
-            canonical: (text) => run(session, `SELECT formatQuery(${stringLiteral(text)})`, (bytes) => Buffer.from(bytes).toString('utf8').replace(/\n$/, '')),
+            canonical: (text) => run(session, `SELECT formatQuery(${clickhouseString(text)})`, (bytes) => Buffer.from(bytes).toString('utf8').replace(/\n$/, '')),
             explain: (sql) => run(session, `EXPLAIN AST ${sql}`, (bytes) => Buffer.from(bytes).toString('utf8')),
             tableFunctions: () => run(session, 'SELECT lower(name) FROM system.table_functions', (bytes) => new Set(Buffer.from(bytes).toString('utf8').split('\n').filter(Boolean))),
             stream: (sql, options) => stream(session, sql, options),

@@ -98,7 +98,7 @@ export async function takeBackup(client: pg.ClientBase, schemas: readonly string
 const ENABLE: Record<BackedUpTrigger['enabled'], string | null> = { O: null, D: 'DISABLE TRIGGER', R: 'ENABLE REPLICA TRIGGER', A: 'ENABLE ALWAYS TRIGGER' }
 
 /** One step of a restore: SQL to run as it is, or a comment on the function the restored trigger calls, named by the catalog once it exists. */
-export type RestoreStep = { sql: string; definition?: true } | { functionComment: string | null; trigger: BackedUpTrigger }
+export type RestoreStep = { sql: string } | { functionComment: string | null; trigger: BackedUpTrigger }
 
 /**
  * What recreates `t` exactly: its function, then the trigger (dropped first
@@ -115,9 +115,9 @@ export async function restoreSteps(client: pg.ClientBase, t: BackedUpTrigger): P
   const built = async (template: string, ...values: (string | null)[]) =>
     (await client.query<{ sql: string }>(`SELECT pg_catalog.format($1::text, ${values.map((_, i) => `$${i + 2}::text`).join(', ')}) AS sql`, [template, ...values])).rows[0]!.sql
   const steps: RestoreStep[] = [
-    { sql: t.function_def.trim().replace(/;\s*$/, ''), definition: true },
+    { sql: t.function_def.trim().replace(/;\s*$/, '') },
     { sql: await built('DROP TRIGGER IF EXISTS %I ON %I.%I', t.name, t.schema, t.table) },
-    { sql: t.trigger_def, definition: true },
+    { sql: t.trigger_def },
   ]
   if (ENABLE[t.enabled]) steps.push({ sql: await built(`ALTER TABLE %I.%I ${ENABLE[t.enabled]} %I`, t.schema, t.table, t.name) })
   // Always, NULL included: a comment added since the backup is taken away too (%L prints NULL as NULL).

@@ -11,7 +11,7 @@
 import type pg from 'pg'
 import { BACKUP_TABLE, readDefinitions } from './backup.ts'
 import type { Kind } from './classify.ts'
-import { ALWAYS_REMOVABLE, OPTIONALLY_REMOVABLE, scan, type ScannedTrigger } from './scan.ts'
+import { scan, type ScannedTrigger } from './scan.ts'
 import { inTransaction, integrity, parseToolkitFile, quoteIdent } from './sql.ts'
 import { triggerKey as key } from './catalog.ts'
 
@@ -112,9 +112,9 @@ export async function prepareDrop(
   const chosen = plan.phases.filter((p) => phases.includes(p.phase))
   const triggers = chosen.flatMap((p) => p.triggers)
   const now = new Map((await readDefinitions(client)).map((d) => [key(d), d]))
-  const live = new Map((await scan(client)).triggers.map((t) => [key(t), t]))
-  const removable = new Set<Kind>([...ALWAYS_REMOVABLE, ...(options.include ?? []).filter((k) => OPTIONALLY_REMOVABLE.includes(k))])
-  const kept = triggers.filter((t) => live.has(key(t)) && !removable.has(live.get(key(t))!.kind))
+  // The scan's own rule of what may go, with the kinds the operator named: the plan's `kind` is not read.
+  const live = new Map((await scan(client, { include: options.include ?? [] })).triggers.map((t) => [key(t), t]))
+  const kept = triggers.filter((t) => live.has(key(t)) && !live.get(key(t))!.remove)
   if (kept.length) {
     const why = kept.map((t) => `${key(t)} (${live.get(key(t))!.kind}: ${live.get(key(t))!.reason})`).join(', ')
     throw new Error(`not removable now, whatever the plan says: ${why}; drop removes audit and activity triggers${options.include?.length ? ` and ${options.include.join(', ')}` : ''} only`)
@@ -122,31 +122,28 @@ export async function prepareDrop(
   const changed = triggers.filter((t) => now.has(key(t)) && now.get(key(t))!.checksum !== t.checksum)
   if (changed.length) throw new Error(`changed since the plan was made (make a new plan): ${changed.map(key).join(', ')}`)
   const present = triggers.filter((t) => now.has(key(t)))
-  const exists = (await client.query(`SELECT pg_catalog.to_regclass($1) IS NOT NULL AS ok`, [BACKUP_TABLE])).rows[0].ok as boolean
+  const exists = (await client.query(`SELECT to_regclass($1) IS NOT NULL AS ok`, [BACKUP_TABLE])).rows[0].ok as boolean
   const backed = new Set<string>()
   if (exists) {
-    const { rows } = await client.query(`SELECT DISTINCT schema_name, table_name, trigger_name, checksum FROM ${BACKUP_TABLE}`)
-    for (const r of rows) backed.add(`${key({ schema: r.schema_name, table: r.table_name, name: r.trigger_name })}|${r.checksum}`)
+    const { rows } = await client.query(`SELECT DISTINCT schema_name || '.' || table_name || '.' || trigger_name || '|' || checksum AS k FROM ${BACKUP_TABLE}`)
+    for (const r of rows) backed.add(r.k)
   }
   const uncovered = present.filter((t) => !backed.has(`${key(t)}|${t.checksum}`))
   if (uncovered.length) throw new Error(`no backup holds ${uncovered.map(key).join(', ')} as planned: run actline triggers backup first`)
-  // Each trigger's function as the catalog names it (regprocedure prints it quoted), and how many triggers use it.
-  const { rows: fns } = await client.query<{ schema: string; table: string; name: string; fn: string; users: number }>(
-    `SELECT n.nspname AS schema, c.relname AS table, t.tgname AS name, t.tgfoid::pg_catalog.regprocedure::pg_catalog.text AS fn,
-       (SELECT pg_catalog.count(*)::int FROM pg_catalog.pg_trigger u WHERE u.tgfoid = t.tgfoid AND u.tgparentid = 0 AND NOT u.tgisinternal) AS users
-     FROM pg_catalog.pg_trigger t JOIN pg_catalog.pg_class c ON c.oid = t.tgrelid JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-     WHERE t.tgparentid = 0 AND NOT t.tgisinternal`,
-  )
-  const fnOf = new Map(fns.map((f) => [key(f), f]))
-  const users = new Map(fns.map((f) => [f.fn, f.users]))
+  // A function goes only with its last trigger, and only when asked; it is named as the catalog prints it
+  // (regprocedure: quoted, with its argument types), never as the plan says.
+  const users = new Map<string, number>()
+  if (options.dropFunctions) {
+    const { rows } = await client.query(`SELECT p.oid::regprocedure::text AS fn, count(*)::int AS n FROM pg_trigger t JOIN pg_proc p ON p.oid = t.tgfoid WHERE t.tgparentid = 0 AND NOT t.tgisinternal GROUP BY 1`)
+    for (const r of rows) users.set(r.fn, r.n)
+  }
   const lock = `SET LOCAL lock_timeout = '${Math.max(1, Math.floor(options.lockTimeoutMs ?? 5000))}ms'`
   return chosen.map((p) => {
     const statements = [lock]
     for (const t of p.triggers.filter((t) => now.has(key(t)))) {
       statements.push(`DROP TRIGGER ${quoteIdent(t.name)} ON ${quoteIdent(t.schema)}.${quoteIdent(t.table)}`)
-      const fn = fnOf.get(key(t))?.fn
-      if (options.dropFunctions && fn) {
-        // A function goes only with its last trigger, and only when asked.
+      const fn = now.get(key(t))!.function_signature
+      if (options.dropFunctions) {
         const left = (users.get(fn) ?? 1) - 1
         users.set(fn, left)
         if (left === 0) statements.push(`DROP FUNCTION ${fn}`)

@@ -78,7 +78,6 @@ interface Node {
   kind: string
   /** The rest of the line after the kind. */
   rest: string
-  depth: number
   children: Node[]
 }
 
@@ -100,7 +99,7 @@ function tree(dump: string): Node {
     const m = /^( *)([A-Za-z_][A-Za-z0-9_]*)(.*)$/.exec(line)
     const depth = m?.[1]!.length ?? -1
     if (!m || depth > stack.length || (depth === 0 && root.length > 0)) refuse('a statement the endpoint could not read back from the engine (a name with a line break in it?)')
-    const node: Node = { kind: m[2]!, rest: m[3]!, depth, children: [] }
+    const node: Node = { kind: m[2]!, rest: m[3]!, children: [] }
     stack.length = depth
     if (depth === 0) root.push(node)
     else stack[depth - 1]!.children.push(node)

@@ -15,7 +15,7 @@ import { createGzip } from 'node:zlib'
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
 import type { Logger, ReadOnlySession, ReadOnlySql } from '../../../schemas/component.ts'
 import { failureLimiter, grants, keyring, type AuthConfig } from '../../../api/auth.ts'
-import { browserRefusal, type BrowserPolicy } from '../../../api/browser-guard.ts'
+import { browserRefusal, header, type BrowserPolicy } from '../../../api/browser-guard.ts'
 import type { ClickHouseHttpConfig } from './config.ts'
 import { checkReach, formatClause, readableDatabase } from './policy.ts'
 import { readParameters } from './settings.ts'
@@ -184,11 +184,6 @@ export function createClickHouseHttp({ config, auth, browser, logger, session, o
     },
     close: () => app.close(),
   }
-}
-
-function header(request: FastifyRequest, name: string): string | undefined {
-  const value = request.headers[name]
-  return Array.isArray(value) ? value[0] : value
 }
 
 /** Credentials a browser cannot attach to a request to another site without asking first. */

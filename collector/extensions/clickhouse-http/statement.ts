@@ -3,6 +3,7 @@
  * and `{name:Type}` placeholders bound as a server binds `param_name`.
  * What a statement may do is policy.ts's, on the engine's own parse.
  */
+import { clickhouseIdentifier, clickhouseString } from '../../../lib/sql.ts'
 
 export class ClickHouseError extends Error {
   constructor(
@@ -65,7 +66,6 @@ function unescape(text: string): string {
   return text.replace(/\\(x[0-9a-fA-F]{2}|.)/gs, (_, c: string) => (c.length === 3 ? String.fromCharCode(parseInt(c.slice(1), 16)) : (ESCAPES[c] ?? c)))
 }
 
-const quote = (value: string) => `'${value.replaceAll('\\', '\\\\').replaceAll("'", "\\'")}'`
 const STRING_TYPE = /^\s*(LowCardinality\(\s*)?(Nullable\(\s*)?(String|FixedString\(\d+\))\s*\)?\s*\)?\s*$/
 
 /**
@@ -84,10 +84,10 @@ export function bindParams(sql: string, params: Readonly<Record<string, string>>
     const text = params[name]
     if (text === undefined) throw new ClickHouseError(456, `Substitution \`${name}\` is not set. (UNKNOWN_QUERY_PARAMETER)`)
     let value: string
-    if (type === 'Identifier') value = `\`${text.replaceAll('\\', '\\\\').replaceAll('`', '\\`')}\``
-    else if (STRING_TYPE.test(type)) value = /Nullable/.test(type) && text === '\\N' ? `CAST(NULL AS ${type})` : `CAST(${quote(unescape(text))} AS ${type})`
+    if (type === 'Identifier') value = clickhouseIdentifier(text)
+    else if (STRING_TYPE.test(type)) value = /Nullable/.test(type) && text === '\\N' ? `CAST(NULL AS ${type})` : `CAST(${clickhouseString(unescape(text))} AS ${type})`
     // accurateCast, not CAST: a value out of the type's range is an error (param_n=1000 for UInt8), not 232.
-    else value = `accurateCast(${quote(text)}, ${quote(type)})`
+    else value = `accurateCast(${clickhouseString(text)}, ${clickhouseString(type)})`
     out += sql.slice(last, m.index) + value
     last = m.index! + m[0].length
   }

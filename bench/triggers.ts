@@ -239,7 +239,7 @@ function cpuSeconds(collector: number, since?: Cpu): Cpu {
 
 /** examples/legacy-db/workload.mjs as its own process (with the register hook when `collector` is given); its stdout. */
 function workload(db: string, args: string[], collector?: string): Promise<string> {
-  const node = collector ? ['--import', 'actline/instrumentation/register'] : []
+  const node = collector ? ['--import', '@actline/instrumentation/register'] : []
   const env = collector ? { ...process.env, ACTLINE_ENDPOINT: collector, OTEL_SERVICE_NAME: 'legacy-app' } : process.env
   return run(process.execPath, [...node, join(root, 'examples/legacy-db/workload.mjs'), '--db', db, ...args], env)
 }

@@ -12,39 +12,80 @@ import http from 'node:http'
 import https from 'node:https'
 import { promisify } from 'node:util'
 import { gzip as gzipCallback } from 'node:zlib'
-import { context } from '@opentelemetry/api'
-import { suppressTracing } from '@opentelemetry/core'
-import { z } from 'zod'
-import { uuidv7, type ActivityInputType } from '../schemas/activity.ts'
+import { context, createContextKey } from '@opentelemetry/api'
+import type { ActivityInputType } from '../schemas/activity-input.ts'
+import { uuidv7 } from '../schemas/uuidv7.ts'
 import { joinCooperatively } from '../schemas/cooperative.ts'
 import { backoffDelay, retryAfterMs } from '../lib/backoff.ts'
 
 const gzip = promisify(gzipCallback)
 
-export const ActivityClientConfig = z
-  .object({
-    /** The collector's base URL. @default 'http://127.0.0.1:4318' */
-    endpoint: z.url().default('http://127.0.0.1:4318'),
-    /** Sent as `authorization: Bearer <key>` when set. */
-    apiKey: z.string().min(1).optional(),
-    /** Activities held while the collector is slow or away; the oldest are dropped beyond it. @default 10000 */
-    maxQueueSize: z.number().int().min(1).default(10_000),
-    /** Activities per request. @default 512 */
-    maxBatchSize: z.number().int().min(1).default(512),
-    /** Longest an activity waits for its batch to fill. @default 1000 */
-    flushIntervalMs: z.number().int().min(1).default(1000),
-    /** One request's time limit. @default 10000 */
-    requestTimeoutMs: z.number().int().min(1).default(10_000),
-    /** First retry delay; doubles each attempt, with full jitter. @default 500 */
-    retryInitialDelayMs: z.number().int().min(1).default(500),
-    /** Cap on a retry delay, Retry-After included. @default 30000 */
-    retryMaxDelayMs: z.number().int().min(1).default(30_000),
-    /** @default true */
-    gzip: z.boolean().default(true),
-  })
-  .strict()
+/**
+ * The key @opentelemetry/core's suppressTracing() sets (createContextKey is
+ * Symbol.for, so this is the same key): an instrumented http module does not
+ * trace the client's own requests, without the SDK core as a dependency.
+ */
+const SUPPRESS_TRACING = createContextKey('OpenTelemetry SDK Context Key SUPPRESS_TRACING')
 
-export type ActivityClientOptions = z.input<typeof ActivityClientConfig> & {
+export interface ActivityClientConfig {
+  /** The collector's base URL. @default 'http://127.0.0.1:4318' */
+  endpoint: string
+  /** Sent as `authorization: Bearer <key>` when set. */
+  apiKey?: string
+  /** Activities held while the collector is slow or away; the oldest are dropped beyond it. @default 10000 */
+  maxQueueSize: number
+  /** Activities per request. @default 512 */
+  maxBatchSize: number
+  /** Longest an activity waits for its batch to fill. @default 1000 */
+  flushIntervalMs: number
+  /** One request's time limit. @default 10000 */
+  requestTimeoutMs: number
+  /** First retry delay; doubles each attempt, with full jitter. @default 500 */
+  retryInitialDelayMs: number
+  /** Cap on a retry delay, Retry-After included. @default 30000 */
+  retryMaxDelayMs: number
+  /** @default true */
+  gzip: boolean
+}
+
+const DEFAULTS: ActivityClientConfig = {
+  endpoint: 'http://127.0.0.1:4318',
+  maxQueueSize: 10_000,
+  maxBatchSize: 512,
+  flushIntervalMs: 1000,
+  requestTimeoutMs: 10_000,
+  retryInitialDelayMs: 500,
+  retryMaxDelayMs: 30_000,
+  gzip: true,
+}
+
+/**
+ * The options with defaults filled in; a TypeError naming the option for a
+ * wrong one. Checked once, where the client is made (at start): a mistake in
+ * them is the app's to see, unlike anything later.
+ */
+export function activityClientConfig(options: Partial<ActivityClientConfig> = {}): ActivityClientConfig {
+  const config = { ...DEFAULTS }
+  for (const [key, value] of Object.entries(options) as [keyof ActivityClientConfig, unknown][]) {
+    if (value === undefined) continue
+    if (!(key in DEFAULTS) && key !== 'apiKey') throw new TypeError(`actline: unknown activity client option '${key}'`)
+    if (key === 'endpoint') {
+      if (typeof value !== 'string' || !URL.canParse(value) || !/^https?:$/.test(new URL(value).protocol)) {
+        throw new TypeError(`actline: endpoint must be an http(s) URL, got ${JSON.stringify(value)}`)
+      }
+    } else if (key === 'apiKey') {
+      if (typeof value !== 'string' || value === '') throw new TypeError('actline: apiKey must be a non-empty string')
+    } else if (key === 'gzip') {
+      if (typeof value !== 'boolean') throw new TypeError('actline: gzip must be true or false')
+    } else if (!Number.isSafeInteger(value) || (value as number) < 1) {
+      throw new TypeError(`actline: ${key} must be a whole number of at least 1, got ${JSON.stringify(value)}`)
+    }
+    ;(config as Record<string, unknown>)[key] = value
+  }
+  return config
+}
+
+export type ActivityClientOptions = Partial<ActivityClientConfig> & {
   /** Told about failures (dropped batches, rejected items); never throws into the app. */
   onError?: (error: Error) => void
 }
@@ -73,7 +114,7 @@ export class ActivityExportError extends Error {
 }
 
 export class ActivityClient {
-  readonly config: z.output<typeof ActivityClientConfig>
+  readonly config: ActivityClientConfig
   private readonly onError: (error: Error) => void
   private readonly ring: (QueuedActivity | undefined)[]
   private head = 0
@@ -97,7 +138,7 @@ export class ActivityClient {
 
   constructor(options: ActivityClientOptions = {}) {
     const { onError, ...config } = options
-    this.config = ActivityClientConfig.parse(config)
+    this.config = activityClientConfig(config)
     this.onError = onError ?? ((err) => process.emitWarning(err.message, 'ActlineActivityClient'))
     this.ring = new Array(this.config.maxQueueSize)
     // Appended to the endpoint's path, as OTLP exporters do: a collector behind a path prefix works.
@@ -273,7 +314,7 @@ export class ActivityClient {
     let reply: { status: number; retryAfter: string | undefined; text: string }
     try {
       // Suppressed so an instrumented http module does not trace (and ship) the shipping itself.
-      reply = await context.with(suppressTracing(context.active()), () => this.request(body))
+      reply = await context.with(context.active().setValue(SUPPRESS_TRACING, true), () => this.request(body))
     } catch {
       return { kind: 'retry' }
     }

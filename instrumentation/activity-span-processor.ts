@@ -10,10 +10,10 @@
  */
 import { SpanKind, diag, type Context } from '@opentelemetry/api'
 import type { ReadableSpan, Span, SpanProcessor } from '@opentelemetry/sdk-trace-base'
-import type { ActivityInputType } from '../schemas/activity.ts'
-import { spanToActivities, type SpanKindName, type SpanRecord } from '../schemas/span-activity.ts'
+import type { ActivityInputType } from '../schemas/activity-input.ts'
+import { mayBeActivity, spanToActivities, type SpanKindName, type SpanRecord } from '../schemas/span-activity.ts'
 import type { ActivityClient } from './activity-client.ts'
-import { currentActivityContext } from './activity-context.ts'
+import { contextAttributes, currentActivityContext, takeTraceContext } from './activity-context.ts'
 import { getActivityClient } from './logging-api.ts'
 
 export interface ActivitySpanProcessorOptions {
@@ -60,8 +60,15 @@ export class ActivitySpanProcessor implements SpanProcessor {
 
   onEnd(span: ReadableSpan): void {
     try {
+      const kind = KIND[span.kind] ?? 'unspecified'
+      // A server span started before its handler set who is calling: what the handler set comes from its trace.
+      const late = kind === 'server' ? takeTraceContext(span.spanContext().traceId) : undefined
+      // Reads, BEGIN, COMMIT, outgoing calls: skipped before anything is copied, unless a map hook wants every span.
+      if (!this.options.map && !mayBeActivity(kind, span.attributes)) return
       if (this.options.filter && !this.options.filter(span)) return
-      const mapped = spanToActivities(toSpanRecord(span))
+      const record = toSpanRecord(span)
+      if (late) record.attributes = { ...contextAttributes(late), ...record.attributes }
+      const mapped = spanToActivities(record)
       const map = this.options.map
       if (!map) for (const activity of mapped) this.client.log(activity)
       else for (const m of mapped.length ? mapped : [undefined]) {

@@ -14,8 +14,8 @@
  * be found together; the leaf wrappers (one statement, one call) do not, as
  * entering a context would cost more than the rest of the wrapper.
  */
-import type { ActivityInputType, Category, Severity, Source, Status } from '../schemas/activity.ts'
-import { uuidv7 } from '../schemas/activity.ts'
+import type { ActivityInputType, Category, Severity, Source, Status } from '../schemas/activity-input.ts'
+import { uuidv7 } from '../schemas/uuidv7.ts'
 import { DEFAULT_REDACT, redactor } from '../schemas/redaction.ts'
 import { boundedRow, changeDetails } from '../schemas/row-change.ts'
 import { ActivityClient, type ActivityClientOptions } from './activity-client.ts'
@@ -55,6 +55,11 @@ export function configureActivityLogging(options: (ActivityClientOptions & { ser
   }
   if (previous && previous !== client) void previous.shutdown()
   return client
+}
+
+/** The service name activities carry: configureActivityLogging's, else OTEL_SERVICE_NAME. */
+export function serviceName(): string | undefined {
+  return service
 }
 
 export function getActivityClient(): ActivityClient {

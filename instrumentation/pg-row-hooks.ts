@@ -12,6 +12,8 @@ import { boundedRow, changeDetails, entityIdOf, type RowValues } from '../schema
 import { DB_ROWS_ATTRIBUTE, type DbRowEntry, type DbRows } from '../schemas/span-activity.ts'
 import { readStatement, type StatementRows } from './statement-rows.ts'
 
+export type { StatementRows }
+
 export interface DbRowOptions {
   /** Key columns by table name; a table not listed has `defaultKey`. */
   keys?: Readonly<Record<string, readonly string[]>>
@@ -48,26 +50,47 @@ interface PgHookConfig {
   responseHook(span: Span, info: { data: { rows?: unknown[]; rowCount?: number | null } }): void
 }
 
-/** requestHook and responseHook for `new PgInstrumentation({ ...dbRowHooks() })`. */
-export function dbRowHooks(options: DbRowOptions = {}): PgHookConfig {
+/** Reads a write's rows: the statement at the request, the rows it returned at the response. */
+export interface RowReader {
+  /** The statement's shape when it is a write read here; undefined for anything else (a read, BEGIN, a shape not followed). */
+  read(text: string, values: readonly unknown[] | undefined): StatementRows | undefined
+  /** Its rows: redacted, bounded, one entry per row up to maxRows. */
+  rows(stmt: StatementRows, returned?: unknown[], rowCount?: number | null): DbRows
+}
+
+const WRITE = /^\s*(?:insert|update|delete)\b/i
+
+export function rowReader(options: DbRowOptions = {}): RowReader {
   const redacted = redactor(options.redact ?? DEFAULT_REDACT)
   const maxRows = options.maxRows ?? 100
   const keyOf = (table: string) => options.keys?.[table] ?? options.defaultKey ?? ['id']
+  return {
+    read: (text, values) => (WRITE.test(text) ? readStatement(text, values) : undefined),
+    rows(stmt, returned, rowCount) {
+      // Only the rows listed are read: a RETURNING of 100,000 rows costs no more than of maxRows.
+      const total = returned?.length || stmt.written.length
+      const listed = { ...stmt, written: stmt.written.slice(0, maxRows) }
+      const rows = rowsOf(listed, keyOf(stmt.table), redacted, options.values !== false, returned?.slice(0, maxRows), rowCount)
+      const omitted = rows.length > 0 && total > maxRows ? total - maxRows : 0
+      return { rows, ...(omitted > 0 && { omitted }), ...(typeof rowCount === 'number' && { row_count: rowCount }) }
+    },
+  }
+}
+
+/**
+ * requestHook and responseHook for `new PgInstrumentation({ ...dbRowHooks() })`,
+ * in an app that traces with its own OpenTelemetry SDK: the rows travel on
+ * the span as JSON (they may go over OTLP too).
+ */
+export function dbRowHooks(options: DbRowOptions = {}): PgHookConfig {
+  const reader = rowReader(options)
   // The statement read at the request, for its response: the span is the one key both hooks share.
   const pending = new WeakMap<Span, StatementRows>()
-  const write = (span: Span, stmt: StatementRows, returned?: unknown[], rowCount?: number | null) => {
-    // Only the rows listed are read: a RETURNING of 100,000 rows costs no more than of maxRows.
-    const total = returned?.length || stmt.written.length
-    const listed = { ...stmt, written: stmt.written.slice(0, maxRows) }
-    const rows = rowsOf(listed, keyOf(stmt.table), redacted, options.values !== false, returned?.slice(0, maxRows), rowCount)
-    const omitted = rows.length > 0 && total > maxRows ? total - maxRows : 0
-    const value: DbRows = { rows, ...(omitted > 0 && { omitted }), ...(typeof rowCount === 'number' && { row_count: rowCount }) }
-    span.setAttribute(DB_ROWS_ATTRIBUTE, JSON.stringify(value))
-  }
+  const write = (span: Span, stmt: StatementRows, returned?: unknown[], rowCount?: number | null) =>
+    span.setAttribute(DB_ROWS_ATTRIBUTE, JSON.stringify(reader.rows(stmt, returned, rowCount)))
   return {
     requestHook(span, { query }) {
-      if (!/^\s*(insert|update|delete)\b/i.test(query.text)) return
-      const stmt = readStatement(query.text, query.values)
+      const stmt = reader.read(query.text, query.values)
       if (!stmt) return
       pending.set(span, stmt)
       write(span, stmt)

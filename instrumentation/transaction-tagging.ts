@@ -17,7 +17,6 @@
  * tagged: call tagTransaction() there.
  */
 import { diag } from '@opentelemetry/api'
-import { InstrumentationBase, InstrumentationNodeModuleDefinition } from '@opentelemetry/instrumentation'
 import { TRANSACTION_CONTEXT_PREFIX, transactionContext } from './transaction-context.ts'
 
 const PATCHED = Symbol.for('actline.transaction-tagging')
@@ -117,22 +116,4 @@ export function patchQuery(proto: { query: Query }): void {
   }
   ;(query as unknown as Record<symbol, unknown>)[PATCHED] = true
   proto.query = query
-}
-
-/** The Instrumentation the register hook adds after the pg one: it patches pg's Client on load, ESM or CommonJS. */
-export class TransactionTaggingInstrumentation extends InstrumentationBase {
-  constructor() {
-    super('actline-transaction-tagging', '1.0.0', {})
-  }
-
-  protected init() {
-    return [
-      new InstrumentationNodeModuleDefinition('pg', ['>=8 <9'], (module: unknown) => {
-        const m = module as { Client?: { prototype: { query: Query } }; default?: { Client?: { prototype: { query: Query } } } }
-        const client = m.Client ?? m.default?.Client
-        if (client) patchQuery(client.prototype)
-        return module
-      }),
-    ]
-  }
 }

@@ -4,7 +4,7 @@
  * truth; the JSON Schema in activity.schema.json is generated from it.
  */
 import { z } from 'zod'
-import { inspectValue, MAX_DEPTH, printable, stringProblem } from './storable.ts'
+import { inspectValue, printable, stringProblem } from './storable.ts'
 import { uuidv7 } from './uuidv7.ts'
 import { ACTIVITY_ROW, INPUT_FIELDS } from './activity-row.ts'
 
@@ -12,38 +12,13 @@ export { uuidv7 }
 
 export { CATEGORIES, SEVERITIES, SOURCES, STATUSES } from './vocabulary.ts'
 import { CATEGORIES, SEVERITIES, SOURCES, STATUSES } from './vocabulary.ts'
+import { LIMITS, type ActivityInputType, type Severity, type Source, type Status, type Category } from './activity-input.ts'
 
-export type Source = (typeof SOURCES)[number]
-export type Severity = (typeof SEVERITIES)[number]
-export type Status = (typeof STATUSES)[number]
-export type Category = (typeof CATEGORIES)[number]
+export type { Source, Severity, Status, Category } from './activity-input.ts'
+export { LIMITS }
 
 /** Keys every activity may carry; anything else is an unknown field. */
 export const ACTIVITY_FIELDS = INPUT_FIELDS
-
-export const LIMITS = {
-  /** Characters in an identifier-like field (actor_id, entity_id, ...). */
-  shortText: 256,
-  /** Characters in user_agent. */
-  userAgent: 1024,
-  /** Bytes of details once serialized: details is context, not a blob store. */
-  details: 64 * 1024,
-  /** Entries in attributes, and characters in one attribute value. */
-  attributes: 128,
-  attributeValue: 4096,
-  /** Accepted clock skew: a timestamp further ahead than this is rejected. */
-  futureSkewMs: 24 * 60 * 60 * 1000,
-  /** Earliest accepted timestamp; older is almost surely a unit bug (seconds sent as ms). */
-  earliest: Date.UTC(2000, 0, 1),
-  /**
-   * Characters of one activity's JSON text, every field and unknown field
-   * counted: what one event may cost each store and the log. Attributes
-   * alone could otherwise reach 128 x 4 KiB.
-   */
-  activity: 256 * 1024,
-  /** Nesting of objects and arrays inside one activity. */
-  depth: MAX_DEPTH,
-} as const
 
 const shortText = z.string().max(LIMITS.shortText)
 
@@ -89,7 +64,11 @@ export const ActivityInput = z.object({
     .optional(),
 })
 
-export type ActivityInputType = z.input<typeof ActivityInput>
+export type { ActivityInputType }
+
+/** Checked when compiling: the zod schema takes exactly the plain input type the SDK builds (activity-input.ts). */
+type SchemaInput = z.input<typeof ActivityInput>
+export const INPUT_MATCHES_SCHEMA: [SchemaInput] extends [ActivityInputType] ? ([ActivityInputType] extends [SchemaInput] ? true : never) : never = true
 
 /** The normalized activity every processor and exporter sees. */
 export interface Activity {

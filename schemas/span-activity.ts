@@ -11,8 +11,7 @@
  * 3. a database client span running INSERT, UPDATE or DELETE: a `database`
  *    activity on the table. This is what replaces row-level audit triggers.
  */
-import type { ActivityInputType } from './activity.ts'
-import { LIMITS } from './activity.ts'
+import { LIMITS, type ActivityInputType } from './activity-input.ts'
 import { stableUuidv7 } from './uuidv7.ts'
 
 export type SpanKindName = 'unspecified' | 'internal' | 'server' | 'client' | 'producer' | 'consumer'
@@ -79,12 +78,15 @@ export interface DbRows {
  * The activities of a span: spanToActivity's one, or, for a write whose span
  * lists its rows, one per row (each with its key and values) and, past the
  * listed ones, one that counts the rest. Each row's id comes from the span's
- * and the row's place, so a span sent twice is one set of rows.
+ * and the row's place, so a span sent twice is one set of rows. `given`:
+ * the rows as the SDK's own hook read them (instrumentation/hooks), instead
+ * of from the span's attribute.
  */
-export function spanToActivities(span: SpanRecord): ActivityInputType[] {
+export function spanToActivities(span: SpanRecord, given?: DbRows): ActivityInputType[] {
   const base = spanToActivity(span)
   if (!base) return []
-  const rows = base.source === 'database' ? dbRows(span.attributes[DB_ROWS_ATTRIBUTE]) : undefined
+  // Rows the app-side hook read itself come as they are; from a span, they are JSON anyone may have written.
+  const rows = base.source === 'database' ? (given ?? dbRows(span.attributes[DB_ROWS_ATTRIBUTE])) : undefined
   if (!rows) return [base]
   const ts = base.timestamp as number
   const baseDetails = base.details as Record<string, unknown> | undefined
@@ -129,6 +131,24 @@ function dbRows(value: SpanAttributeValue): DbRows | undefined {
   return { rows, ...(omitted && { omitted }), ...(rowCount !== undefined && { row_count: rowCount }) }
 }
 
+const WRITE_TEXT = /^(?:\s|--[^\n]*\n|\/\*[\s\S]*?\*\/)*(?:insert|update|delete|merge|with)\b/i
+
+/**
+ * False when a span cannot become an activity, decided from its kind and
+ * attributes alone, before anything is copied: an app's SDK ends many spans
+ * (reads, BEGIN, COMMIT, outgoing calls) and each must cost it nothing
+ * here. True means "map it and see": spanToActivity decides.
+ */
+export function mayBeActivity(kind: SpanKindName, a: Readonly<Record<string, SpanAttributeValue>>): boolean {
+  if (a['activity.action'] !== undefined) return true
+  if (kind === 'server') return a['http.request.method'] !== undefined || a['http.method'] !== undefined
+  if (kind !== 'client' || (a['db.system.name'] === undefined && a['db.system'] === undefined)) return false
+  const operation = a['db.operation.name'] ?? a['db.operation']
+  if (typeof operation === 'string') return MODIFYING.has(operation.toLowerCase())
+  const text = a['db.query.text'] ?? a['db.statement']
+  return typeof text === 'string' && WRITE_TEXT.test(text)
+}
+
 export function spanToActivity(span: SpanRecord): ActivityInputType | undefined {
   const a = span.attributes
   if (typeof a['activity.action'] === 'string') return explicitActivity(span)
@@ -161,7 +181,7 @@ function explicitActivity(span: SpanRecord): ActivityInputType {
     if (value !== undefined) attributes[key] = value
   }
   activity.attributes = attributes
-  return activity as ActivityInputType
+  return activity as unknown as ActivityInputType
 }
 
 function httpServerActivity(span: SpanRecord, rawMethod: string): ActivityInputType {

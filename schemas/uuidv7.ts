@@ -92,3 +92,14 @@ export function stableUuidv7(ms: number, ...parts: readonly string[]): string {
   const x = b.toString('hex')
   return `${x.slice(0, 8)}-${x.slice(8, 12)}-${x.slice(12, 16)}-${x.slice(16, 20)}-${x.slice(20)}`
 }
+
+/** `bytes` random bytes as lowercase hex, from the same pool: a trace id (16) or a span id (8). */
+export function randomHex(bytes: number): string {
+  const out = Buffer.allocUnsafe(bytes * 2)
+  for (let i = 0; i < bytes; i++) {
+    const b = randomByte()
+    out[i * 2] = HEX[b * 2]!
+    out[i * 2 + 1] = HEX[b * 2 + 1]!
+  }
+  return (out as Buffer & { latin1Slice(start: number, end: number): string }).latin1Slice(0, bytes * 2)
+}

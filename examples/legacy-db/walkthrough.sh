@@ -61,7 +61,7 @@ collector_pid=$!
 for _ in $(seq 1 60); do curl -sf http://127.0.0.1:4318/readyz >/dev/null && break; sleep 1; done
 dual_start=$(date -u +%Y-%m-%dT%H:%M:%S.%3NZ)
 show env ACTLINE_ENDPOINT=http://127.0.0.1:4318 OTEL_SERVICE_NAME=legacy-app \
-  node --import actline/instrumentation/register examples/legacy-db/workload.mjs --db "$DB" --seconds 10
+  node --import @actline/instrumentation/register examples/legacy-db/workload.mjs --db "$DB" --seconds 10
 # Acknowledged is durable; compare reads the stored rows: wait until the exporters have passed the log's end.
 until curl -s http://127.0.0.1:4318/metrics | grep -E '^actline_exporter_queue_activities\{' | awk '{ s += $2 } END { exit s > 0 }'; do sleep 0.5; done
 dual_end=$(date -u +%Y-%m-%dT%H:%M:%S.%3NZ)

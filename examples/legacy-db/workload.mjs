@@ -8,7 +8,7 @@
 //
 // With the SDK on, the app records its own writes instead of the triggers:
 //   ACTLINE_ENDPOINT=http://127.0.0.1:4318 OTEL_SERVICE_NAME=legacy-app \
-//     node --import actline/instrumentation/register examples/legacy-db/workload.mjs --db URL
+//     node --import @actline/instrumentation/register examples/legacy-db/workload.mjs --db URL
 // each INSERT/UPDATE/DELETE then reaches the collector as a db.* activity of
 // its table, attributed to the transaction's user (withActivityContext).
 import { readFileSync } from 'node:fs'
@@ -56,7 +56,7 @@ if (o.setup) {
 }
 
 // The SDK, when the register hook loaded it: each transaction's writes are attributed to its user.
-const sdk = process.env.ACTLINE_ENDPOINT ? await import('actline/instrumentation') : undefined
+const sdk = process.env.ACTLINE_ENDPOINT ? await import('@actline/instrumentation') : undefined
 const asUser = (user, fn) => (sdk ? sdk.withActivityContext({ actorId: user }, fn) : fn())
 
 let state = Number(o.seed) >>> 0 || 1

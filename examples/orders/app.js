@@ -1,5 +1,5 @@
 // An orders service with no audit triggers: started with
-//   node --import actline/instrumentation/register app.js
+//   node --import @actline/instrumentation/register app.js
 // its INSERT/UPDATE/DELETE statements reach the collector as database
 // activities, its requests as api activities, all sharing the request's trace.
 //
@@ -7,7 +7,7 @@
 // ACTLINE_ENDPOINT (the collector), OTEL_SERVICE_NAME.
 import Fastify from 'fastify'
 import pg from 'pg'
-import { logUserAction, withActivityContext } from 'actline/instrumentation'
+import { logUserAction, withActivityContext } from '@actline/instrumentation'
 
 const pool = new pg.Pool({ connectionString: process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres', max: 4 })
 await pool.query(`CREATE TABLE IF NOT EXISTS orders (

@@ -1,6 +1,6 @@
 // A CommonJS batch job beside the service: cancels orders left unpaid, then
 // exits on its own. Run under the same hook,
-//   node --import actline/instrumentation/register examples/orders/cancel-stale.cjs
+//   node --import @actline/instrumentation/register examples/orders/cancel-stale.cjs
 // its UPDATE becomes a db.update activity like the service's, and what is
 // still queued is sent before the process exits.
 const pg = require('pg')

@@ -79,7 +79,7 @@ export async function startNodeProcess(
 
 /** The example orders service (examples/orders) under the register hook, on a free port. */
 export function startOrdersExample(env: Record<string, string>): ReturnType<typeof startNodeProcess> {
-  return startNodeProcess(['--import', 'actline/instrumentation/register', 'examples/orders/app.js'], { PORT: '0', ...env }, 'orders example')
+  return startNodeProcess(['--import', '@actline/instrumentation/register', 'examples/orders/app.js'], { PORT: '0', ...env }, 'orders example')
 }
 
 /** SIGTERM to a process started here, if still running, and its exit. */

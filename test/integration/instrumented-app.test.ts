@@ -1,7 +1,7 @@
 /**
  * The trigger replacement, end to end with real parts: the example orders
  * service runs as its own process under `node --import
- * actline/instrumentation/register`, against a real PostgreSQL (PGlite over
+ * @actline/instrumentation/register`, against a real PostgreSQL (PGlite over
  * pglite-socket, and the server at PG_URL when set), exporting to a real
  * collector with embedded stores. What it did must be in ClickHouse and in
  * the audit trail.
@@ -109,6 +109,10 @@ describe.each(modes)('an app instrumented by the register hook, on %s PostgreSQL
     expect(post).toMatchObject({ category: 'api', status: 'success', entity_type: 'http_route', entity_id: '/orders' })
     expect(post.attributes['http.response.status_code']).toBe('201')
     expect(by('api.patch')[0]!.entity_id).toBe('/orders/:id')
+    // Who called the endpoint: what the handler set with withActivityContext, though the request began before it.
+    expect(post.actor_id).toBe('u-42')
+    expect(by('api.delete')[0]!.actor_id).toBe('u-42')
+    expect(by('api.get')[0]!.actor_id).toBe('')
 
     // The correlation triggers never had: the write, the request and the business event share one trace.
     expect(post.trace_id).toMatch(/^[0-9a-f]{32}$/)
@@ -156,7 +160,7 @@ describe.each(modes)('an app instrumented by the register hook, on %s PostgreSQL
     app.child.kill('SIGTERM')
     expect(await app.exited).toBe(0)
     const job = `${service}-job`
-    const child = spawn(process.execPath, ['--import', 'actline/instrumentation/register', 'examples/orders/cancel-stale.cjs'], {
+    const child = spawn(process.execPath, ['--import', '@actline/instrumentation/register', 'examples/orders/cancel-stale.cjs'], {
       env: { ...process.env, DATABASE_URL: databaseUrl, ACTLINE_ENDPOINT: collector.url, OTEL_SERVICE_NAME: job, STALE_AFTER: '0 seconds' },
       stdio: ['ignore', 'pipe', 'inherit'],
     })

@@ -1,0 +1,120 @@
+/**
+ * The register hook's database path: pg's Client.prototype.query, wrapped
+ * once. A statement that is not an INSERT, UPDATE, DELETE or MERGE (a read,
+ * BEGIN, COMMIT, set_config) goes straight through after one test of its
+ * first word: no span, no attribute, no copy of its text. A write is read
+ * (instrumentation/statement-rows.ts) and, when it returns, becomes one
+ * activity per row through the same mapping as a pg span
+ * (schemas/span-activity.ts), so either path gives the same activities.
+ */
+import type { DbRows, SpanRecord } from '../../schemas/span-activity.ts'
+import { randomHex } from '../../schemas/uuidv7.ts'
+import { activeTraceIds, contextAttributes, currentActivityContext } from '../activity-context.ts'
+import type { RowReader, StatementRows } from '../pg-row-hooks.ts'
+import type { Recorder } from './recorder.ts'
+
+const PATCHED = Symbol.for('actline.pg-writes')
+/** The cheap first look: a write's first word, after blanks. WITH and MERGE are mapped without rows. */
+const MAYBE_WRITE = /^\s*(?:insert|update|delete|merge|with)\b/i
+
+type Query = (this: PgClient, ...args: unknown[]) => unknown
+interface PgClient {
+  database?: string
+}
+type Callback = (err: unknown, res?: unknown) => void
+interface Result {
+  rows?: unknown[]
+  rowCount?: number | null
+}
+
+export interface PgWritesStats {
+  /** Statements that passed the first look and were read. */
+  read: number
+}
+
+export function patchPgWrites(proto: { query: Query }, reader: RowReader, recorder: Recorder, stats: PgWritesStats): void {
+  if ((proto.query as unknown as Record<symbol, unknown>)[PATCHED]) return
+  const inner = proto.query
+  const query = function (this: PgClient) {
+    // `arguments`, not a rest parameter: the common case (a read) then allocates nothing here.
+    // eslint-disable-next-line prefer-rest-params
+    const args = arguments as unknown as unknown[]
+    const first = args[0] as string | { text?: unknown; values?: unknown; submit?: unknown; callback?: unknown } | undefined
+    const text = typeof first === 'string' ? first : typeof first?.text === 'string' ? first.text : undefined
+    if (text === undefined || !MAYBE_WRITE.test(text) || typeof (first as { submit?: unknown }).submit === 'function') {
+      return inner.apply(this, args)
+    }
+    return traced.call(this, inner, Array.from(args), text, first)
+  } as Query
+  ;(query as unknown as Record<symbol, unknown>)[PATCHED] = true
+  proto.query = query
+
+  function traced(this: PgClient, run: Query, args: unknown[], text: string, first: unknown): unknown {
+    stats.read++
+    const values = (Array.isArray(args[1]) ? args[1] : (first as { values?: unknown })?.values) as unknown[] | undefined
+    let stmt: StatementRows | undefined
+    try {
+      stmt = reader.read(text, values)
+    } catch {
+      stmt = undefined // a statement the reader cannot follow is mapped without rows
+    }
+    const started = Date.now()
+    const t0 = performance.now()
+    const ids = activeTraceIds()
+    const context = currentActivityContext()
+    const database = this.database
+    const done = (err: unknown, res: Result | undefined) => {
+      try {
+        const span: SpanRecord = {
+          name: 'pg.query',
+          kind: 'client',
+          traceId: ids?.traceId ?? randomHex(16),
+          spanId: randomHex(8),
+          startTimeMs: started,
+          durationMs: performance.now() - t0,
+          attributes: {
+            'db.system': 'postgresql',
+            'db.namespace': database,
+            'db.query.text': text,
+            ...(stmt && { 'db.operation.name': stmt.operation, 'db.collection.name': stmt.table }),
+            ...contextAttributes(context),
+          },
+          status: err ? 'error' : 'unset',
+          ...(err instanceof Error && { statusMessage: err.message }),
+          resource: recorder.resource,
+        }
+        // A multi-statement string answers with an array: its rows are not one statement's.
+        const result = Array.isArray(res) ? undefined : res
+        const rows: DbRows | undefined = stmt && recorder.rows(stmt, stmt.returning ? result?.rows : undefined, err ? undefined : result?.rowCount)
+        recorder.record(span, rows)
+      } catch (e) {
+        recorder.failed(e)
+      }
+    }
+    const callback = typeof args[args.length - 1] === 'function' ? (args[args.length - 1] as Callback) : undefined
+    if (callback) {
+      const copy = args.slice()
+      copy[copy.length - 1] = (err: unknown, res?: unknown) => {
+        done(err, res as Result)
+        callback(err, res)
+      }
+      return run.apply(this, copy)
+    }
+    if (typeof (first as { callback?: unknown })?.callback === 'function') {
+      const config = first as { callback: Callback }
+      const original = config.callback
+      const copy = args.slice()
+      copy[0] = { ...config, callback: (err: unknown, res?: unknown) => { done(err, res as Result); original(err, res) } }
+      return run.apply(this, copy)
+    }
+    const p = run.apply(this, args) as Promise<Result> | undefined
+    if (!p || typeof p.then !== 'function') return p
+    return p.then(
+      (res) => (done(undefined, res), res),
+      (err: unknown) => {
+        done(err, undefined)
+        throw err
+      },
+    )
+  }
+}

@@ -13,9 +13,15 @@ import type { LoadResult, Options } from './load-generator.ts'
 const root = fileURLToPath(new URL('..', import.meta.url))
 const TICK_MS = 1000 / 100 // USER_HZ: /proc counts CPU in 10 ms ticks
 
-/** `nodeArgs` go before the script: `--cpu-prof` and the like. */
-export async function startCollector(configFile: string, nodeArgs: readonly string[] = []) {
-  const child = spawn(process.execPath, [...nodeArgs, join(root, 'bin/actline.js'), 'start', '--config', configFile], { stdio: ['ignore', 'pipe', 'inherit'] })
+/**
+ * `nodeArgs` go before the script: `--cpu-prof` and the like. `cpus` pins it
+ * (taskset -c): on its own core, the collector stands in for another host.
+ */
+export async function startCollector(configFile: string, nodeArgs: readonly string[] = [], cpus?: string) {
+  const args = [...nodeArgs, join(root, 'bin/actline.js'), 'start', '--config', configFile]
+  const child = cpus
+    ? spawn('taskset', ['-c', cpus, process.execPath, ...args], { stdio: ['ignore', 'pipe', 'inherit'] })
+    : spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] })
   const url = await new Promise<string>((resolve, reject) => {
     createInterface({ input: child.stdout! }).on('line', (line) => {
       const m = /"url":"(http:[^"]+)"/.exec(line)

@@ -27,6 +27,7 @@ import { makePlan, prepareDrop, runDrop, type Plan } from '../toolkit/triggers/p
 import { readTriggers } from '../toolkit/triggers/catalog.ts'
 import { metrics, startCollector, timeToStored } from './collector-process.ts'
 import { median } from './query-scenarios.ts'
+import { cpuCount, machineCpu, pinPostgres, postgresCpu, processCpu } from './proc-cpu.ts'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5)
@@ -37,6 +38,8 @@ const SERVER = process.env.PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test'
 /** Which parts run: the workload's steps, the backfill's throughput, or both. */
 const PARTS = (process.env.BENCH_PARTS ?? 'workload,backfill').split(',')
 const BACKFILL_ROWS = Number(process.env.BENCH_BACKFILL_ROWS ?? 500_000)
+/** Pinned as bench:app is: the collector on the last core (another host), PostgreSQL and the workload on the rest. BENCH_PIN=false: not pinned. */
+const PIN = process.env.BENCH_PIN !== 'false'
 const USER_FACING = ['organizations', 'users', 'user_profiles', 'sessions', 'api_tokens', 'memberships', 'projects', 'project_members', 'investors', 'investments']
 
 interface Step {
@@ -68,6 +71,7 @@ async function main() {
   const dir = mkdtempSync(join(tmpdir(), 'actline-bench-triggers-'))
   let collector: Awaited<ReturnType<typeof startCollector>> | undefined
   const client = new pg.Client({ connectionString: db })
+  let unpin = () => {}
   try {
     console.log(`bench:triggers on PostgreSQL ${version}: ${ROUNDS} rounds x ${STEPS.length} steps x ${SECONDS} s, ${CLIENTS} connections`)
     await workload(db, ['--setup'])
@@ -79,7 +83,9 @@ async function main() {
 
     const configFile = join(dir, 'collector.yaml')
     writeFileSync(configFile, `data_dir: ${join(dir, 'data')}\nserver: { port: 0, log_level: warn }\n`)
-    collector = await startCollector(configFile)
+    const last = cpuCount() - 1
+    collector = await startCollector(configFile, [], PIN ? String(last) : undefined)
+    unpin = PIN ? pinPostgres(`0-${last - 1}`) : () => {}
 
     if (PARTS.includes('workload')) {
     const results = new Map<string, { tps: number[]; triggers: number; activities: number[]; dropped: number[]; cpu: { postgres: number; app: number; collector: number }[] }>()
@@ -125,6 +131,7 @@ async function main() {
     if (PARTS.includes('backfill')) await backfill(client, db, collector, dir)
   } finally {
     collector?.child.kill('SIGTERM')
+    unpin()
     await client.end().catch(() => {})
     await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`).catch(() => {})
     await admin.end()
@@ -196,18 +203,6 @@ async function settle(client: pg.Client): Promise<void> {
   await client.query('CHECKPOINT')
 }
 
-const TICK = 100 // USER_HZ: /proc's CPU times are in ticks of 1/100 s on Linux
-
-/** utime + stime of a process, in seconds, and with `children` those of its children that have exited (the server's backends). */
-function processCpu(pid: number | string, children = false): number {
-  try {
-    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /, '').split(' ')
-    return (Number(fields[11]) + Number(fields[12]) + (children ? Number(fields[13]) + Number(fields[14]) : 0)) / TICK
-  } catch {
-    return 0 // gone meanwhile
-  }
-}
-
 interface Cpu {
   postgres: number
   collector: number
@@ -223,14 +218,8 @@ interface Cpu {
  * can no longer be read by pid.
  */
 function cpuSeconds(collector: number, since?: Cpu): Cpu {
-  let postgres = 0
-  for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
-    try {
-      if (readFileSync(`/proc/${pid}/comm`, 'utf8').trim() === 'postgres') postgres += processCpu(pid, true)
-    } catch {}
-  }
-  const [user, nice, system, , , irq, softirq] = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number)
-  const total = (user! + nice! + system! + irq! + softirq!) / TICK
+  const postgres = postgresCpu()
+  const total = machineCpu()
   const now = { postgres, collector: processCpu(collector), app: 0, total }
   now.app = total - postgres - now.collector
   if (!since) return now
@@ -241,7 +230,8 @@ function cpuSeconds(collector: number, since?: Cpu): Cpu {
 function workload(db: string, args: string[], collector?: string): Promise<string> {
   const node = collector ? ['--import', '@actline/instrumentation/register'] : []
   const env = collector ? { ...process.env, ACTLINE_ENDPOINT: collector, OTEL_SERVICE_NAME: 'legacy-app' } : process.env
-  return run(process.execPath, [...node, join(root, 'examples/legacy-db/workload.mjs'), '--db', db, ...args], env)
+  const command = [process.execPath, ...node, join(root, 'examples/legacy-db/workload.mjs'), '--db', db, ...args]
+  return PIN ? run('taskset', ['-c', `0-${cpuCount() - 2}`, ...command], env) : run(command[0]!, command.slice(1), env)
 }
 
 await main()

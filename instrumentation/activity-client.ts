@@ -187,8 +187,26 @@ export class ActivityClient {
     return { queued: this.size, ...this.counters }
   }
 
+  private readonly producers = new Set<() => void>()
+
+  /**
+   * `produce` is called (synchronously) at the start of every flush and
+   * shutdown: a producer holding activities not yet logged (the register
+   * hook's batch) hands them over first, so a flush sends them too.
+   */
+  addProducer(produce: () => void): void {
+    this.producers.add(produce)
+  }
+
   /** Resolves once everything queued before the call is sent or given up, or at the timeout. */
   async forceFlush(timeoutMs = 30_000): Promise<void> {
+    for (const produce of this.producers) {
+      try {
+        produce()
+      } catch {
+        // a producer's failure costs its activities, never the flush
+      }
+    }
     const deadline = Date.now() + timeoutMs
     this.stopping = true
     try {
@@ -204,6 +222,13 @@ export class ActivityClient {
   /** Stops taking activities, sends what is queued (within the timeout), releases the timer and sockets. */
   async shutdown(timeoutMs = 10_000): Promise<void> {
     if (this.closed) return
+    for (const produce of this.producers) {
+      try {
+        produce()
+      } catch {
+        // as in forceFlush
+      }
+    }
     this.closed = true
     await this.forceFlush(timeoutMs)
     this.abandoned = true

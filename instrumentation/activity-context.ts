@@ -126,3 +126,9 @@ export function contextAttributes(c: ActivityContext | undefined): Record<string
   if (c.correlationId) out['activity.correlation_id'] = c.correlationId
   return out
 }
+
+/** The three values as they are now: a scope's store can still change (setActivityContext) after a write. */
+export function copyContext(c: ActivityContext | undefined): ActivityContext | undefined {
+  if (!c || (c.actorId === undefined && c.tenantId === undefined && c.correlationId === undefined)) return undefined
+  return { actorId: c.actorId, tenantId: c.tenantId, correlationId: c.correlationId }
+}

@@ -15,6 +15,7 @@ import { mayBeActivity, spanToActivities, type SpanKindName, type SpanRecord } f
 import type { ActivityClient } from './activity-client.ts'
 import { contextAttributes, currentActivityContext, takeTraceContext } from './activity-context.ts'
 import { getActivityClient } from './logging-api.ts'
+import { uuidv7 } from '../schemas/uuidv7.ts'
 
 export interface ActivitySpanProcessorOptions {
   /** Where activities go; the logging API's client when absent. */
@@ -68,7 +69,7 @@ export class ActivitySpanProcessor implements SpanProcessor {
       if (this.options.filter && !this.options.filter(span)) return
       const record = toSpanRecord(span)
       if (late) record.attributes = { ...contextAttributes(late), ...record.attributes }
-      const mapped = spanToActivities(record)
+      const mapped = spanToActivities(record, undefined, uuidv7)
       const map = this.options.map
       if (!map) for (const activity of mapped) this.client.log(activity)
       else for (const m of mapped.length ? mapped : [undefined]) {

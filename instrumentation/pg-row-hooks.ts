@@ -10,7 +10,7 @@ import type { Span } from '@opentelemetry/api'
 import { DEFAULT_REDACT, redactRow, redactor } from '../schemas/redaction.ts'
 import { boundedRow, changeDetails, entityIdOf, type RowValues } from '../schemas/row-change.ts'
 import { DB_ROWS_ATTRIBUTE, type DbRowEntry, type DbRows } from '../schemas/span-activity.ts'
-import { readStatement, type StatementRows } from './statement-rows.ts'
+import { statementReader, type StatementRows } from './statement-rows.ts'
 
 export type { StatementRows }
 
@@ -61,11 +61,13 @@ export interface RowReader {
 const WRITE = /^\s*(?:insert|update|delete)\b/i
 
 export function rowReader(options: DbRowOptions = {}): RowReader {
-  const redacted = redactor(options.redact ?? DEFAULT_REDACT)
+  const redacted = memo(redactor(options.redact ?? DEFAULT_REDACT))
   const maxRows = options.maxRows ?? 100
-  const keyOf = (table: string) => options.keys?.[table] ?? options.defaultKey ?? ['id']
+  const defaultKey = options.defaultKey ?? ['id']
+  const keyOf = (table: string) => options.keys?.[table] ?? defaultKey
+  const read = statementReader()
   return {
-    read: (text, values) => (WRITE.test(text) ? readStatement(text, values) : undefined),
+    read: (text, values) => (WRITE.test(text) ? read(text, values) : undefined),
     rows(stmt, returned, rowCount) {
       // Only the rows listed are read: a RETURNING of 100,000 rows costs no more than of maxRows.
       const total = returned?.length || stmt.written.length
@@ -74,6 +76,19 @@ export function rowReader(options: DbRowOptions = {}): RowReader {
       const omitted = rows.length > 0 && total > maxRows ? total - maxRows : 0
       return { rows, ...(omitted > 0 && { omitted }), ...(typeof rowCount === 'number' && { row_count: rowCount }) }
     },
+  }
+}
+
+/** A column's redaction, decided once per name: the names an app writes are few, and a regex per value is not. */
+function memo(redacted: (column: string) => boolean): (column: string) => boolean {
+  const known = new Map<string, boolean>()
+  return (column) => {
+    let r = known.get(column)
+    if (r === undefined) {
+      r = redacted(column)
+      if (known.size < 10_000) known.set(column, r)
+    }
+    return r
   }
 }
 

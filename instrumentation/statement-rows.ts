@@ -242,3 +242,49 @@ function conditions(r: Reader, rows: StatementRows): StatementRows {
   rows.returning = r.skipPast('returning')
   return rows
 }
+
+/** A bound parameter's place in a statement read once as a template. */
+class Param {
+  constructor(readonly index: number) {}
+}
+
+/** Statements longer than this are read every time rather than kept. */
+const MAX_CACHED_TEXT = 16 * 1024
+
+/**
+ * readStatement, with each statement text read once: an app sends the same
+ * few parameterised statements over and over, so the text's shape (table,
+ * columns, which parameter goes where) is kept, most recently used first,
+ * and each call only puts its parameters in their places.
+ */
+export function statementReader(capacity = 512): (text: string, params: readonly unknown[] | undefined) => StatementRows | undefined {
+  const cache = new Map<string, StatementRows | null>()
+  return (text, params) => {
+    if (text.length > MAX_CACHED_TEXT) return readStatement(text, params)
+    let shape = cache.get(text)
+    if (shape === undefined) {
+      let highest = 0
+      for (const m of text.matchAll(/\$(\d{1,5})/g)) highest = Math.max(highest, Number(m[1]))
+      shape = readStatement(text, Array.from({ length: highest }, (_, i) => new Param(i))) ?? null
+      if (cache.size >= capacity) cache.delete(cache.keys().next().value!)
+    } else cache.delete(text)
+    cache.set(text, shape)
+    return shape ? bind(shape, params ?? []) : undefined
+  }
+}
+
+function bind(shape: StatementRows, params: readonly unknown[]): StatementRows {
+  const row = (from: Record<string, unknown>) => {
+    const out: Record<string, unknown> = {}
+    for (const column in from) {
+      const v = from[column]
+      if (!(v instanceof Param)) out[column] = v
+      // A parameter the call did not send is no value, as readStatement has it.
+      else if (v.index < params.length) out[column] = params[v.index]
+    }
+    return out
+  }
+  const bound: StatementRows = { operation: shape.operation, table: shape.table, written: shape.written.map(row), returning: shape.returning }
+  if (shape.where) bound.where = row(shape.where)
+  return bound
+}

@@ -6,7 +6,10 @@
  * it here, so an auditor reads one shape (docs/cdc.md, "What an activity
  * holds"; instrumentation/README.md, "Row identity and values").
  */
+import { createHash } from 'node:crypto'
+import { LIMITS } from './activity-input.ts'
 import { REDACTED, redactRow } from './redaction.ts'
+import { inspectValue } from './storable.ts'
 
 export interface RowValues {
   /** The row's key columns and their values, when known. */
@@ -21,7 +24,24 @@ export function entityIdOf(key: readonly string[], row: Record<string, unknown> 
   if (key.some(redacted)) return REDACTED
   const values = key.map((c) => row[c])
   if (values.some((v) => v === undefined || v === null)) return undefined
-  return values.length === 1 ? String(values[0]) : JSON.stringify(values)
+  return boundedId(values.length === 1 ? String(values[0]) : JSON.stringify(values))
+}
+
+/**
+ * A key as entity_id can hold it: valid text, at most LIMITS.shortText
+ * characters. A longer key keeps its start and a SHA-256 of the whole, so
+ * two long keys stay two ids.
+ */
+function boundedId(id: string): string {
+  const text = storableText(id)
+  if (text.length <= LIMITS.shortText) return text
+  return `${text.slice(0, 160)}… sha256:${createHash('sha256').update(id).digest('hex')}`
+}
+
+/** Text both stores hold: a lone surrogate becomes U+FFFD, a NUL the six characters \u0000 (docs: "Values the stores cannot hold"). */
+function storableText(s: string): string {
+  const wellFormed = s.isWellFormed() ? s : s.toWellFormed()
+  return wellFormed.includes('\0') ? wellFormed.replaceAll('\0', '\\u0000') : wellFormed
 }
 
 /** `details` of a row change: old and new values, redacted, and which columns an update changed; undefined when nothing is known. */
@@ -32,7 +52,16 @@ export function changeDetails(values: RowValues, redacted: (column: string) => b
   if (values.old && values.new) {
     details.changed = Object.keys(values.new).filter((k) => k in values.old! && JSON.stringify(values.old![k]) !== JSON.stringify(values.new![k]))
   }
-  return Object.keys(details).length > 0 ? details : undefined
+  if (Object.keys(details).length === 0) return undefined
+  // Only a wide row can pass what one activity's details may hold (each value is bounded): measured then, and cut to its column names.
+  const columns = Object.keys(values.new ?? {}).length + Object.keys(values.old ?? {}).length
+  if (columns * MAX_TEXT > LIMITS.details / 2) {
+    const size = JSON.stringify(details).length
+    if (size > LIMITS.details - 1024) {
+      return { values_omitted: `${size} characters of values, over the ${LIMITS.details} one activity's details hold`, columns: Object.keys(values.new ?? values.old ?? {}) }
+    }
+  }
+  return details
 }
 
 /**
@@ -51,7 +80,8 @@ export function boundedRow(row: Record<string, unknown>): Record<string, unknown
 
 function plain(v: unknown): unknown {
   if (v === null || v === undefined) return null
-  if (typeof v === 'string') return v.length > MAX_TEXT ? `${v.slice(0, MAX_TEXT)}… (${v.length} characters)` : v
+  // Cut first: a 10 MB value costs what its first 1,024 characters do.
+  if (typeof v === 'string') return v.length > MAX_TEXT ? `${storableText(v.slice(0, MAX_TEXT))}… (${v.length} characters)` : storableText(v)
   if (typeof v === 'number') return Number.isFinite(v) ? v : String(v)
   if (typeof v === 'bigint') return v.toString()
   if (typeof v === 'boolean') return v
@@ -59,7 +89,12 @@ function plain(v: unknown): unknown {
   if (v instanceof Uint8Array) return v.length > MAX_TEXT / 2 ? `[${v.length} bytes]` : `\\x${Buffer.from(v).toString('hex')}`
   try {
     const text = JSON.stringify(v)
-    return text === undefined ? null : text.length > MAX_TEXT ? `[${text.length} characters of JSON]` : JSON.parse(text)
+    if (text === undefined) return null
+    if (text.length > MAX_TEXT) return `[${text.length} characters of JSON]`
+    const value: unknown = JSON.parse(text)
+    // Nested too deep, a lone surrogate or a NUL inside: the collector would refuse the whole activity for it.
+    const problem = inspectValue(value, LIMITS.depth - 4)
+    return 'message' in problem ? `[a JSON value the stores cannot hold: it ${problem.message}]` : value
   } catch {
     return '[not serialisable]'
   }

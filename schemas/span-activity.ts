@@ -82,26 +82,38 @@ export interface DbRows {
  * the rows as the SDK's own hook read them (instrumentation/hooks), instead
  * of from the span's attribute.
  */
-export function spanToActivities(span: SpanRecord, given?: DbRows): ActivityInputType[] {
+export function spanToActivities(span: SpanRecord, given?: DbRows, mint?: () => string): ActivityInputType[] {
   const base = spanToActivity(span)
   if (!base) return []
   // Rows the app-side hook read itself come as they are; from a span, they are JSON anyone may have written.
   const rows = base.source === 'database' ? (given ?? dbRows(span.attributes[DB_ROWS_ATTRIBUTE])) : undefined
-  if (!rows) return [base]
+  if (!rows) {
+    if (mint) base.id = mint()
+    return [base]
+  }
   const ts = base.timestamp as number
   const baseDetails = base.details as Record<string, unknown> | undefined
-  const id = (i: number) => stableUuidv7(ts, 'actline-span', span.traceId, span.spanId, String(i))
+  // The SDK's own hook mints ids as the logging API does (its client retries with them); a span's are derived from it.
+  const id = mint ?? ((i: number) => stableUuidv7(ts, 'actline-span', span.traceId, span.spanId, String(i)))
   // A row the statement does not name stands for all it matched: it says how many.
-  const count = rows.row_count !== undefined && rows.rows.length === 1 && rows.rows[0]!.entity_id === undefined ? { row_count: rows.row_count } : undefined
-  const out: ActivityInputType[] = rows.rows.map((row, i) => {
-    const details = { ...row.details, ...count, ...baseDetails }
-    return {
-      ...base,
-      id: id(i),
-      ...(row.entity_id !== undefined && { entity_id: row.entity_id }),
-      ...(Object.keys(details).length > 0 && { details }),
+  const count = rows.row_count !== undefined && rows.rows.length === 1 && rows.rows[0]!.entity_id === undefined ? rows.row_count : undefined
+  const out: ActivityInputType[] = []
+  for (let i = 0; i < rows.rows.length; i++) {
+    const row = rows.rows[i]!
+    // The last row takes the base itself: a write of one row (the common one) copies nothing.
+    const activity: ActivityInputType = i === rows.rows.length - 1 && !rows.omitted ? base : { ...base }
+    activity.id = id(i)
+    if (row.entity_id !== undefined) activity.entity_id = row.entity_id
+    if (count === undefined && baseDetails === undefined) {
+      if (row.details !== undefined) activity.details = row.details
+    } else {
+      const details: Record<string, unknown> = { ...row.details }
+      if (count !== undefined) details.row_count = count
+      if (baseDetails) Object.assign(details, baseDetails)
+      activity.details = details
     }
-  })
+    out.push(activity)
+  }
   if (rows.omitted) {
     out.push({ ...base, id: id(rows.rows.length), details: { ...baseDetails, rows_omitted: rows.omitted, ...(rows.row_count !== undefined && { row_count: rows.row_count }) } })
   }
@@ -164,11 +176,10 @@ export function spanToActivity(span: SpanRecord): ActivityInputType | undefined 
 
 function explicitActivity(span: SpanRecord): ActivityInputType {
   const a = span.attributes
-  const activity: Record<string, unknown> = {
-    ...common(span),
-    action: a['activity.action'],
-    source: actorOf(span) ? 'user' : 'system',
-    ...(span.status === 'error' && { status: 'failure', severity: 'warning' }),
+  const activity = common(span, a['activity.action'] as string, actorOf(span) ? 'user' : 'system') as unknown as Record<string, unknown>
+  if (span.status === 'error') {
+    activity.status = 'failure'
+    activity.severity = 'warning'
   }
   for (const field of ACTIVITY_ATTRIBUTE_FIELDS) {
     const value = a[ACTIVITY_ATTRIBUTE_PREFIX + field]
@@ -190,21 +201,21 @@ function httpServerActivity(span: SpanRecord, rawMethod: string): ActivityInputT
   const code = num(a['http.response.status_code']) ?? num(a['http.status_code'])
   const route = str(a['http.route'])
   const failed = span.status === 'error' || (code !== undefined && code >= 400)
-  return {
-    ...common(span),
-    action: `api.${method}`,
-    source: actorOf(span) ? 'user' : 'system',
-    category: 'api',
-    status: failed ? 'failure' : 'success',
-    severity: httpSeverity(code, span.status),
-    ...(route && { entity_type: 'http_route', entity_id: route }),
-    attributes: defined({
-      'http.request.method': rawMethod,
-      'http.route': route,
-      'http.response.status_code': code,
-      'url.path': str(a['url.path']) ?? pathOf(str(a['http.target'])),
-    }),
+  const activity = common(span, `api.${method}`, actorOf(span) ? 'user' : 'system')
+  activity.category = 'api'
+  activity.status = failed ? 'failure' : 'success'
+  activity.severity = httpSeverity(code, span.status)
+  if (route) {
+    activity.entity_type = 'http_route'
+    activity.entity_id = route
   }
+  const attributes: Record<string, string> = { 'http.request.method': rawMethod }
+  if (route) attributes['http.route'] = route
+  if (code !== undefined) attributes['http.response.status_code'] = String(code)
+  const path = str(a['url.path']) ?? pathOf(str(a['http.target']))
+  if (path !== undefined) attributes['url.path'] = path
+  activity.attributes = attributes
+  return activity
 }
 
 /** 5xx is the service's fault: worth a look. 401/403 are who-may-do-what: an auditor's question. */
@@ -217,29 +228,31 @@ function httpSeverity(code: number | undefined, status: SpanRecord['status']): '
 function databaseActivity(span: SpanRecord): ActivityInputType | undefined {
   const a = span.attributes
   const statement = str(a['db.query.text']) ?? str(a['db.statement'])
-  const parsed = statement ? parseStatement(statement) : undefined
-  const operation = (str(a['db.operation.name']) ?? str(a['db.operation']) ?? parsed?.operation)?.toLowerCase()
+  const given = str(a['db.operation.name']) ?? str(a['db.operation'])
+  const table = str(a['db.collection.name']) ?? str(a['db.sql.table'])
+  // Parsed only for what the span does not say (the SDK's hook says both; instrumentation-pg neither).
+  const parsed = statement && (!given || !table || statement.includes('.')) ? parseStatement(statement) : undefined
+  const operation = (given ?? parsed?.operation)?.toLowerCase()
   if (!operation || !MODIFYING.has(operation)) return undefined
-  const table = str(a['db.collection.name']) ?? str(a['db.sql.table']) ?? parsed?.table
   const failed = span.status === 'error'
-  return {
-    ...common(span),
-    action: `db.${operation}`,
-    source: 'database',
-    category: 'data_modification',
-    status: failed ? 'failure' : 'success',
-    severity: failed ? 'warning' : 'info',
-    ...(table && { entity_type: table }),
-    ...(str(a['activity.entity_id']) && { entity_id: str(a['activity.entity_id']) }),
-    ...(str(a['activity.entity_type']) && { entity_type: str(a['activity.entity_type']) }),
-    ...(failed && span.statusMessage && { details: { error: span.statusMessage } }),
-    attributes: defined({
-      'db.system': str(a['db.system.name']) ?? str(a['db.system']),
-      'db.namespace': str(a['db.namespace']) ?? str(a['db.name']),
-      'db.query.text': statement?.slice(0, LIMITS.attributeValue),
-      'db.schema': parsed?.schema,
-    }),
-  }
+  const activity = common(span, `db.${operation}`, 'database')
+  activity.category = 'data_modification'
+  activity.status = failed ? 'failure' : 'success'
+  activity.severity = failed ? 'warning' : 'info'
+  const entityType = str(a['activity.entity_type']) ?? table ?? parsed?.table
+  if (entityType) activity.entity_type = entityType
+  const entityId = str(a['activity.entity_id'])
+  if (entityId) activity.entity_id = entityId
+  if (failed && span.statusMessage) activity.details = { error: span.statusMessage }
+  const attributes: Record<string, string> = {}
+  const system = str(a['db.system.name']) ?? str(a['db.system'])
+  if (system) attributes['db.system'] = system
+  const namespace = str(a['db.namespace']) ?? str(a['db.name'])
+  if (namespace) attributes['db.namespace'] = namespace
+  if (statement) attributes['db.query.text'] = statement.length > LIMITS.attributeValue ? statement.slice(0, LIMITS.attributeValue) : statement
+  if (parsed?.schema) attributes['db.schema'] = parsed.schema
+  activity.attributes = attributes
+  return activity
 }
 
 const IDENT = String.raw`(?:"(?:[^"]|"")+"|[A-Za-z_][\w$]*)`
@@ -268,30 +281,29 @@ function unquote(ident: string): string {
   return ident.startsWith('"') ? ident.slice(1, -1).replaceAll('""', '"') : ident.toLowerCase()
 }
 
-function common(span: SpanRecord): Record<string, unknown> {
-  const actor = actorOf(span)
-  const tenant = str(span.attributes['activity.tenant_id']) ?? str(span.attributes['tenant.id'])
-  const correlation = str(span.attributes['activity.correlation_id'])
-  return {
+/** What every mapped activity carries, in one object shape, built field by field: this runs for every write an app makes. */
+function common(span: SpanRecord, action: string, source: 'user' | 'system' | 'database'): ActivityInputType {
+  const activity: ActivityInputType = {
+    source,
+    action,
     timestamp: Math.floor(span.startTimeMs),
     duration_ms: Math.max(0, span.durationMs),
     trace_id: span.traceId,
     span_id: span.spanId,
-    ...(str(span.resource['service.name']) && { service: str(span.resource['service.name']) }),
-    ...(actor && { actor_id: actor }),
-    ...(tenant && { tenant_id: tenant }),
-    ...(correlation && { correlation_id: correlation }),
   }
+  const service = str(span.resource['service.name'])
+  if (service) activity.service = service
+  const actor = actorOf(span)
+  if (actor) activity.actor_id = actor
+  const tenant = str(span.attributes['activity.tenant_id']) ?? str(span.attributes['tenant.id'])
+  if (tenant) activity.tenant_id = tenant
+  const correlation = str(span.attributes['activity.correlation_id'])
+  if (correlation) activity.correlation_id = correlation
+  return activity
 }
 
 function actorOf(span: SpanRecord): string | undefined {
   return str(span.attributes['activity.actor_id']) ?? str(span.attributes['enduser.id'])
-}
-
-function defined(values: Record<string, string | number | undefined>): Record<string, string> {
-  const out: Record<string, string> = {}
-  for (const key in values) if (values[key] !== undefined) out[key] = String(values[key])
-  return out
 }
 
 function attributeString(value: SpanAttributeValue): string | undefined {

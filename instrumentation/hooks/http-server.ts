@@ -27,8 +27,18 @@ const READS = new Set(['GET', 'HEAD', 'OPTIONS'])
 
 type Emit = (this: unknown, event: string | symbol, ...args: unknown[]) => boolean
 
+interface Done {
+  req: IncomingMessage
+  scope: RequestScope
+  started: number
+  durationMs: number
+  finished: boolean
+  status: number
+}
+
 export function patchHttpServers(recorder: Recorder, which: HttpRequests): void {
   if (which === 'none') return
+  const build = (d: Done) => recorder.record(requestSpan(d, recorder))
   for (const proto of [http.Server.prototype, https.Server.prototype] as { emit: Emit }[]) {
     if ((proto.emit as unknown as Record<symbol, unknown>)[PATCHED]) continue
     const emit = proto.emit
@@ -44,11 +54,8 @@ export function patchHttpServers(recorder: Recorder, which: HttpRequests): void 
       const started = Date.now()
       const t0 = performance.now()
       res.once('close', () => {
-        try {
-          recorder.record(requestSpan(req, res, scope, started, performance.now() - t0, recorder))
-        } catch (e) {
-          recorder.failed(e)
-        }
+        const done: Done = { req, scope, started, durationMs: performance.now() - t0, finished: res.writableFinished, status: res.statusCode }
+        recorder.defer(build, done)
       })
       return runInRequest(scope, () => emit.apply(this, args))
     } as Emit
@@ -63,9 +70,8 @@ export function patchHttpServers(recorder: Recorder, which: HttpRequests): void 
   })
 }
 
-function requestSpan(req: IncomingMessage, res: ServerResponse, scope: RequestScope, started: number, durationMs: number, recorder: Recorder): SpanRecord {
+function requestSpan({ req, scope, started, durationMs, finished, status }: Done, recorder: Recorder): SpanRecord {
   const path = pathOf(req.url ?? '/')
-  const finished = res.writableFinished
   return {
     name: `${req.method} ${scope.route ?? path}`,
     kind: 'server',
@@ -78,7 +84,7 @@ function requestSpan(req: IncomingMessage, res: ServerResponse, scope: RequestSc
       'http.route': scope.route ?? path,
       'url.path': path,
       // A response the client went away from never got its status out: no code, and an error.
-      ...(finished && { 'http.response.status_code': res.statusCode }),
+      ...(finished && { 'http.response.status_code': status }),
       ...contextAttributes(scope.context),
     },
     status: finished ? 'unset' : 'error',

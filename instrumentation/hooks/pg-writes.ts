@@ -9,7 +9,7 @@
  */
 import type { DbRows, SpanRecord } from '../../schemas/span-activity.ts'
 import { randomHex } from '../../schemas/uuidv7.ts'
-import { activeTraceIds, contextAttributes, currentActivityContext } from '../activity-context.ts'
+import { activeTraceIds, contextAttributes, copyContext, currentActivityContext, type ActivityContext } from '../activity-context.ts'
 import type { RowReader, StatementRows } from '../pg-row-hooks.ts'
 import type { Recorder } from './recorder.ts'
 
@@ -27,12 +27,56 @@ interface Result {
   rowCount?: number | null
 }
 
+interface PendingWrite {
+  text: string
+  values: unknown[] | undefined
+  database: string | undefined
+  started: number
+  t0: number
+  durationMs: number
+  ids: { traceId: string; spanId: string } | undefined
+  context: ActivityContext | undefined
+  error: unknown
+  result: Result | undefined
+}
+
 export interface PgWritesStats {
   /** Statements that passed the first look and were read. */
   read: number
 }
 
 export function patchPgWrites(proto: { query: Query }, reader: RowReader, recorder: Recorder, stats: PgWritesStats): void {
+  /** One write's activities, built in the recorder's batch. */
+  const buildWrite = (w: PendingWrite) => {
+    let stmt: StatementRows | undefined
+    try {
+      stmt = reader.read(w.text, w.values)
+    } catch {
+      stmt = undefined // a statement the reader cannot follow is mapped without rows
+    }
+    const attributes: Record<string, string | undefined> = contextAttributes(w.context)
+    attributes['db.system'] = 'postgresql'
+    attributes['db.namespace'] = w.database
+    attributes['db.query.text'] = w.text
+    if (stmt) {
+      attributes['db.operation.name'] = stmt.operation
+      attributes['db.collection.name'] = stmt.table
+    }
+    const span: SpanRecord = {
+      name: 'pg.query',
+      kind: 'client',
+      traceId: w.ids?.traceId ?? randomHex(16),
+      spanId: randomHex(8),
+      startTimeMs: w.started,
+      durationMs: w.durationMs,
+      attributes,
+      status: w.error ? 'error' : 'unset',
+      resource: recorder.resource,
+    }
+    if (w.error instanceof Error) span.statusMessage = w.error.message
+    const rows: DbRows | undefined = stmt && recorder.rows(stmt, stmt.returning ? w.result?.rows : undefined, w.error ? undefined : w.result?.rowCount)
+    recorder.record(span, rows)
+  }
   if ((proto.query as unknown as Record<symbol, unknown>)[PATCHED]) return
   const inner = proto.query
   const query = function (this: PgClient) {
@@ -52,44 +96,26 @@ export function patchPgWrites(proto: { query: Query }, reader: RowReader, record
   function traced(this: PgClient, run: Query, args: unknown[], text: string, first: unknown): unknown {
     stats.read++
     const values = (Array.isArray(args[1]) ? args[1] : (first as { values?: unknown })?.values) as unknown[] | undefined
-    let stmt: StatementRows | undefined
-    try {
-      stmt = reader.read(text, values)
-    } catch {
-      stmt = undefined // a statement the reader cannot follow is mapped without rows
+    // Only what the write's activity needs is taken now (copies: the app may reuse its objects);
+    // reading the statement and building the activity wait for the batch (recorder.ts).
+    const write: PendingWrite = {
+      text,
+      values: values?.slice(),
+      database: this.database,
+      started: Date.now(),
+      t0: performance.now(),
+      durationMs: 0,
+      ids: activeTraceIds(),
+      context: copyContext(currentActivityContext()),
+      error: undefined,
+      result: undefined,
     }
-    const started = Date.now()
-    const t0 = performance.now()
-    const ids = activeTraceIds()
-    const context = currentActivityContext()
-    const database = this.database
-    const done = (err: unknown, res: Result | undefined) => {
-      try {
-        const span: SpanRecord = {
-          name: 'pg.query',
-          kind: 'client',
-          traceId: ids?.traceId ?? randomHex(16),
-          spanId: randomHex(8),
-          startTimeMs: started,
-          durationMs: performance.now() - t0,
-          attributes: {
-            'db.system': 'postgresql',
-            'db.namespace': database,
-            'db.query.text': text,
-            ...(stmt && { 'db.operation.name': stmt.operation, 'db.collection.name': stmt.table }),
-            ...contextAttributes(context),
-          },
-          status: err ? 'error' : 'unset',
-          ...(err instanceof Error && { statusMessage: err.message }),
-          resource: recorder.resource,
-        }
-        // A multi-statement string answers with an array: its rows are not one statement's.
-        const result = Array.isArray(res) ? undefined : res
-        const rows: DbRows | undefined = stmt && recorder.rows(stmt, stmt.returning ? result?.rows : undefined, err ? undefined : result?.rowCount)
-        recorder.record(span, rows)
-      } catch (e) {
-        recorder.failed(e)
-      }
+    const done = (err: unknown, res: unknown) => {
+      write.durationMs = performance.now() - write.t0
+      write.error = err
+      // A multi-statement string answers with an array: its rows are not one statement's.
+      write.result = Array.isArray(res) ? undefined : (res as Result | undefined)
+      recorder.defer(buildWrite, write)
     }
     const callback = typeof args[args.length - 1] === 'function' ? (args[args.length - 1] as Callback) : undefined
     if (callback) {

@@ -4,7 +4,7 @@ export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
     // Minutes of SIGKILL and overload: `npm run test:crash` (vitest.crash.config.ts).
-    exclude: ['test/crash/**', 'test/faults/**', '**/node_modules/**'],
+    exclude: ['test/crash/**', 'test/faults/**', 'test/packages/**', '**/node_modules/**'],
     globalSetup: ['test/global-setup.ts'],
     // The embedded ClickHouse binds one data directory per process: every
     // test file runs in its own process, with its own directory.

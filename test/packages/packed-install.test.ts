@@ -38,7 +38,8 @@ function size(dir: string): number {
 }
 
 function start(command: string, args: string[], cwd: string, env: Record<string, string>): Promise<{ child: ChildProcess; url: string; output: () => string }> {
-  const child = spawn(command, args, { cwd, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
+  // Its own process group: npx runs actline as a child of its own, which a kill of npx alone would leave running.
+  const child = spawn(command, args, { cwd, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'], detached: true })
   children.push(child)
   let output = ''
   child.stderr!.on('data', (c) => (output += c))
@@ -76,7 +77,13 @@ describe('installed from the packed tarballs', () => {
   }, 600_000)
 
   afterAll(async () => {
-    for (const child of children) child.kill('SIGKILL')
+    for (const child of children) {
+      try {
+        process.kill(-child.pid!, 'SIGKILL')
+      } catch {
+        // already gone
+      }
+    }
     await stopDb?.()
     rmSync(scratch, { recursive: true, force: true })
   })

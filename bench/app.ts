@@ -48,12 +48,15 @@ const ALL: Variant[] = [
   { name: 'trigger', label: 'one to_jsonb(OLD/NEW) audit trigger per table', imports: [] },
   { name: 'hook', label: 'register hook (node --import @actline/instrumentation/register)', imports: ['@actline/instrumentation/register'], activities: { post: 5, get: 1 } },
   { name: 'ctx', label: 'withActivityContext only (the SDK imported, no hook)', imports: [] },
-  { name: 'hook-nohttp', label: 'register hook, ACTLINE_HTTP_REQUESTS=none', imports: ['@actline/instrumentation/register'], env: { ACTLINE_HTTP_REQUESTS: 'none', VARIANT: 'hook' } },
+  { name: 'hook-writes', label: 'register hook, ACTLINE_HTTP_REQUESTS=writes', imports: ['@actline/instrumentation/register'], env: { ACTLINE_HTTP_REQUESTS: 'writes', VARIANT: 'hook' }, activities: { post: 5, get: 0 } },
+  { name: 'hook-nogzip', label: 'register hook, ACTLINE_GZIP=false', imports: ['@actline/instrumentation/register'], env: { ACTLINE_GZIP: 'false', VARIANT: 'hook' }, activities: { post: 5, get: 1 } },
   { name: 'otel', label: 'app tracing with the OpenTelemetry SDK (OTLP exporter)', imports: [join(root, 'bench/app/otel.mjs')] },
   { name: 'otel-asp', label: 'the same + ActivitySpanProcessor', imports: [join(root, 'bench/app/otel.mjs')], activities: { post: 5, get: 1 } },
   { name: 'old-hook', label: 'register hook before issue 27 (OpenTelemetry SDK + processor)', imports: [join(root, 'bench/app/otel.mjs')], activities: { post: 5, get: 1 } },
 ]
-const VARIANTS = process.env.BENCH_VARIANTS ? ALL.filter((v) => process.env.BENCH_VARIANTS!.split(',').includes(v.name)) : ALL
+/** By default the variants the issue's targets name; BENCH_VARIANTS picks others (ctx, hook-writes, hook-nogzip). */
+const DEFAULT = ['none', 'trigger', 'hook', 'otel', 'otel-asp', 'old-hook']
+const VARIANTS = ALL.filter((v) => (process.env.BENCH_VARIANTS?.split(',') ?? DEFAULT).includes(v.name))
 
 interface Run {
   requests: number

@@ -15,6 +15,7 @@ import { mayBeActivity, spanToActivities, type SpanKindName, type SpanRecord } f
 import type { ActivityClient } from './activity-client.ts'
 import { contextAttributes, currentActivityContext, takeTraceContext } from './activity-context.ts'
 import { getActivityClient } from './logging-api.ts'
+import { spanRows } from './pg-row-hooks.ts'
 import { uuidv7 } from '../schemas/uuidv7.ts'
 
 export interface ActivitySpanProcessorOptions {
@@ -54,6 +55,8 @@ export class ActivitySpanProcessor implements SpanProcessor {
   onStart(span: Span, _parentContext: Context): void {
     const ctx = currentActivityContext()
     if (!ctx) return
+    // A client span's statement is known at its start: a read, BEGIN or an outgoing call is never an activity, so it is not stamped.
+    if (span.kind === SpanKind.CLIENT && !mayBeActivity('client', span.attributes)) return
     if (ctx.actorId) span.setAttribute('activity.actor_id', ctx.actorId)
     if (ctx.tenantId) span.setAttribute('activity.tenant_id', ctx.tenantId)
     if (ctx.correlationId) span.setAttribute('activity.correlation_id', ctx.correlationId)
@@ -69,7 +72,7 @@ export class ActivitySpanProcessor implements SpanProcessor {
       if (this.options.filter && !this.options.filter(span)) return
       const record = toSpanRecord(span)
       if (late) record.attributes = { ...contextAttributes(late), ...record.attributes }
-      const mapped = spanToActivities(record, undefined, uuidv7)
+      const mapped = spanToActivities(record, spanRows.get(span), uuidv7)
       const map = this.options.map
       if (!map) for (const activity of mapped) this.client.log(activity)
       else for (const m of mapped.length ? mapped : [undefined]) {

@@ -70,6 +70,7 @@ export function clientOptionsFromEnv(env: NodeJS.ProcessEnv = process.env): Acti
   return {
     ...(env['ACTLINE_ENDPOINT'] && { endpoint: env['ACTLINE_ENDPOINT'] }),
     ...(env['ACTLINE_API_KEY'] && { apiKey: env['ACTLINE_API_KEY'] }),
+    ...(env['ACTLINE_GZIP'] === 'false' && { gzip: false }),
   }
 }
 

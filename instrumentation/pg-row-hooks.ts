@@ -92,6 +92,9 @@ function memo(redacted: (column: string) => boolean): (column: string) => boolea
   }
 }
 
+/** The rows the hooks last read for a span, for ActivitySpanProcessor in the same process: no JSON back and forth. */
+export const spanRows = new WeakMap<object, DbRows>()
+
 /**
  * requestHook and responseHook for `new PgInstrumentation({ ...dbRowHooks() })`,
  * in an app that traces with its own OpenTelemetry SDK: the rows travel on
@@ -101,8 +104,12 @@ export function dbRowHooks(options: DbRowOptions = {}): PgHookConfig {
   const reader = rowReader(options)
   // The statement read at the request, for its response: the span is the one key both hooks share.
   const pending = new WeakMap<Span, StatementRows>()
-  const write = (span: Span, stmt: StatementRows, returned?: unknown[], rowCount?: number | null) =>
-    span.setAttribute(DB_ROWS_ATTRIBUTE, JSON.stringify(reader.rows(stmt, returned, rowCount)))
+  const write = (span: Span, stmt: StatementRows, returned?: unknown[], rowCount?: number | null) => {
+    const rows = reader.rows(stmt, returned, rowCount)
+    // In this process the processor takes the object itself; the attribute is for the span's other readers (OTLP).
+    spanRows.set(span, rows)
+    span.setAttribute(DB_ROWS_ATTRIBUTE, JSON.stringify(rows))
+  }
   return {
     requestHook(span, { query }) {
       const stmt = reader.read(query.text, query.values)
@@ -138,11 +145,19 @@ function rowsOf(
   if (rowCount === 0) return []
   // Nothing returned: the one entry stands for every row the WHERE matched, and names the row only when the WHERE pins its key.
   const statementLevel = !back?.length && stmt.operation !== 'insert'
-  return rows.map((r) => {
-    const entityId = entityIdOf(key, { ...where, ...(r.old ?? r.new) }, redacted)
-    const details = withValues ? changeDetails(r, redacted) : undefined
-    const whereDetail = statementLevel && entityId === undefined && where && withValues ? { where: redactRow(where, redacted) } : undefined
-    const all = { ...details, ...whereDetail }
-    return { ...(entityId !== undefined && { entity_id: entityId }), ...(Object.keys(all).length > 0 && { details: all }) }
-  })
+  // Field by field, no spreads: this runs for every row an app writes.
+  const out: DbRowEntry[] = []
+  for (const r of rows) {
+    const values = r.old ?? r.new
+    const keyValues: Record<string, unknown> = {}
+    for (const column of key) keyValues[column] = values?.[column] ?? where?.[column]
+    const entityId = entityIdOf(key, keyValues, redacted)
+    let details = withValues ? changeDetails(r, redacted) : undefined
+    if (statementLevel && entityId === undefined && where && withValues) details = { ...details, where: redactRow(where, redacted) }
+    const entry: DbRowEntry = {}
+    if (entityId !== undefined) entry.entity_id = entityId
+    if (details !== undefined) entry.details = details
+    out.push(entry)
+  }
+  return out
 }

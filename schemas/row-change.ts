@@ -52,7 +52,7 @@ export function changeDetails(values: RowValues, redacted: (column: string) => b
   if (values.old && values.new) {
     details.changed = Object.keys(values.new).filter((k) => k in values.old! && JSON.stringify(values.old![k]) !== JSON.stringify(values.new![k]))
   }
-  if (Object.keys(details).length === 0) return undefined
+  if (!values.old && !values.new) return undefined
   // Only a wide row can pass what one activity's details may hold (each value is bounded): measured then, and cut to its column names.
   const columns = Object.keys(values.new ?? {}).length + Object.keys(values.old ?? {}).length
   if (columns * MAX_TEXT > LIMITS.details / 2) {
@@ -74,7 +74,7 @@ const MAX_TEXT = 1024
 /** A JSON-safe, bounded copy of values an app wrote (bound parameters, returned rows, what it was given). */
 export function boundedRow(row: Record<string, unknown>): Record<string, unknown> {
   const out: Record<string, unknown> = {}
-  for (const [k, v] of Object.entries(row)) out[k] = plain(v)
+  for (const k of Object.keys(row)) out[k] = plain(row[k])
   return out
 }
 

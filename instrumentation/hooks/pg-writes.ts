@@ -88,7 +88,7 @@ export function patchPgWrites(proto: { query: Query }, reader: RowReader, record
     if (text === undefined || !MAYBE_WRITE.test(text) || typeof (first as { submit?: unknown }).submit === 'function') {
       return inner.apply(this, args)
     }
-    return traced.call(this, inner, Array.from(args), text, first)
+    return traced.call(this, inner, args, text, first)
   } as Query
   ;(query as unknown as Record<symbol, unknown>)[PATCHED] = true
   proto.query = query
@@ -119,7 +119,7 @@ export function patchPgWrites(proto: { query: Query }, reader: RowReader, record
     }
     const callback = typeof args[args.length - 1] === 'function' ? (args[args.length - 1] as Callback) : undefined
     if (callback) {
-      const copy = args.slice()
+      const copy = Array.from(args)
       copy[copy.length - 1] = (err: unknown, res?: unknown) => {
         done(err, res as Result)
         callback(err, res)
@@ -129,7 +129,7 @@ export function patchPgWrites(proto: { query: Query }, reader: RowReader, record
     if (typeof (first as { callback?: unknown })?.callback === 'function') {
       const config = first as { callback: Callback }
       const original = config.callback
-      const copy = args.slice()
+      const copy = Array.from(args)
       copy[0] = { ...config, callback: (err: unknown, res?: unknown) => { done(err, res as Result); original(err, res) } }
       return run.apply(this, copy)
     }

@@ -5,7 +5,7 @@
  * API builds is what the collector accepts.
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
-import { SpanKind, trace } from '@opentelemetry/api'
+import { SpanKind, context, trace } from '@opentelemetry/api'
 import { node, type tracing } from '@opentelemetry/sdk-node'
 import { parseActivity } from '../../schemas/activity.ts'
 import {
@@ -163,5 +163,35 @@ describe('ActivitySpanProcessor', () => {
     dbSpan('INSERT INTO kept VALUES (1)')
     const rows = await sent()
     expect(rows.map((r) => [r.entity_type, r.tenant_id])).toEqual([['kept', 't-9']])
+  })
+
+  it("names who a request's handler set on its server span, which began before the handler did", async () => {
+    const server = tracer.startSpan('POST /orders', { kind: SpanKind.SERVER, attributes: { 'http.request.method': 'POST', 'http.route': '/orders' } })
+    context.with(trace.setSpan(context.active(), server), () =>
+      tracer.startActiveSpan('handler', (handler) => {
+        withActivityContext({ actorId: 'u-8', tenantId: 't-2' }, () => dbSpan('INSERT INTO orders (id) VALUES (1)'))
+        handler.end()
+      }),
+    )
+    server.end()
+    const rows = await sent()
+    expect(rows.find((r) => r.action === 'api.post')).toMatchObject({ actor_id: 'u-8', tenant_id: 't-2', entity_id: '/orders' })
+    expect(rows.find((r) => r.action === 'db.insert')).toMatchObject({ actor_id: 'u-8' })
+  })
+
+  it('skips spans that cannot be activities before mapping them: reads, BEGIN, outgoing calls, internal spans', async () => {
+    // A processor of its own without a map hook (a map hook asks to see every span).
+    const seen: string[] = []
+    const own = new node.NodeTracerProvider({ spanProcessors: [new ActivitySpanProcessor({ filter: (s) => (seen.push(String(s.attributes['db.statement'] ?? s.name)), true) })] })
+    const t = own.getTracer('prefilter')
+    const db = (statement: string) => t.startSpan('pg.query', { kind: SpanKind.CLIENT, attributes: { 'db.system': 'postgresql', 'db.statement': statement } }).end()
+    db('SELECT * FROM orders')
+    db('BEGIN')
+    db("SELECT set_config('app.user', 'u', true)")
+    t.startSpan('GET', { kind: SpanKind.CLIENT, attributes: { 'http.request.method': 'GET' } }).end()
+    t.startSpan('render', { kind: SpanKind.INTERNAL }).end()
+    db('UPDATE orders SET n = 1 WHERE id = 2')
+    expect(seen).toEqual(['UPDATE orders SET n = 1 WHERE id = 2'])
+    expect((await sent()).map((r) => r.action)).toEqual(['db.update'])
   })
 })

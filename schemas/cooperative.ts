@@ -21,3 +21,19 @@ export async function joinCooperatively<T>(items: readonly T[], serialize: (item
   }
   return parts.join(separator)
 }
+
+/**
+ * A JSON array of the items, one JSON.stringify per `chunk` of them with a
+ * turn of the event loop between: one call over many objects costs less than
+ * half of one call per object (~2.5 against ~6 us for an SDK activity), as
+ * JSON.stringify's fixed cost is per call.
+ */
+export async function stringifyArrayCooperatively(items: readonly unknown[], chunk = 64): Promise<string> {
+  const parts: string[] = []
+  for (let i = 0; i < items.length; i += chunk) {
+    if (i > 0) await yieldToLoop()
+    // '[a,b]' without its brackets: the chunks are joined into one array.
+    parts.push(JSON.stringify(items.slice(i, i + chunk)).slice(1, -1))
+  }
+  return `[${parts.join(',')}]`
+}

@@ -33,7 +33,11 @@ export async function startCaptureServer(port = 0): Promise<CaptureServer> {
     req.on('end', () => {
       let body = Buffer.concat(chunks)
       if (req.headers['content-encoding'] === 'gzip') body = gunzipSync(body)
-      const items = body.toString().split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, any>)
+      // A JSON array (what the SDK's client sends), one object, or NDJSON.
+      const text = body.toString()
+      const items = (req.headers['content-type']?.startsWith('application/json')
+        ? [JSON.parse(text)].flat()
+        : text.split('\n').filter(Boolean).map((l) => JSON.parse(l))) as Record<string, any>[]
       capture.requests.push({ url: req.url ?? '', headers: req.headers, items })
       const reply = capture.script.shift() ?? { status: 200 }
       if (reply.status < 300) capture.accepted.push(...items)

@@ -31,7 +31,7 @@ function client(endpoint: string, options: ConstructorParameters<typeof Activity
 const activity = (n: number) => ({ source: 'user' as const, action: 'test.event', entity_id: String(n) })
 
 describe('ActivityClient', () => {
-  it('sends full batches at once as gzip NDJSON, and the rest when the interval passes', async () => {
+  it('sends full batches at once as one gzip JSON array, and the rest when the interval passes', async () => {
     const s = await server()
     // Behind a path prefix, as a collector behind a gateway is: the path is appended, not replaced.
     const { c } = client(`${s.url}/actline`, { maxBatchSize: 3, flushIntervalMs: 200, apiKey: 'k-123' })
@@ -40,7 +40,7 @@ describe('ActivityClient', () => {
     expect(s.requests.slice(0, 2).map((r) => r.items.length)).toEqual([3, 3])
     expect(s.requests[0]!.url).toBe('/actline/v1/activities')
     expect(s.requests[0]!.headers).toMatchObject({
-      'content-type': 'application/x-ndjson', 'content-encoding': 'gzip', authorization: 'Bearer k-123',
+      'content-type': 'application/json', 'content-encoding': 'gzip', authorization: 'Bearer k-123',
     })
     await eventually('the last one after the interval', async () => s.accepted.length === 7)
     expect(s.accepted.map((a) => a.id)).toEqual(ids)

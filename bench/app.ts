@@ -25,8 +25,11 @@ import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import pg from 'pg'
 import { metrics, startCollector, timeToStored } from './collector-process.ts'
-import { cpuCount, pin, pinPostgres, postgresCpu, processCpu } from './proc-cpu.ts'
+import { cpuCount, pin, pinPostgres, postgresCpu, processCpu, threadCpuSeconds } from './proc-cpu.ts'
+
+const threadCpu = (pid: number) => threadCpuSeconds(pid, pid)
 import { median } from './query-scenarios.ts'
+import { scratchDatabase } from './scratch-db.ts'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3)
@@ -63,19 +66,15 @@ interface Run {
   failed: number
   rps: number
   appMs: number
+  /** The app's main thread alone: the rest is V8's compiler and GC helpers and libuv's pool. */
+  mainMs: number
   pgMs: number
   activitiesPerRequest?: number
 }
 
 async function main() {
-  const name = `actline_bench_app_${process.pid}`
-  const admin = new pg.Client({ connectionString: SERVER })
-  await admin.connect()
-  const version = (await admin.query('SHOW server_version')).rows[0].server_version
-  await admin.query(`CREATE DATABASE ${name}`)
-  const url = new URL(SERVER)
-  url.pathname = `/${name}`
-  const db = url.toString()
+  const scratch = await scratchDatabase(SERVER, 'actline_bench_app')
+  const { url: db, version } = scratch
   const dir = mkdtempSync(join(tmpdir(), 'actline-bench-app-'))
   const last = cpuCount() - 1
   const appCpus = `0-${last - 1}`
@@ -104,7 +103,7 @@ async function main() {
         if (variant.name === 'trigger') await triggers(client, false)
         ;(results.get(variant.name) ?? results.set(variant.name, []).get(variant.name)!).push(r)
         const acts = r.activitiesPerRequest === undefined ? '' : `  ${r.activitiesPerRequest.toFixed(2)} activities/request`
-        console.log(`  round ${round + 1}  ${variant.name.padEnd(9)} ${r.rps.toFixed(0).padStart(5)} req/s  app ${r.appMs.toFixed(3)} ms/req  PostgreSQL ${r.pgMs.toFixed(3)} ms/req${r.failed ? `  ${r.failed} failed` : ''}${acts}`)
+        console.log(`  round ${round + 1}  ${variant.name.padEnd(9)} ${r.rps.toFixed(0).padStart(5)} req/s  app ${r.appMs.toFixed(3)} ms/req (main thread ${r.mainMs.toFixed(3)})  PostgreSQL ${r.pgMs.toFixed(3)} ms/req${r.failed ? `  ${r.failed} failed` : ''}${acts}`)
       }
     }
     report(results)
@@ -113,8 +112,7 @@ async function main() {
     unpin()
     sink.server.close()
     await client.end().catch(() => {})
-    await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`).catch(() => {})
-    await admin.end()
+    await scratch.drop()
     rmSync(dir, { recursive: true, force: true })
   }
 }
@@ -123,13 +121,13 @@ function report(results: Map<string, Run[]>): void {
   const base = results.get('none')
   const trig = results.get('trigger')
   const ratio = (runs: Run[], of: Run[] | undefined, f: (r: Run) => number) => (of ? median(runs.map((r, i) => f(r) / f(of[i]!))) : NaN)
-  console.log('\n| variant | app CPU ms/request | vs none | PostgreSQL CPU ms/request | app + PostgreSQL vs trigger | requests/s | vs none |')
-  console.log('| --- | ---: | ---: | ---: | ---: | ---: | ---: |')
+  console.log('\n| variant | app CPU ms/request | vs none | main thread ms/request | PostgreSQL CPU ms/request | app + PostgreSQL vs trigger | requests/s | vs none |')
+  console.log('| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |')
   for (const v of VARIANTS) {
     const runs = results.get(v.name)!
     const med = (f: (r: Run) => number) => median(runs.map(f))
     console.log(
-      `| ${v.label} | ${med((r) => r.appMs).toFixed(3)} | ${ratio(runs, base, (r) => r.appMs).toFixed(2)}x | ${med((r) => r.pgMs).toFixed(3)} | ${ratio(runs, trig, (r) => r.appMs + r.pgMs).toFixed(2)}x | ${med((r) => r.rps).toFixed(0)} | ${ratio(runs, base, (r) => r.rps).toFixed(2)}x |`,
+      `| ${v.label} | ${med((r) => r.appMs).toFixed(3)} | ${ratio(runs, base, (r) => r.appMs).toFixed(2)}x | ${med((r) => r.mainMs).toFixed(3)} | ${med((r) => r.pgMs).toFixed(3)} | ${ratio(runs, trig, (r) => r.appMs + r.pgMs).toFixed(2)}x | ${med((r) => r.rps).toFixed(0)} | ${ratio(runs, base, (r) => r.rps).toFixed(2)}x |`,
     )
   }
   const otel = results.get('otel')
@@ -157,9 +155,9 @@ async function measure(variant: Variant, db: string, cpus: string, collectorUrl:
     const url = await listening(app)
     const load = loadGenerator(url)
     await sleep(WARMUP * 1000)
-    const before = { app: processCpu(app.pid!), pg: postgresCpu(), done: load.done, load: load.snapshot() }
+    const before = { app: processCpu(app.pid!), main: threadCpu(app.pid!), pg: postgresCpu(), done: load.done, load: load.snapshot() }
     await sleep(SECONDS * 1000)
-    const after = { app: processCpu(app.pid!), pg: postgresCpu(), done: load.done, load: load.snapshot() }
+    const after = { app: processCpu(app.pid!), main: threadCpu(app.pid!), pg: postgresCpu(), done: load.done, load: load.snapshot() }
     await load.stop()
     const requests = after.done - before.done
     let activitiesPerRequest: number | undefined
@@ -178,6 +176,7 @@ async function measure(variant: Variant, db: string, cpus: string, collectorUrl:
       failed: after.load.failed - before.load.failed,
       rps: requests / SECONDS,
       appMs: ((after.app - before.app) / requests) * 1000,
+      mainMs: ((after.main - before.main) / requests) * 1000,
       pgMs: ((after.pg - before.pg) / requests) * 1000,
       ...(activitiesPerRequest !== undefined && { activitiesPerRequest }),
     }

@@ -18,6 +18,11 @@ export function processCpu(pid: number | string, children = false): number {
   }
 }
 
+/** utime + stime of one thread of a process, in seconds (the main thread's id is the process's). */
+export function threadCpuSeconds(pid: number, tid: number): number {
+  return processCpu(`${pid}/task/${tid}`)
+}
+
 /** Pids of the PostgreSQL server's processes (the postmaster and its backends). */
 export function postgresPids(): string[] {
   return readdirSync('/proc').filter((d) => {

@@ -27,6 +27,7 @@ import { makePlan, prepareDrop, runDrop, type Plan } from '../toolkit/triggers/p
 import { readTriggers } from '../toolkit/triggers/catalog.ts'
 import { metrics, startCollector, timeToStored } from './collector-process.ts'
 import { median } from './query-scenarios.ts'
+import { scratchDatabase } from './scratch-db.ts'
 import { cpuCount, machineCpu, pinPostgres, postgresCpu, processCpu } from './proc-cpu.ts'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
@@ -60,14 +61,8 @@ const STEPS: Step[] = [
 ]
 
 async function main() {
-  const name = `actline_bench_triggers_${process.pid}`
-  const admin = new pg.Client({ connectionString: SERVER })
-  await admin.connect()
-  const version = (await admin.query('SHOW server_version')).rows[0].server_version
-  await admin.query(`CREATE DATABASE ${name}`)
-  const url = new URL(SERVER)
-  url.pathname = `/${name}`
-  const db = url.toString()
+  const scratch = await scratchDatabase(SERVER, 'actline_bench_triggers')
+  const { url: db, version } = scratch
   const dir = mkdtempSync(join(tmpdir(), 'actline-bench-triggers-'))
   let collector: Awaited<ReturnType<typeof startCollector>> | undefined
   const client = new pg.Client({ connectionString: db })
@@ -133,8 +128,7 @@ async function main() {
     collector?.child.kill('SIGTERM')
     unpin()
     await client.end().catch(() => {})
-    await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`).catch(() => {})
-    await admin.end()
+    await scratch.drop()
     rmSync(dir, { recursive: true, force: true })
   }
 }

@@ -70,31 +70,19 @@ export type { ActivityInputType }
 type SchemaInput = z.input<typeof ActivityInput>
 export const INPUT_MATCHES_SCHEMA: [SchemaInput] extends [ActivityInputType] ? ([ActivityInputType] extends [SchemaInput] ? true : never) : never = true
 
-/** The normalized activity every processor and exporter sees. */
-export interface Activity {
+/**
+ * The normalized activity every processor and exporter sees: the input with
+ * its id, time and closed fields settled and attributes as strings.
+ */
+export interface Activity extends Omit<ActivityInputType, 'id' | 'timestamp' | 'category' | 'severity' | 'status' | 'attributes'> {
   id: string
   /** Epoch milliseconds. */
   timestamp: number
   /** Epoch milliseconds at which the collector accepted it. */
   received_at: number
-  source: Source
-  action: string
   category: Category
   severity: Severity
   status: Status
-  entity_type?: string
-  entity_id?: string
-  actor_id?: string
-  tenant_id?: string
-  service?: string
-  trace_id?: string
-  span_id?: string
-  correlation_id?: string
-  duration_ms?: number
-  /** As sent: free text, or a JSON object. */
-  details?: string | Record<string, unknown>
-  ip?: string
-  user_agent?: string
   attributes: Record<string, string>
 }
 

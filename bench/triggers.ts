@@ -188,7 +188,7 @@ async function setTriggers(client: pg.Client, backup: Backup, plan: Plan, all: P
   const differ = await restore(client, backup.triggers)
   if (differ.length) throw new Error(`restore left ${differ.join(', ')} different from the backup`)
   if (step.phases.length) await runDrop(client, await prepareDrop(client, plan, step.phases))
-  if (step.onlyBusiness) await runDrop(client, await prepareDrop(client, all, [1, 2, 3]))
+  if (step.onlyBusiness) await runDrop(client, await prepareDrop(client, all, [1, 2, 3], { include: ['notify', 'timestamp'] }))
   return (await readTriggers(client)).length
 }
 

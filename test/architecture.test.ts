@@ -4,7 +4,7 @@
  *
  * - lib/ and schemas/ depend on nothing of ours (lib/ on nothing at all);
  *   exporters/, instrumentation/ and api/ on those two only; only
- *   collector/ on the rest. An app importing actline/instrumentation must
+ *   collector/ on the rest. An app importing @actline/instrumentation must
  *   never load the collector, Fastify or a store client through a stray import.
  * - An exporter's folder imports only itself and exporters/'s shared files;
  *   only the registry (exporters/index.ts) names an exporter's folder.
@@ -22,7 +22,8 @@ const SOURCE_DIRS = ['lib', 'schemas', 'exporters', 'instrumentation', 'api', 't
 function filesUnder(dir: string): string[] {
   return readdirSync(dir).flatMap((name) => {
     const path = join(dir, name)
-    if (statSync(path).isDirectory()) return filesUnder(path)
+    // Build output and installed packages are not source.
+    if (statSync(path).isDirectory()) return name === 'dist' || name === 'node_modules' ? [] : filesUnder(path)
     return path.endsWith('.ts') ? [path] : []
   })
 }
@@ -122,6 +123,31 @@ describe('dependency direction', () => {
     }
     for (const node of graph.keys()) visit(node, [])
     expect(cycles).toEqual([])
+  })
+
+  it("keeps the SDK package to its own dependencies: what its entry points reach imports no package it does not declare", () => {
+    const pkg = JSON.parse(readFileSync('instrumentation/package.json', 'utf8')) as { dependencies?: Record<string, string>; peerDependencies?: Record<string, string> }
+    const declared = new Set([...Object.keys(pkg.dependencies ?? {}), ...Object.keys(pkg.peerDependencies ?? {})])
+    const reached = new Set<string>()
+    const walk = (file: string) => {
+      if (reached.has(file)) return
+      reached.add(file)
+      for (const e of ALL) if (e.from === file) walk(e.to)
+    }
+    walk('instrumentation/index.ts')
+    walk('instrumentation/register.ts')
+    const stray: string[] = []
+    for (const file of reached) {
+      for (const m of readFileSync(file, 'utf8').matchAll(/^\s*(import|export)\b(\s+type\b)?[^'"]*?from\s+'([^.'][^']*)'/gm)) {
+        const name = m[3]!.startsWith('@') ? m[3]!.split('/').slice(0, 2).join('/') : m[3]!.split('/')[0]!
+        if (name.startsWith('node:') || declared.has(name)) continue
+        stray.push(`${file}: ${m[3]}`)
+      }
+    }
+    expect(stray).toEqual([])
+    // The walk reached the shared contract, and the collector's zod schema is not part of it.
+    expect(reached.has('schemas/span-activity.ts')).toBe(true)
+    expect(reached.has('schemas/activity.ts')).toBe(false)
   })
 
   it('finds the imports it checks (the checks are not vacuous)', () => {

@@ -36,7 +36,7 @@ import pg from 'pg'
 import { trace } from '@opentelemetry/api'
 import { node } from '@opentelemetry/sdk-node'
 // The compiled package, as an app runs it (tsx would wrap every closure in a naming helper).
-import { ActivityClient, configureActivityLogging, getActivityClient, logUserAction, withDatabaseLogging } from '../dist/instrumentation/index.js'
+import { ActivityClient, configureActivityLogging, getActivityClient, logUserAction, withDatabaseLogging } from '@actline/instrumentation'
 
 const PG_URL = process.env.PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test'
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5)

@@ -59,7 +59,10 @@ function shapeOf(args: unknown[]): { text: string | undefined; callback?: Callba
  * tagging stops for the process, with one warning: the app never pays for it.
  */
 export function patchQuery(proto: { query: Query }): void {
-  if ((proto.query as unknown as Record<symbol, unknown>)[PATCHED]) return
+  // Marked on the prototype: the register hook's own wrapper may be put on top of ours when pg is required again.
+  const marks = proto as unknown as Record<symbol, unknown>
+  if (Object.hasOwn(marks, PATCHED) || (proto.query as unknown as Record<symbol, unknown>)[PATCHED]) return
+  marks[PATCHED] = true
   const inner = proto.query
   let refused = false
   // Which clients are inside a transaction they opened with BEGIN, as far as the statements sent so far tell.

@@ -77,7 +77,10 @@ export function patchPgWrites(proto: { query: Query }, reader: RowReader, record
     const rows: DbRows | undefined = stmt && recorder.rows(stmt, stmt.returning ? w.result?.rows : undefined, w.error ? undefined : w.result?.rowCount)
     recorder.record(span, rows)
   }
-  if ((proto.query as unknown as Record<symbol, unknown>)[PATCHED]) return
+  // Marked on the prototype, not the function: another wrapper (transaction tagging) may sit on top of ours by the time pg is required again.
+  const marks = proto as unknown as Record<symbol, unknown>
+  if (Object.hasOwn(marks, PATCHED)) return
+  marks[PATCHED] = true
   const inner = proto.query
   const query = function (this: PgClient) {
     // `arguments`, not a rest parameter: the common case (a read) then allocates nothing here.
@@ -90,7 +93,6 @@ export function patchPgWrites(proto: { query: Query }, reader: RowReader, record
     }
     return traced.call(this, inner, args, text, first)
   } as Query
-  ;(query as unknown as Record<symbol, unknown>)[PATCHED] = true
   proto.query = query
 
   function traced(this: PgClient, run: Query, args: unknown[], text: string, first: unknown): unknown {

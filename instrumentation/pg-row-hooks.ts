@@ -9,7 +9,7 @@
 import type { Span } from '@opentelemetry/api'
 import { DEFAULT_REDACT, redactRow, redactor } from '../schemas/redaction.ts'
 import { boundedRow, changeDetails, entityIdOf, type RowValues } from '../schemas/row-change.ts'
-import { DB_ROWS_ATTRIBUTE, type DbRowEntry, type DbRows } from '../schemas/span-activity.ts'
+import { DB_ROWS_ATTRIBUTE, mayWrite, type DbRowEntry, type DbRows } from '../schemas/span-activity.ts'
 import { statementReader, type StatementRows } from './statement-rows.ts'
 
 export type { StatementRows }
@@ -58,8 +58,6 @@ export interface RowReader {
   rows(stmt: StatementRows, returned?: unknown[], rowCount?: number | null): DbRows
 }
 
-const WRITE = /^\s*(?:insert|update|delete)\b/i
-
 export function rowReader(options: DbRowOptions = {}): RowReader {
   const redacted = memo(redactor(options.redact ?? DEFAULT_REDACT))
   const maxRows = options.maxRows ?? 100
@@ -67,7 +65,7 @@ export function rowReader(options: DbRowOptions = {}): RowReader {
   const keyOf = (table: string) => options.keys?.[table] ?? defaultKey
   const read = statementReader()
   return {
-    read: (text, values) => (WRITE.test(text) ? read(text, values) : undefined),
+    read: (text, values) => (mayWrite(text) ? read(text, values) : undefined),
     rows(stmt, returned, rowCount) {
       // Only the rows listed are read: a RETURNING of 100,000 rows costs no more than of maxRows.
       const total = returned?.length || stmt.written.length

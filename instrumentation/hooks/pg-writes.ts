@@ -1,21 +1,19 @@
 /**
  * The register hook's database path: pg's Client.prototype.query, wrapped
- * once. A statement that is not an INSERT, UPDATE, DELETE or MERGE (a read,
- * BEGIN, COMMIT, set_config) goes straight through after one test of its
- * first word: no span, no attribute, no copy of its text. A write is read
+ * once. A statement that is not an INSERT, UPDATE, DELETE, MERGE or WITH (a
+ * read, BEGIN, COMMIT, set_config) goes straight through after one test of
+ * its first word, past any comments (the span mapping's own test, mayWrite): no span, no attribute, no copy of its text. A write is read
  * (instrumentation/statement-rows.ts) and, when it returns, becomes one
  * activity per row through the same mapping as a pg span
  * (schemas/span-activity.ts), so either path gives the same activities.
  */
-import type { DbRows, SpanRecord } from '../../schemas/span-activity.ts'
+import { mayWrite, type DbRows, type SpanRecord } from '../../schemas/span-activity.ts'
 import { randomHex } from '../../schemas/uuidv7.ts'
 import { activeTraceIds, contextAttributes, copyContext, currentActivityContext, type ActivityContext } from '../activity-context.ts'
 import type { RowReader, StatementRows } from '../pg-row-hooks.ts'
 import type { Recorder } from './recorder.ts'
 
 const PATCHED = Symbol.for('actline.pg-writes')
-/** The cheap first look: a write's first word, after blanks. WITH and MERGE are mapped without rows. */
-const MAYBE_WRITE = /^\s*(?:insert|update|delete|merge|with)\b/i
 
 type Query = (this: PgClient, ...args: unknown[]) => unknown
 interface PgClient {
@@ -88,7 +86,7 @@ export function patchPgWrites(proto: { query: Query }, reader: RowReader, record
     const args = arguments as unknown as unknown[]
     const first = args[0] as string | { text?: unknown; values?: unknown; submit?: unknown; callback?: unknown } | undefined
     const text = typeof first === 'string' ? first : typeof first?.text === 'string' ? first.text : undefined
-    if (text === undefined || !MAYBE_WRITE.test(text) || typeof (first as { submit?: unknown }).submit === 'function') {
+    if (text === undefined || !mayWrite(text) || typeof (first as { submit?: unknown }).submit === 'function') {
       return inner.apply(this, args)
     }
     return traced.call(this, inner, args, text, first)

@@ -121,7 +121,8 @@ describe.each(modes)('the register hook on %s PostgreSQL', (mode) => {
       await new Promise((r) => setTimeout(r, 1))
       setActivityContext({ actorId: 'u-7', tenantId: 't-1' })
       const { rows } = await db.query('INSERT INTO things (name) VALUES ($1) RETURNING id', ['lamp'])
-      await withActivityContext({ correlationId: 'c-9' }, () => db.query('UPDATE things SET name = $1 WHERE id = $2', ['desk lamp', rows[0].id]))
+      // A comment first, as query builders and tracing tags write them: still a write, as the server reads it.
+      await withActivityContext({ correlationId: 'c-9' }, () => db.query('/* app: desk */ UPDATE things SET name = $1 WHERE id = $2', ['desk lamp', rows[0].id]))
       return rows[0]
     })
     const activities = await shipped('/things', () => fetch(`${base}/things`, { method: 'POST', headers: { traceparent: `00-${'ab'.repeat(16)}-${'cd'.repeat(8)}-01` } }))

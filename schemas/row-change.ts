@@ -9,7 +9,7 @@
 import { createHash } from 'node:crypto'
 import { LIMITS } from './activity-input.ts'
 import { REDACTED, redactRow } from './redaction.ts'
-import { inspectValue } from './storable.ts'
+import { inspectValue, storableText } from './storable.ts'
 
 export interface RowValues {
   /** The row's key columns and their values, when known. */
@@ -38,11 +38,6 @@ function boundedId(id: string): string {
   return `${text.slice(0, 160)}… sha256:${createHash('sha256').update(id).digest('hex')}`
 }
 
-/** Text both stores hold: a lone surrogate becomes U+FFFD, a NUL the six characters \u0000 (docs: "Values the stores cannot hold"). */
-function storableText(s: string): string {
-  const wellFormed = s.isWellFormed() ? s : s.toWellFormed()
-  return wellFormed.includes('\0') ? wellFormed.replaceAll('\0', '\\u0000') : wellFormed
-}
 
 /** `details` of a row change: old and new values, redacted, and which columns an update changed; undefined when nothing is known. */
 export function changeDetails(values: RowValues, redacted: (column: string) => boolean): Record<string, unknown> | undefined {

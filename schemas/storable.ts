@@ -107,8 +107,18 @@ function walk(value: unknown, depthLeft: number, state: { size: number }): Value
   }
 }
 
+/**
+ * Text both stores hold, for a value that must be kept rather than refused
+ * (a row value the SDK read, a key in an error message): a lone surrogate
+ * becomes U+FFFD, a NUL the six characters \u0000.
+ */
+export function storableText(s: string): string {
+  const wellFormed = s.isWellFormed() ? s : s.toWellFormed()
+  return wellFormed.includes('\0') ? wellFormed.replaceAll('\0', '\\u0000') : wellFormed
+}
+
 /** A key as it may appear in an error message: valid text, at most 64 characters. */
 export function printable(key: string): string {
-  const safe = key.toWellFormed().replaceAll('\0', '\\u0000')
+  const safe = storableText(key)
   return safe.length > 64 ? `${safe.slice(0, 61)}...` : safe
 }

@@ -198,8 +198,7 @@ export class ActivityClient {
     this.producers.add(produce)
   }
 
-  /** Resolves once everything queued before the call is sent or given up, or at the timeout. */
-  async forceFlush(timeoutMs = 30_000): Promise<void> {
+  private takeFromProducers(): void {
     for (const produce of this.producers) {
       try {
         produce()
@@ -207,6 +206,11 @@ export class ActivityClient {
         // a producer's failure costs its activities, never the flush
       }
     }
+  }
+
+  /** Resolves once everything queued before the call is sent or given up, or at the timeout. */
+  async forceFlush(timeoutMs = 30_000): Promise<void> {
+    this.takeFromProducers()
     const deadline = Date.now() + timeoutMs
     this.stopping = true
     try {
@@ -222,13 +226,8 @@ export class ActivityClient {
   /** Stops taking activities, sends what is queued (within the timeout), releases the timer and sockets. */
   async shutdown(timeoutMs = 10_000): Promise<void> {
     if (this.closed) return
-    for (const produce of this.producers) {
-      try {
-        produce()
-      } catch {
-        // as in forceFlush
-      }
-    }
+    // Before closing: what the producers hand over after it would be dropped.
+    this.takeFromProducers()
     this.closed = true
     await this.forceFlush(timeoutMs)
     this.abandoned = true

@@ -23,7 +23,7 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import pg from 'pg'
-import { SESSION_FUNCTION_SQL, sessionTriggerSql } from '../collector/receivers/postgres-cdc/setup.ts'
+import { installSessionFunction, sessionTriggerSql } from '../collector/receivers/postgres-cdc/setup.ts'
 import { startCollector } from './collector-process.ts'
 import { median } from './query-scenarios.ts'
 
@@ -54,7 +54,7 @@ async function schema(client: pg.Client) {
     END $$`)
   for (const t of ['trg_accounts', 'trg_history']) await client.query(`CREATE TRIGGER audit AFTER INSERT OR UPDATE OR DELETE ON ${t} FOR EACH ROW EXECUTE FUNCTION legacy_audit()`)
   // receivers.postgres_cdc.session_context's own trigger, on tables no reader reads: its cost alone.
-  await client.query(SESSION_FUNCTION_SQL)
+  await installSessionFunction(client)
   for (const t of ['ses_accounts', 'ses_history']) await client.query(sessionTriggerSql(t))
 }
 

@@ -58,6 +58,7 @@ export async function createCollector(config: Config, options: { logger?: Fastif
     wal: service.wal,
     memory: service.memory,
     receiverStats: service.receiverStats,
+    receiverStateDir: join(config.data_dir, 'receivers'),
     isAccepting: () => accepting,
   })
 

@@ -16,6 +16,8 @@ export interface RowValues {
   key?: Record<string, unknown>
   old?: Record<string, unknown>
   new?: Record<string, unknown>
+  /** Columns of an UPDATE whose value the source did not send because it did not change (PostgreSQL's unchanged TOAST). */
+  unchanged?: string[]
 }
 
 /** The row's key as entity_id: the one key column's value, several as a JSON array, a redacted one as REDACTED; undefined without a whole key. */
@@ -24,7 +26,7 @@ export function entityIdOf(key: readonly string[], row: Record<string, unknown> 
   if (key.some(redacted)) return REDACTED
   const values = key.map((c) => row[c])
   if (values.some((v) => v === undefined || v === null)) return undefined
-  return boundedId(values.length === 1 ? String(values[0]) : JSON.stringify(values))
+  return boundedId(values.length === 1 && typeof values[0] !== 'object' ? String(values[0]) : JSON.stringify(values.length === 1 ? values[0] : values))
 }
 
 /**
@@ -47,6 +49,7 @@ export function changeDetails(values: RowValues, redacted: (column: string) => b
   if (values.old && values.new) {
     details.changed = Object.keys(values.new).filter((k) => k in values.old! && JSON.stringify(values.old![k]) !== JSON.stringify(values.new![k]))
   }
+  if (values.unchanged) details.unchanged = values.unchanged
   if (!values.old && !values.new) return undefined
   // Only a wide row can pass what one activity's details may hold (each value is bounded): measured then, and cut to its column names.
   const columns = Object.keys(values.new ?? {}).length + Object.keys(values.old ?? {}).length

@@ -13,6 +13,8 @@ export interface ReceiverOptions<Config> {
   config: Config
   ingest: Ingest
   stats: ReceiverStats
+  /** A directory of the collector's data dir for what a receiver must remember across restarts; it may not exist yet. */
+  stateDir: string
 }
 
 export interface ReceiverType<Config = unknown> {

@@ -13,7 +13,7 @@ export interface ReceiverStats {
     slot: string
     /** Past this lag /readyz warns. */
     warnLagBytes: number
-    state(): { connected: boolean; transactions: number; changes: number; refused: number; lag_bytes: number | null; last_error: string | null }
+    state(): { connected: boolean; transactions: number; changes: number; values_dropped: number; context_ignored: number; blocked: string | null; lag_bytes: number | null; last_error: string | null }
   }
 }
 
@@ -22,7 +22,8 @@ export function receiverWarnings(stats: ReceiverStats): string[] {
   if (!stats.cdc) return []
   const c = stats.cdc.state()
   const out: string[] = []
-  if (!c.connected) out.push(`postgres_cdc: not streaming slot ${stats.cdc.slot}${c.last_error ? `: ${c.last_error}` : ''}`)
+  if (c.blocked) out.push(`postgres_cdc: stopped at a change it cannot store, retrying (never skipped): ${c.blocked}`)
+  else if (!c.connected) out.push(`postgres_cdc: not streaming slot ${stats.cdc.slot}${c.last_error ? `: ${c.last_error}` : ''}`)
   if (c.lag_bytes !== null && c.lag_bytes > stats.cdc.warnLagBytes) {
     out.push(`postgres_cdc: slot ${stats.cdc.slot} holds ${Math.round(c.lag_bytes / 1024 ** 2)} MiB of WAL on the server (over receivers.postgres_cdc.warn_lag_bytes); see docs/cdc.md`)
   }

@@ -28,6 +28,8 @@ export interface AppOptions {
   wal: Pick<WriteAheadLog, 'retainedBytes' | 'health'>
   memory: Pick<MemoryLimiter, 'state'>
   receiverStats: ReceiverStats
+  /** Where a receiver keeps what it must remember across restarts (made by the receiver that needs it). */
+  receiverStateDir: string
   isAccepting(): boolean
   auth: AuthConfig
   /** The query API, when served by this process. */
@@ -90,7 +92,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   for (const [name, t] of Object.entries(RECEIVERS)) {
     const type = t as ReceiverType<unknown>
     const config = options.receivers[name as keyof typeof RECEIVERS]
-    if (type.enabled(config)) await app.register(type.plugin, { config, ingest: options.ingest, stats: options.receiverStats })
+    if (type.enabled(config)) await app.register(type.plugin, { config, ingest: options.ingest, stats: options.receiverStats, stateDir: options.receiverStateDir })
   }
   if (options.api) {
     await app.register(queryApi, { ...options.api, prefix: API_PREFIX })

@@ -80,10 +80,12 @@ export const selfTelemetry: FastifyPluginAsync<SelfTelemetryOptions> = async (ap
       const slot = { slot: receiver.cdc.slot }
       metric('actline_cdc_connected', 'gauge', 'Whether the replication stream is open (1) or being re-opened (0).', [[slot, c.connected ? 1 : 0]])
       metric('actline_cdc_transactions_total', 'counter', 'Committed transactions captured and durable in the write-ahead log.', [[slot, c.transactions]])
-      metric('actline_cdc_changes_total', 'counter', 'Row changes captured, by outcome.', [
-        [{ ...slot, outcome: 'stored' }, c.changes - c.refused],
-        [{ ...slot, outcome: 'refused' }, c.refused],
+      metric('actline_cdc_changes_total', 'counter', 'Row changes captured and durable in the write-ahead log, by outcome: whole, or without values over what a store holds.', [
+        [{ ...slot, outcome: 'stored' }, c.changes - c.values_dropped],
+        [{ ...slot, outcome: 'values_dropped' }, c.values_dropped],
       ])
+      metric('actline_cdc_blocked', 'gauge', 'Whether the stream waits at a change it cannot store (1): retried, never skipped; /readyz says why.', [[slot, c.blocked ? 1 : 0]])
+      metric('actline_cdc_context_ignored_total', 'counter', 'Context messages ignored: malformed, hostile, or claiming to be the session_context trigger without its token.', [[slot, c.context_ignored]])
       // WAL the server keeps for the slot: it grows without bound while nothing consumes it.
       if (c.lag_bytes !== null) metric('actline_cdc_slot_lag_bytes', 'gauge', "WAL the server retains for the slot: its current position minus the slot's confirmed one.", [[slot, c.lag_bytes]])
     }

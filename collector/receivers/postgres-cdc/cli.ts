@@ -10,7 +10,7 @@ import pg from 'pg'
 import { redactUrl } from '../../../lib/redact.ts'
 import { quoteIdent } from '../../../lib/sql.ts'
 import type { PostgresCdcReceiverConfig } from './config.ts'
-import { describeTables } from './setup.ts'
+import { describeTables, whoMayEmit } from './setup.ts'
 
 export interface CdcOptions {
   db?: string
@@ -78,23 +78,35 @@ async function check(client: pg.Client, c: Section): Promise<Out> {
   const [s] = await q(`SELECT current_setting('wal_level') AS wal_level, current_setting('max_replication_slots')::int AS max_slots,
       (SELECT count(*)::int FROM pg_replication_slots) AS slots, rolreplication OR rolsuper AS replication
     FROM pg_roles WHERE rolname = current_user`)
-  const lines: { ok: boolean; what: string }[] = []
+  // warn: capture runs, partly or with a hole an operator should know of.
+  const lines: { ok: boolean; warn?: boolean; what: string }[] = []
   lines.push({ ok: s.wal_level === 'logical', what: s.wal_level === 'logical' ? 'wal_level is logical' : `wal_level is ${s.wal_level}: ALTER SYSTEM SET wal_level = logical; then restart PostgreSQL` })
   lines.push({ ok: s.replication, what: s.replication ? 'the user may replicate' : 'the user lacks REPLICATION: ALTER ROLE ... REPLICATION' })
   lines.push({ ok: s.slots < s.max_slots, what: `${s.slots} of max_replication_slots ${s.max_slots} slots in use` })
   const tables = []
   for (const t of c.tables) {
     const found = await describeTables(client, [t])
-    if (found.length === 0) lines.push({ ok: false, what: `${t}: no such table` })
+    if (found.length === 0) lines.push({ ok: true, warn: true, what: `${t}: no such table (yet): captured once it exists` })
     for (const d of found) {
       const pk = d.primaryKey
-      const old = d.replicaIdentity === 'full' ? 'old values: the whole row (REPLICA IDENTITY FULL)' : pk ? `old values: the key only (${pk.join(', ')}); ALTER TABLE ${d.table.split('.').map(quoteIdent).join('.')} REPLICA IDENTITY FULL for whole old rows` : ''
-      lines.push({ ok: d.capturable, what: d.capturable ? `${d.table}: key ${pk ? pk.join(', ') : '(none: changes carry no entity_id)'}; ${old}` : `${d.table}: no primary key or replica identity: capture refuses it (its UPDATEs and DELETEs would fail once published); add a key, or REPLICA IDENTITY FULL` })
-      tables.push({ table: d.table, primary_key: pk, replica_identity: d.replicaIdentity })
+      const name = d.table.split('.').map(quoteIdent).join('.')
+      const old = d.replicaIdentity === 'full' ? 'old values: the whole row (REPLICA IDENTITY FULL)' : pk ? `old values: the key only (${pk.join(', ')}); ALTER TABLE ${name} REPLICA IDENTITY FULL for whole old rows` : ''
+      lines.push(d.capturable
+        ? { ok: true, what: `${d.table}: key ${pk ? pk.join(', ') : '(none: changes carry no entity_id)'}; ${old}` }
+        : { ok: true, warn: true, what: `${d.table}: no primary key or replica identity: inserts captured, updates and deletes not (publishing them would make them fail); to capture them: ALTER TABLE ${name} REPLICA IDENTITY FULL, or add a primary key` })
+      tables.push({ table: d.table, primary_key: pk, replica_identity: d.replicaIdentity, captures: d.capturable ? 'all' : 'inserts' })
     }
   }
+  const emitters = await whoMayEmit(client)
+  lines.push(emitters === null
+    ? { ok: true, warn: true, what: `any role may emit context messages and claim who made a change: the collector revokes that when its user is a superuser (restrict_messages), or a superuser runs REVOKE EXECUTE ON FUNCTION pg_logical_emit_message(boolean, text, text) FROM PUBLIC; GRANT EXECUTE ON FUNCTION pg_logical_emit_message(boolean, text, text) TO <the app's role>` }
+    : { ok: true, what: `context messages: only ${emitters.length ? `${emitters.join(', ')} and superusers` : 'superusers'} may emit them` })
   const ok = lines.every((l) => l.ok)
-  return { code: ok ? 0 : 1, text: [...lines.map((l) => `${l.ok ? 'ok  ' : 'FAIL'}  ${l.what}`), '', ok ? 'capture can run' : 'capture cannot run until the FAIL lines are fixed'].join('\n'), json: { ok, checks: lines, tables } }
+  return {
+    code: ok ? 0 : 1,
+    text: [...lines.map((l) => `${!l.ok ? 'FAIL' : l.warn ? 'warn' : 'ok  '}  ${l.what}`), '', ok ? 'capture can run' : 'capture cannot run until the FAIL lines are fixed'].join('\n'),
+    json: { ok, checks: lines, tables, context_emitters: emitters },
+  }
 }
 
 async function dropSlot(client: pg.Client, c: Section, yes: boolean): Promise<Out> {

@@ -29,6 +29,22 @@ export const PostgresCdcReceiverConfig = z
      * login made it. Off: such changes carry neither (the WAL has no session). @default false
      */
     session_context: z.boolean().default(false),
+    /**
+     * A value whose text is longer than this many bytes is stored as a marker
+     * {type, bytes, sha256} instead (docs/cdc.md, "Values"). @default 8192
+     */
+    max_value_bytes: z.number().int().min(256).max(32_768).default(8192),
+    /**
+     * Revoke EXECUTE on pg_logical_emit_message from PUBLIC and grant it to
+     * `context_roles` and the collector's user, so no other role can say who
+     * made a change (needs a superuser; otherwise `cdc check` and the start
+     * log say what a DBA runs). @default true
+     */
+    restrict_messages: z.boolean().default(true),
+    /** The roles that may emit context messages (the app's). @default the owners of the captured tables */
+    context_roles: z.array(z.string().min(1).max(63)).optional(),
+    /** Seconds between checks of the captured tables: new tables of a `schema.*`, a key added or dropped. @default 10 */
+    reconcile_seconds: z.number().int().min(1).max(3600).default(10),
     /** Activities written to the log at most per write: a huge transaction goes in pieces (its position is confirmed at its commit). @default 5000 */
     max_batch: z.number().int().min(1).max(100_000).default(5000),
   })

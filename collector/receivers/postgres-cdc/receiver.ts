@@ -9,8 +9,8 @@ import type { ReceiverOptions } from '../receiver-type.ts'
 import type { PostgresCdcReceiverConfig } from './config.ts'
 import { createCdcStream } from './stream.ts'
 
-export const postgresCdcReceiver: FastifyPluginAsync<ReceiverOptions<PostgresCdcReceiverConfig>> = async (app, { config, ingest, stats }) => {
-  const stream = createCdcStream(config, ingest, stats, app.log)
+export const postgresCdcReceiver: FastifyPluginAsync<ReceiverOptions<PostgresCdcReceiverConfig>> = async (app, { config, ingest, stats, stateDir }) => {
+  const stream = createCdcStream(config, ingest, stats, app.log, stateDir)
   stats.cdc = { slot: config.slot, warnLagBytes: config.warn_lag_bytes, state: () => stream.state() }
   // Before listening: a server that cannot do capture (wal_level, a table without key) stops the start with one line.
   await stream.prepare()

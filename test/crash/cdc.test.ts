@@ -3,12 +3,14 @@
  * (PG_URL, wal_level = logical): a writer commits rows without the SDK while
  * the collector is killed with SIGKILL several times, and while PostgreSQL
  * itself is restarted; afterwards every committed row change is in
- * ClickHouse and the audit trail exactly once. The restart needs root and
+ * ClickHouse and the audit trail exactly once, hostile values and context
+ * messages among them. A 1,000,000-row transaction is read in bounded memory
+ * and through a kill in its middle. The restart needs root and
  * pg_ctlcluster (.ci/run has both); this suite runs alone, so the restart
  * disturbs no other test.
  */
 import { execFileSync } from 'node:child_process'
-import { existsSync, readdirSync } from 'node:fs'
+import { existsSync, readdirSync, readFileSync } from 'node:fs'
 import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { backlog, killChildren, startCollectorProcess, writeConfig } from '../helpers/process.ts'
@@ -17,6 +19,13 @@ import { createScratchDatabase, eventually, openStores, PG_URL, tempDir, testCon
 afterAll(killChildren)
 
 const ROWS = 4000
+const BULK = 1_000_000
+const HEAP_MB = 384
+/** Resident memory a collector may reach while it reads the transaction: what it holds for a small one, plus a bounded piece. */
+const PEAK_BOUND = 900 * 1024 ** 2
+
+/** The most resident memory the process has had (VmHWM). */
+const peakRss = (pid: number) => Number(/VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) * 1024
 
 /** Commits ROWS rows, 10 per transaction, through outages (a failed transaction is retried: it never committed). */
 async function writer(url: string, table: string): Promise<void> {
@@ -28,7 +37,15 @@ async function writer(url: string, table: string): Promise<void> {
         c.on('error', () => {})
         await c.connect()
       }
-      await c.query(`INSERT INTO ${table} (n, payload) SELECT g, 'row ' || g FROM generate_series($1::int, $2::int) AS g`, [n, n + 9])
+      // Hostile as well: values JavaScript cannot hold as parsed (NaN, a json escape of a lone surrogate), one over
+      // max_value_bytes, and a context message that must be ignored, not make the changes fail.
+      await c.query(
+        `INSERT INTO ${table} (n, payload, f, j)
+         SELECT g, CASE WHEN g % 10 = 3 THEN repeat('p', 9000) ELSE 'row ' || g END, CASE WHEN g % 10 = 1 THEN 'NaN'::float8 ELSE g END,
+                CASE WHEN g % 10 = 2 THEN '{"s":"\\ud800"}'::json END
+         FROM generate_series($1::int, $2::int) AS g CROSS JOIN (SELECT pg_logical_emit_message(true, 'actline', '{"actor_id":"\\ud800"}')) AS forged`,
+        [n, n + 9],
+      )
       n += 10
       await new Promise((r) => setTimeout(r, 5))
     } catch {
@@ -54,8 +71,8 @@ describe.skipIf(!PG_URL)('change-data capture through kill -9 and a PostgreSQL r
     // The restart below ends this connection: expected, not an error of the test.
     admin.on('error', () => {})
     await admin.connect()
-    await admin.query(`CREATE TABLE killed (id bigserial PRIMARY KEY, n int NOT NULL, payload text)`)
-    await admin.query(`CREATE TABLE restarted (id bigserial PRIMARY KEY, n int NOT NULL, payload text)`)
+    await admin.query(`CREATE TABLE killed (id bigserial PRIMARY KEY, n int NOT NULL, payload text, f float8, j json)`)
+    await admin.query(`CREATE TABLE restarted (id bigserial PRIMARY KEY, n int NOT NULL, payload text, f float8, j json)`)
     await admin.end()
   })
 
@@ -65,7 +82,7 @@ describe.skipIf(!PG_URL)('change-data capture through kill -9 and a PostgreSQL r
     await new Promise((r) => setTimeout(r, 500))
     const c = new pg.Client({ connectionString: scratch.url })
     await c.connect().catch(() => {})
-    await c.query(`SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1`, [slot]).catch(() => {})
+    await c.query(`SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = ANY($1)`, [[slot, `${slot}_bulk`]]).catch(() => {})
     await c.end().catch(() => {})
     await scratch?.drop()
     dir.remove()
@@ -79,8 +96,8 @@ describe.skipIf(!PG_URL)('change-data capture through kill -9 and a PostgreSQL r
     ].join('\n'))
 
   /** Rows of `table` in both stores, and their distinct ids and keys, read after the collector stopped. */
-  async function stored(table: string) {
-    const stores = await openStores(testConfig(`${dir.path}/collector`))
+  async function stored(table: string, data = 'collector') {
+    const stores = await openStores(testConfig(`${dir.path}/${data}`))
     try {
       const [ch] = await (
         await stores.clickhouse.query({ query: `SELECT count() AS n, uniqExact(id) AS ids, uniqExact(entity_id) AS keys FROM actline.activities WHERE entity_type = {t:String}`, query_params: { t: table }, format: 'JSONEachRow' })
@@ -118,6 +135,18 @@ describe.skipIf(!PG_URL)('change-data capture through kill -9 and a PostgreSQL r
     last.child.kill('SIGTERM')
     expect(await last.exited).toBe(0)
     expect(await stored('killed')).toEqual({ clickhouse: { n: ROWS, ids: ROWS, keys: ROWS }, postgres: { n: ROWS, ids: ROWS, keys: ROWS } })
+    // The hostile values arrived as values, none dropped: NaN as PostgreSQL writes it, the long payload as its marker.
+    const stores = await openStores(testConfig(`${dir.path}/collector`))
+    try {
+      const { rows: [h] } = await stores.postgres.query(
+        `SELECT count(*) FILTER (WHERE details->'new'->>'f' = 'NaN')::int AS nan, count(*) FILTER (WHERE details->'new'->'payload' ? 'sha256')::int AS markers,
+                count(*) FILTER (WHERE details->'new'->>'j' = '{"s":"\\ud800"}')::int AS escaped, count(*) FILTER (WHERE attributes ? 'cdc.values_dropped')::int AS dropped
+         FROM audit_log WHERE entity_type = 'killed'`,
+      )
+      expect(h).toEqual({ nan: ROWS / 10, markers: ROWS / 10, escaped: ROWS / 10, dropped: 0 })
+    } finally {
+      await stores.close()
+    }
   }, 600_000)
 
   it.skipIf(!cluster || process.getuid?.() !== 0)('loses and doubles nothing when PostgreSQL restarts mid-stream', async () => {
@@ -131,4 +160,40 @@ describe.skipIf(!PG_URL)('change-data capture through kill -9 and a PostgreSQL r
     expect(await collector.exited).toBe(0)
     expect(await stored('restarted')).toEqual({ clickhouse: { n: ROWS, ids: ROWS, keys: ROWS }, postgres: { n: ROWS, ids: ROWS, keys: ROWS } })
   }, 600_000)
+
+  it('captures a 1,000,000-row transaction in bounded memory, through a kill -9 in its middle', async () => {
+    const admin = new pg.Client({ connectionString: scratch.url })
+    await admin.connect()
+    await admin.query(`CREATE TABLE bulk (id int PRIMARY KEY, payload text NOT NULL)`)
+    const file = writeConfig(dir.path, [
+      `data_dir: ${dir.path}/bulk`,
+      'server: { port: 0, log_level: info }',
+      `receivers: { postgres_cdc: { enabled: true, url: "${scratch.url}", tables: [public.bulk], slot: ${slot}_bulk, publication: ${slot}_bulk } }`,
+      // Far fewer ids than the transaction remembered as recent: the pieces already in the log are passed over on the
+      // second read because the receiver recorded them (progress.ts), not because the collector remembers their ids.
+      'pipeline: { dedup: { max_ids: 100000 } }',
+    ].join('\n'))
+    // The limit: a collector holding the transaction would die of it (the heap of 1,000,000 changes and their activities is several GB).
+    const env = { NODE_OPTIONS: `--max-old-space-size=${HEAP_MB}` }
+    const first = await startCollectorProcess(file, env)
+    await admin.query(`INSERT INTO bulk SELECT g, 'row ' || g || repeat('.', 100) FROM generate_series(1, ${BULK}) AS g`)
+    await admin.end()
+    // Killed once a good part of it is in the log, as pieces: the progress record says how far.
+    const progress = `${dir.path}/bulk/receivers/postgres-cdc-${slot}_bulk.json`
+    await eventually('a third of the transaction in the log', async () => existsSync(progress) && JSON.parse(readFileSync(progress, 'utf8')).written >= BULK / 3, 300_000)
+    const peaks = [peakRss(first.child.pid!)]
+    first.child.kill('SIGKILL')
+    await first.exited
+    const last = await startCollectorProcess(file, env)
+    await eventually(`${BULK} row changes captured`, async () => {
+      const r = await fetch(`${last.url}/api/v1/activities/count?entity_type=bulk&from=now-1d`).then((r) => r.json())
+      return r.count >= BULK && (await backlog(last.url)) === 0
+    }, 900_000)
+    peaks.push(peakRss(last.child.pid!))
+    last.child.kill('SIGTERM')
+    expect(await last.exited).toBe(0)
+    console.log(`1,000,000-row transaction: peak RSS ${peaks.map((b) => `${Math.round(b / 1024 ** 2)} MiB`).join(' and ')} (killed, then restarted)`)
+    for (const peak of peaks) expect(peak).toBeLessThan(PEAK_BOUND)
+    expect(await stored('bulk', 'bulk')).toEqual({ clickhouse: { n: BULK, ids: BULK, keys: BULK }, postgres: { n: BULK, ids: BULK, keys: BULK } })
+  }, 1_200_000)
 })

@@ -22,7 +22,6 @@ import pg from 'pg'
 import { writePath } from './cdc-write-path.ts'
 import { metrics, startCollector } from './collector-process.ts'
 import { processCpu } from './proc-cpu.ts'
-import { median } from './query-scenarios.ts'
 
 const SERVER = process.env.PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test'
 const ROWS = Number(process.env.BENCH_ROWS ?? 100_000)
@@ -101,8 +100,9 @@ async function main() {
       }
     }
     const m = await metrics(running.url)
-    const med = (mix: string, k: 'stream' | 'endToEnd' | 'cpuUs') => median(results[mix]!.map((r) => r[k]))
-    console.log(`hostile against plain (medians of ${results.plain!.length}): stream ${Math.round(med('hostile', 'stream')).toLocaleString('en-US')} against ${Math.round(med('plain', 'stream')).toLocaleString('en-US')} row changes/s (${(med('hostile', 'stream') / med('plain', 'stream')).toFixed(2)}x), end to end ${Math.round(med('hostile', 'endToEnd')).toLocaleString('en-US')} against ${Math.round(med('plain', 'endToEnd')).toLocaleString('en-US')}/s, collector CPU ${med('hostile', 'cpuUs').toFixed(0)} against ${med('plain', 'cpuUs').toFixed(0)} µs a change (${(med('hostile', 'cpuUs') / med('plain', 'cpuUs')).toFixed(2)}x); slot lag at most ${(maxLag / 1024 ** 2).toFixed(1)} MiB; values dropped ${await droppedValues(running.url)}; stored: ClickHouse ${m.chExported}, audit trail ${m.pgExported}`)
+    // Two rounds each: their mean, a ratio of the same rows' totals.
+    const med = (mix: string, k: 'stream' | 'endToEnd' | 'cpuUs') => results[mix]!.reduce((sum, r) => sum + r[k], 0) / results[mix]!.length
+    console.log(`hostile against plain (means of ${results.plain!.length} rounds): stream ${Math.round(med('hostile', 'stream')).toLocaleString('en-US')} against ${Math.round(med('plain', 'stream')).toLocaleString('en-US')} row changes/s (${(med('hostile', 'stream') / med('plain', 'stream')).toFixed(2)}x), end to end ${Math.round(med('hostile', 'endToEnd')).toLocaleString('en-US')} against ${Math.round(med('plain', 'endToEnd')).toLocaleString('en-US')}/s, collector CPU ${med('hostile', 'cpuUs').toFixed(0)} against ${med('plain', 'cpuUs').toFixed(0)} µs a change (${(med('hostile', 'cpuUs') / med('plain', 'cpuUs')).toFixed(2)}x); slot lag at most ${(maxLag / 1024 ** 2).toFixed(1)} MiB; values dropped ${await droppedValues(running.url)}; stored: ClickHouse ${m.chExported}, audit trail ${m.pgExported}`)
     if (SECTIONS.includes('bigtx')) {
       // One transaction of BIG_ROWS rows: the collector holds a piece of it at a time (max_batch), whatever its size.
       const before = running.peakRss()

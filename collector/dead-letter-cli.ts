@@ -10,12 +10,12 @@
  * belong to one process: with them, the collector must be stopped first.
  */
 import { existsSync, readdirSync, readFileSync } from 'node:fs'
-import { open, rename } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { Activity } from '../schemas/activity.ts'
 import type { Exporter, Logger } from '../schemas/component.ts'
 import { PID_FILE, type Config } from './config.ts'
 import { deadLetterPath, WAL_DEAD_LETTER, type DeadLetterEntry } from './pipeline/dead-letter.ts'
+import { replaceFile } from '../lib/durable-file.ts'
 import { livePid } from '../lib/pid-file.ts'
 import { enabledExporters } from './components.ts'
 
@@ -159,15 +159,7 @@ async function exportEach(exporter: Exporter, rows: Activity[]): Promise<Map<str
   return failed
 }
 
-/** Write-sync-rename: a crash leaves the old file (replayed rows are then found stored) or the new one. */
+/** A crash leaves the old file (replayed rows are then found stored) or the new one. */
 async function rewrite(path: string, lines: string[]): Promise<void> {
-  const tmp = `${path}.tmp`
-  const fh = await open(tmp, 'w')
-  try {
-    if (lines.length) await fh.writeFile(`${lines.join('\n')}\n`)
-    await fh.datasync()
-  } finally {
-    await fh.close()
-  }
-  await rename(tmp, path)
+  await replaceFile(path, lines.length ? `${lines.join('\n')}\n` : '')
 }

@@ -21,6 +21,7 @@ import { access, mkdir, open, readdir, readFile, rename, rm, type FileHandle } f
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { gzip as gzipCallback } from 'node:zlib'
+import { replaceFile } from '../../lib/durable-file.ts'
 import { livePid, writePidFile } from '../../lib/pid-file.ts'
 import { serialQueue } from '../../lib/serial.ts'
 import type { Activity } from '../../schemas/activity.ts'
@@ -68,15 +69,7 @@ export function createFileExporter(config: FileExporterConfig & { directory: str
   const serial = serialQueue()
 
   async function saveState(next: State): Promise<void> {
-    const tmp = join(dir, `${STATE_FILE}${TMP}`)
-    const handle = await open(tmp, 'w')
-    try {
-      await handle.writeFile(JSON.stringify(next))
-      await handle.sync()
-    } finally {
-      await handle.close()
-    }
-    await rename(tmp, join(dir, STATE_FILE))
+    await replaceFile(join(dir, STATE_FILE), JSON.stringify(next))
     state = next
   }
 

@@ -11,8 +11,8 @@
  * window and the audit trail's key catch it; never a change skipped.
  */
 import { mkdirSync, readFileSync } from 'node:fs'
-import { open, rename } from 'node:fs/promises'
 import { dirname } from 'node:path'
+import { replaceFile } from '../../../lib/durable-file.ts'
 
 export interface Progress {
   /** Changes of the transaction committed at `commitLsn` already durable in the log: 0 for any other. */
@@ -32,15 +32,7 @@ export function createProgress(file: string): Progress {
     writtenOf: (commitLsn) => (saved?.commit_lsn === commitLsn ? saved.written : 0),
     async save(p) {
       mkdirSync(dirname(file), { recursive: true })
-      const tmp = `${file}.tmp`
-      const f = await open(tmp, 'w')
-      try {
-        await f.writeFile(JSON.stringify(p))
-        await f.sync()
-      } finally {
-        await f.close()
-      }
-      await rename(tmp, file)
+      await replaceFile(file, JSON.stringify(p))
       saved = p
     },
   }

@@ -19,6 +19,7 @@ import { createScratchDatabase, eventually, openStores, PG_URL, tempDir, testCon
 afterAll(killChildren)
 
 const ROWS = 4000
+const KEYLESS_ROWS = 500
 const BULK = 1_000_000
 const HEAP_MB = 384
 /** Resident memory a collector may reach while it reads the transaction: what it holds for a small one, plus a bounded piece. */
@@ -64,6 +65,7 @@ describe.skipIf(!PG_URL)('change-data capture through kill -9 and a PostgreSQL r
   let scratch: Awaited<ReturnType<typeof createScratchDatabase>>
   let admin: pg.Client
   const slot = `actline_crash_${process.pid}`
+  const mallory = `actline_crash_m_${process.pid}`
 
   beforeAll(async () => {
     scratch = await createScratchDatabase()
@@ -71,6 +73,7 @@ describe.skipIf(!PG_URL)('change-data capture through kill -9 and a PostgreSQL r
     // The restart below ends this connection: expected, not an error of the test.
     admin.on('error', () => {})
     await admin.connect()
+    await admin.query(`CREATE ROLE ${mallory} LOGIN`)
     await admin.query(`CREATE TABLE killed (id bigserial PRIMARY KEY, n int NOT NULL, payload text, f float8, j json)`)
     await admin.query(`CREATE TABLE restarted (id bigserial PRIMARY KEY, n int NOT NULL, payload text, f float8, j json)`)
     await admin.end()
@@ -85,6 +88,10 @@ describe.skipIf(!PG_URL)('change-data capture through kill -9 and a PostgreSQL r
     await c.query(`SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = ANY($1)`, [[slot, `${slot}_bulk`]]).catch(() => {})
     await c.end().catch(() => {})
     await scratch?.drop()
+    const server = new pg.Client({ connectionString: PG_URL })
+    await server.connect()
+    await server.query(`DROP ROLE IF EXISTS ${mallory}`).catch(() => {})
+    await server.end()
     dir.remove()
   })
 
@@ -92,8 +99,32 @@ describe.skipIf(!PG_URL)('change-data capture through kill -9 and a PostgreSQL r
     writeConfig(dir.path, [
       `data_dir: ${dir.path}/collector`,
       'server: { port: 0, log_level: info }',
-      `receivers: { postgres_cdc: { enabled: true, url: "${scratch.url}", tables: [public.killed, public.restarted], slot: ${slot}, publication: ${slot} } }`,
+      `receivers: { postgres_cdc: { enabled: true, url: "${scratch.url}", tables: [public.killed, public.restarted, public.keyless_later], slot: ${slot}, publication: ${slot}, session_context: true, reconcile_seconds: 1 } }`,
     ].join('\n'))
+
+  /**
+   * A table without a key, made while the collectors are being killed, written by a role that is not the app's
+   * and tries to say it is someone else before each insert: the server refuses its message, not its rows.
+   */
+  async function keylessWriter(): Promise<void> {
+    await new Promise((r) => setTimeout(r, 1000))
+    const admin = new pg.Client({ connectionString: scratch.url })
+    await admin.connect()
+    await admin.query(`CREATE TABLE keyless_later (n int NOT NULL, payload text)`)
+    await admin.query(`GRANT INSERT ON keyless_later TO ${mallory}`)
+    // Rows written before a collector published it are not captured (docs/cdc.md): the test writes after.
+    await eventually('keyless_later published, insert-only', async () =>
+      (await admin.query(`SELECT 1 FROM pg_publication_tables WHERE pubname = $1 AND tablename = 'keyless_later'`, [`${slot}_inserts`])).rowCount === 1, 60_000)
+    await admin.end()
+    const c = new pg.Client({ connectionString: scratch.url.replace(/\/\/[^@/]*@/, `//${mallory}@`) })
+    await c.connect()
+    for (let n = 0; n < KEYLESS_ROWS; n += 10) {
+      await expect(c.query(`SELECT pg_logical_emit_message(true, 'actline', '{"actor_id":"ceo"}')`)).rejects.toMatchObject({ code: '42501' })
+      await c.query(`INSERT INTO keyless_later SELECT g, 'row ' || g FROM generate_series($1::int, $2::int) AS g`, [n, n + 9])
+      await new Promise((r) => setTimeout(r, 20))
+    }
+    await c.end()
+  }
 
   /** Rows of `table` in both stores, and their distinct ids and keys, read after the collector stopped. */
   async function stored(table: string, data = 'collector') {
@@ -110,20 +141,20 @@ describe.skipIf(!PG_URL)('change-data capture through kill -9 and a PostgreSQL r
   }
 
   /** Until the running collector's ClickHouse holds ROWS changes of `table` and its log is empty: then its stores are read. */
-  async function capturedAll(url: string, table: string) {
-    await eventually(`${ROWS} row changes of ${table} captured`, async () => {
+  async function capturedAll(url: string, table: string, rows = ROWS) {
+    await eventually(`${rows} row changes of ${table} captured`, async () => {
       const r = await fetch(`${url}/api/v1/activities/count?entity_type=${table}&from=now-1d`).then((r) => r.json())
-      return r.count >= ROWS && (await backlog(url)) === 0
+      return r.count >= rows && (await backlog(url)) === 0
     }, 180_000)
   }
 
   it('loses and doubles nothing when the collector is killed mid-stream, 4 times', async () => {
     const file = configFile()
     // A slot captures what commits after it exists: the first start makes it, then the writes begin.
-    let writing: Promise<void> | undefined
+    let writing: Promise<unknown> | undefined
     for (let i = 0; i < 4; i++) {
       const collector = await startCollectorProcess(file)
-      writing ??= writer(scratch.url, 'killed')
+      writing ??= Promise.all([writer(scratch.url, 'killed'), keylessWriter()])
       await new Promise((r) => setTimeout(r, 600 + Math.random() * 900))
       collector.child.kill('SIGKILL')
       await collector.exited
@@ -132,6 +163,7 @@ describe.skipIf(!PG_URL)('change-data capture through kill -9 and a PostgreSQL r
     const last = await startCollectorProcess(file)
     // The slot sends again what no run confirmed; the stores hold every row once it is all through.
     await capturedAll(last.url, 'killed')
+    await capturedAll(last.url, 'keyless_later', KEYLESS_ROWS)
     last.child.kill('SIGTERM')
     expect(await last.exited).toBe(0)
     expect(await stored('killed')).toEqual({ clickhouse: { n: ROWS, ids: ROWS, keys: ROWS }, postgres: { n: ROWS, ids: ROWS, keys: ROWS } })
@@ -144,6 +176,14 @@ describe.skipIf(!PG_URL)('change-data capture through kill -9 and a PostgreSQL r
          FROM audit_log WHERE entity_type = 'killed'`,
       )
       expect(h).toEqual({ nan: ROWS / 10, markers: ROWS / 10, escaped: ROWS / 10, dropped: 0 })
+      // The keyless table's inserts, each once, under the role that wrote them and nobody it claimed to be.
+      const { rows: [k] } = await stores.postgres.query(
+        `SELECT count(*)::int AS n, count(DISTINCT id)::int AS ids, count(*) FILTER (WHERE attributes->>'db.user' = $1 AND actor_id IS NULL)::int AS as_written FROM audit_log WHERE entity_type = 'keyless_later'`,
+        [mallory],
+      )
+      expect(k).toEqual({ n: KEYLESS_ROWS, ids: KEYLESS_ROWS, as_written: KEYLESS_ROWS })
+      const [ch] = await (await stores.clickhouse.query({ query: `SELECT count() AS n, uniqExact(id) AS ids FROM actline.activities WHERE entity_type = 'keyless_later'`, format: 'JSONEachRow' })).json<Record<string, string>>()
+      expect([Number(ch!.n), Number(ch!.ids)]).toEqual([KEYLESS_ROWS, KEYLESS_ROWS])
     } finally {
       await stores.close()
     }

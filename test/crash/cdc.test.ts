@@ -127,14 +127,14 @@ describe.skipIf(!PG_URL)('change-data capture through kill -9 and a PostgreSQL r
   }
 
   /** Rows of `table` in both stores, and their distinct ids and keys, read after the collector stopped. */
-  async function stored(table: string, data = 'collector') {
+  async function stored(table: string, data = 'collector', postgres = true) {
     const stores = await openStores(testConfig(`${dir.path}/${data}`))
     try {
       const [ch] = await (
         await stores.clickhouse.query({ query: `SELECT count() AS n, uniqExact(id) AS ids, uniqExact(entity_id) AS keys FROM actline.activities WHERE entity_type = {t:String}`, query_params: { t: table }, format: 'JSONEachRow' })
       ).json<Record<string, string>>()
-      const { rows } = await stores.postgres.query(`SELECT count(*)::int AS n, count(DISTINCT id)::int AS ids, count(DISTINCT entity_id)::int AS keys FROM audit_log WHERE entity_type = $1`, [table])
-      return { clickhouse: { n: Number(ch!.n), ids: Number(ch!.ids), keys: Number(ch!.keys) }, postgres: rows[0] }
+      const pgRows = postgres ? (await stores.postgres.query(`SELECT count(*)::int AS n, count(DISTINCT id)::int AS ids, count(DISTINCT entity_id)::int AS keys FROM audit_log WHERE entity_type = $1`, [table])).rows : []
+      return { clickhouse: { n: Number(ch!.n), ids: Number(ch!.ids), keys: Number(ch!.keys) }, postgres: pgRows[0] }
     } finally {
       await stores.close()
     }
@@ -212,6 +212,9 @@ describe.skipIf(!PG_URL)('change-data capture through kill -9 and a PostgreSQL r
       // Far fewer ids than the transaction remembered as recent: the pieces already in the log are passed over on the
       // second read because the receiver recorded them (progress.ts), not because the collector remembers their ids.
       'pipeline: { dedup: { max_ids: 100000 } }',
+      // ClickHouse alone: the store with no key on the ids, where a second read would show as a second row (the
+      // audit trail refuses one by key, and the tests above check it); and the suite's time stays within CI's.
+      'exporters: { postgres: { enabled: false } }',
     ].join('\n'))
     // The limit: a collector holding the transaction would die of it (the heap of 1,000,000 changes and their activities is several GB).
     const env = { NODE_OPTIONS: `--max-old-space-size=${HEAP_MB}` }
@@ -234,6 +237,6 @@ describe.skipIf(!PG_URL)('change-data capture through kill -9 and a PostgreSQL r
     expect(await last.exited).toBe(0)
     console.log(`1,000,000-row transaction: peak RSS ${peaks.map((b) => `${Math.round(b / 1024 ** 2)} MiB`).join(' and ')} (killed, then restarted)`)
     for (const peak of peaks) expect(peak).toBeLessThan(PEAK_BOUND)
-    expect(await stored('bulk', 'bulk')).toEqual({ clickhouse: { n: BULK, ids: BULK, keys: BULK }, postgres: { n: BULK, ids: BULK, keys: BULK } })
+    expect((await stored('bulk', 'bulk', false)).clickhouse).toEqual({ n: BULK, ids: BULK, keys: BULK })
   }, 1_200_000)
 })

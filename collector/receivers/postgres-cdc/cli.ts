@@ -10,7 +10,7 @@ import pg from 'pg'
 import { redactUrl } from '../../../lib/redact.ts'
 import { quoteIdent } from '../../../lib/sql.ts'
 import type { PostgresCdcReceiverConfig } from './config.ts'
-import { describeTables, whoMayEmit } from './setup.ts'
+import { describeTables, publications, whoMayEmit } from './setup.ts'
 
 export interface CdcOptions {
   db?: string
@@ -59,17 +59,21 @@ async function status(client: pg.Client, c: Section): Promise<Out> {
      FROM pg_replication_slots WHERE slot_name = $1`,
     [c.slot],
   )
-  const tables = (await client.query(`SELECT schemaname || '.' || tablename AS t FROM pg_publication_tables WHERE pubname = $1 ORDER BY 1`, [c.publication])).rows.map((r) => r.t)
+  const [main, inserts] = publications(c)
+  const published = (await client.query(`SELECT pubname, schemaname || '.' || tablename AS t FROM pg_publication_tables WHERE pubname = ANY($1) ORDER BY 2`, [[main, inserts]])).rows
+  const tables = published.filter((r) => r.pubname === main).map((r) => r.t as string)
+  const insertOnly = published.filter((r) => r.pubname === inserts).map((r) => r.t as string)
   const slot = rows[0]
-  if (!slot) return { code: 0, text: `no slot ${c.slot} on this server (the collector makes it at its first start); publication ${c.publication}: ${tables.length ? tables.join(', ') : 'none'}`, json: { slot: null, publication: { name: c.publication, tables } } }
+  if (!slot) return { code: 0, text: `no slot ${c.slot} on this server (the collector makes it at its first start); publication ${c.publication}: ${tables.length ? tables.join(', ') : 'none'}`, json: { slot: null, publication: { name: c.publication, tables, insert_only: insertOnly } } }
   const mib = (b: number) => `${(b / 1024 ** 2).toFixed(1)} MiB`
   const text = [
     `slot ${slot.slot_name} (${slot.plugin}, database ${slot.database}): ${slot.active ? `streaming to pid ${slot.active_pid}` : 'not being read'}`,
     `  confirmed up to ${slot.confirmed}; the server keeps ${mib(slot.lag_bytes)} of WAL for it (wal_status ${slot.wal_status}, max_slot_wal_keep_size ${slot.max_slot_wal_keep_size})`,
     `  publication ${c.publication}: ${tables.length ? tables.join(', ') : 'no tables'}`,
+    ...(insertOnly.length ? [`  inserts only (no key or replica identity), publication ${inserts}: ${insertOnly.join(', ')}`] : []),
     ...(slot.active ? [] : ['  while no collector reads it, the WAL it holds grows: start the collector, or actline cdc drop-slot --yes']),
   ].join('\n')
-  return { code: 0, text, json: { slot, publication: { name: c.publication, tables } } }
+  return { code: 0, text, json: { slot, publication: { name: c.publication, tables, insert_only: insertOnly } } }
 }
 
 /** What capture needs of the server and of each configured table; exit 1 when something blocks it. */
@@ -113,7 +117,7 @@ async function dropSlot(client: pg.Client, c: Section, yes: boolean): Promise<Ou
   const [slot] = (await client.query(`SELECT active, active_pid FROM pg_replication_slots WHERE slot_name = $1`, [c.slot])).rows
   if (!slot) return { code: 0, text: `no slot ${c.slot}: nothing to drop`, json: { dropped: false } }
   if (slot.active) return { code: 1, text: `slot ${c.slot} is being read by pid ${slot.active_pid}: stop that collector first`, json: { dropped: false, active_pid: slot.active_pid } }
-  const sql = [`SELECT pg_drop_replication_slot('${c.slot}')`, `DROP PUBLICATION IF EXISTS ${quoteIdent(c.publication)}`]
+  const sql = [`SELECT pg_drop_replication_slot('${c.slot}')`, ...publications(c).map((p) => `DROP PUBLICATION IF EXISTS ${quoteIdent(p)}`)]
   if (!yes) return { code: 0, text: `-- would run (nothing changed; add --yes; changes made since the slot's position are then not captured):\n${sql.map((s) => `${s};`).join('\n')}`, json: { dry_run: true, sql } }
   for (const s of sql) await client.query(s)
   return { code: 0, text: `dropped slot ${c.slot} and publication ${c.publication}: the server no longer keeps WAL for actline`, json: { dropped: true } }

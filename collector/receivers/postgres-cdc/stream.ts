@@ -24,8 +24,8 @@ import { sleep } from '../../../lib/sleep.ts'
 import type { ReceiverStats } from '../stats.ts'
 import { CONTEXT_PREFIX, parseContext, parseSession, SESSION_PREFIX, toActivities, type Change, type Origin, type Transaction } from './changes.ts'
 import type { PostgresCdcReceiverConfig } from './config.ts'
-import { describeTables, prepare, primaryKeysOf as keysOf, publications, reconcile, CdcSetupError, type CaptureReport } from './setup.ts'
-import { quoteIdent } from '../../../lib/sql.ts'
+import { prepare, publications, reconcile, CdcSetupError, type CaptureReport } from './setup.ts'
+import { quoteQualified } from '../../../lib/sql.ts'
 import { createProgress } from './progress.ts'
 import { columnReader, STREAM_SESSION } from './values.ts'
 
@@ -52,6 +52,8 @@ const LAG_POLL_MS = 10_000
 
 /** A change that cannot be made an activity a store holds, even without its values: the stream waits at it. */
 class CdcBlocked extends Error {}
+
+const issuesOf = (r: { issues: readonly { path: string; message: string }[] }) => r.issues.map((i) => `${i.path}: ${i.message}`).join('; ')
 
 export interface CdcStream {
   /** Prepares the server: a one-line CdcSetupError for what must be changed there; a server not reachable is retried by run(). */
@@ -100,12 +102,12 @@ export function createCdcStream(config: PostgresCdcReceiverConfig, ingest: Inges
       if (!r.ok) {
         // Values are made storable (values.ts); what is left over a limit is kept without them, saying why.
         const { details: _, ...change } = input
-        const why = r.issues.map((i) => `${i.path}: ${i.message}`).join('; ').slice(0, 500)
+        const why = issuesOf(r).slice(0, 500)
         r = parseActivity({ ...change, attributes: { ...change.attributes, 'cdc.values_dropped': why } }, receivedAt)
         if (!r.ok) {
           // Never past a change not stored: the stream stops here and starts again from the last confirmed commit.
           const at = `${input.attributes?.['db.commit_lsn']} change ${input.attributes?.['db.change_index']}`
-          throw new CdcBlocked(`cannot store the change at commit ${at} (${input.action} on ${input.entity_type}): ${r.issues.map((i) => `${i.path}: ${i.message}`).join('; ').slice(0, 300)}`)
+          throw new CdcBlocked(`cannot store the change at commit ${at} (${input.action} on ${input.entity_type}): ${issuesOf(r).slice(0, 300)}`)
         }
         state.values_dropped++
         logger.warn({ commit_lsn: input.attributes?.['db.commit_lsn'], change_index: input.attributes?.['db.change_index'], why }, 'postgres_cdc: a row change is stored without its values, which are more than a store holds')
@@ -211,11 +213,8 @@ export function createCdcStream(config: PostgresCdcReceiverConfig, ingest: Inges
         }
       })
       const handle = async (msg: { tag: string } & Record<string, any>) => {
-        if (msg.tag === 'relation') {
-          // A table the publication took in since the start (schema.*): its key, read once.
-          const name = `${msg.schema}.${msg.name}`
-          if (!origin.primaryKeys.has(name)) for (const [t, cols] of await primaryKeysOf(name)) origin.primaryKeys.set(t, cols)
-        } else if (msg.tag === 'begin') {
+        // A table's key comes from reconcile(), which publishes it: no relation message names a table it has not read.
+        if (msg.tag === 'begin') {
           txn = { xid: msg.xid, commitLsn: msg.commitLsn, commitTime: msg.commitTime, changes: [], offset: 0 }
           // Read again after a crash in its middle: what its pieces put in the log is not written twice.
           skip = progress.writtenOf(`${origin!.systemId}/${msg.commitLsn}`)
@@ -257,32 +256,28 @@ export function createCdcStream(config: PostgresCdcReceiverConfig, ingest: Inges
     }
   }
 
-  async function primaryKeysOf(table: string): Promise<Map<string, string[]>> {
+  /** A short-lived connection for the periodic reads beside the stream; a failure is `failed`'s to report, and the next period tries again. */
+  async function withClient(work: (client: pg.Client) => Promise<void>, failed: (err: Error) => void): Promise<void> {
     const client = new pg.Client({ connectionString: url, application_name: 'actline cdc', connectionTimeoutMillis: 5_000 })
     try {
       await client.connect()
-      return keysOf(await describeTables(client, [table]))
+      await work(client)
     } catch (err) {
-      logger.warn({ err: (err as Error).message, table }, 'postgres_cdc: cannot read the primary key of a new table; its changes carry the replica identity key')
-      return new Map()
+      failed(err as Error)
     } finally {
       await client.end().catch(() => {})
     }
   }
 
-  async function pollLag(): Promise<void> {
-    const client = new pg.Client({ connectionString: url, application_name: 'actline cdc', connectionTimeoutMillis: 5_000 })
-    try {
-      await client.connect()
-      const { rows } = await client.query(`SELECT greatest(0, pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn))::float8 AS lag FROM pg_replication_slots WHERE slot_name = $1`, [config.slot])
-      state.lag_bytes = rows[0]?.lag ?? null
-    } catch (err) {
+  const pollLag = () =>
+    withClient(
+      async (client) => {
+        const { rows } = await client.query(`SELECT greatest(0, pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn))::float8 AS lag FROM pg_replication_slots WHERE slot_name = $1`, [config.slot])
+        state.lag_bytes = rows[0]?.lag ?? null
+      },
       // The stream reports an outage; the last figure stays until the next read.
-      logger.debug({ err: (err as Error).message }, 'postgres_cdc: cannot read the slot lag')
-    } finally {
-      await client.end().catch(() => {})
-    }
-  }
+      (err) => logger.debug({ err: err.message }, 'postgres_cdc: cannot read the slot lag'),
+    )
 
   let origin: Origin | undefined
   let reconcileTimer: NodeJS.Timeout | undefined
@@ -296,14 +291,15 @@ export function createCdcStream(config: PostgresCdcReceiverConfig, ingest: Inges
     }
     once(`tables ${r.keyed.join(',')} ${r.insertOnly.join(',')}`, () => logger.info({ tables: r.keyed, insert_only: r.insertOnly, slot: config.slot }, 'postgres_cdc: capturing tables'))
     for (const t of r.insertOnly) {
-      once(`keyless ${t}`, () => logger.warn({ table: t }, `postgres_cdc: ${t} has no primary key or replica identity: its inserts are captured, its updates and deletes are not (publishing them would make them fail in the app); to capture them: ALTER TABLE ${t.split('.').map(quoteIdent).join('.')} REPLICA IDENTITY FULL, or add a primary key`))
+      once(`keyless ${t}`, () => logger.warn({ table: t }, `postgres_cdc: ${t} has no primary key or replica identity: its inserts are captured, its updates and deletes are not (publishing them would make them fail in the app); to capture them: ALTER TABLE ${quoteQualified(t)} REPLICA IDENTITY FULL, or add a primary key`))
     }
     for (const t of r.missing) once(`missing ${t}`, () => logger.warn({ table: t }, `postgres_cdc: no table ${t} (yet): captured once it exists`))
     for (const f of r.failed) once(`failed ${f.table} ${f.why}`, () => logger.warn({ table: f.table, why: f.why }, `postgres_cdc: cannot capture ${f.table}: ${f.why}`))
     if (r.emitters === null) {
       once('emitters', () => logger.warn({}, "postgres_cdc: any database role may emit 'actline' context messages and claim who made a change: as a superuser, REVOKE EXECUTE ON FUNCTION pg_logical_emit_message(boolean, text, text) FROM PUBLIC and GRANT it to the app's role (docs/cdc.md, \"Who may say who did it\")"))
     }
-    for (const [t, key] of r.primaryKeys) origin?.primaryKeys.set(t, key)
+    // As the catalog has them now: a key dropped since is dropped here too.
+    if (origin) origin.primaryKeys = r.primaryKeys
   }
 
   async function setUp(): Promise<void> {
@@ -313,17 +309,11 @@ export function createCdcStream(config: PostgresCdcReceiverConfig, ingest: Inges
   }
 
   /** Tables created since, or whose key changed: a bounded time (reconcile_seconds) until they are captured the safe way. */
-  async function reconcileTables(): Promise<void> {
-    const client = new pg.Client({ connectionString: url, application_name: 'actline cdc', connectionTimeoutMillis: 5_000 })
-    try {
-      await client.connect()
-      report(await reconcile(client, config))
-    } catch (err) {
-      logger.warn({ err: (err as Error).message }, 'postgres_cdc: cannot check the captured tables; trying again later')
-    } finally {
-      await client.end().catch(() => {})
-    }
-  }
+  const reconcileTables = () =>
+    withClient(
+      async (client) => report(await reconcile(client, config)),
+      (err) => logger.warn({ err: err.message }, 'postgres_cdc: cannot check the captured tables; trying again later'),
+    )
 
   return {
     async prepare() {

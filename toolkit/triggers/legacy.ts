@@ -5,7 +5,6 @@
  * the usual column names themselves and take the user's where they differ.
  */
 import type pg from 'pg'
-import { quoteIdent } from './sql.ts'
 
 export interface LegacyColumns {
   table: string
@@ -34,8 +33,7 @@ const CANDIDATES: Record<LegacyColumn, string[]> = {
 
 const REQUIRED: readonly LegacyColumn[] = ['table', 'operation', 'time']
 
-/** `schema.table` or `table`, quoted. */
-export const qualified = (name: string) => name.split('.').map(quoteIdent).join('.')
+export { quoteQualified as qualified } from '../../lib/sql.ts'
 
 /**
  * The legacy table's columns: those given, the rest found by their usual

@@ -8,7 +8,7 @@
  */
 import pg from 'pg'
 import { redactUrl } from '../../../lib/redact.ts'
-import { quoteIdent } from '../../../lib/sql.ts'
+import { quoteIdent, quoteQualified } from '../../../lib/sql.ts'
 import type { PostgresCdcReceiverConfig } from './config.ts'
 import { describeTables, publications, whoMayEmit } from './setup.ts'
 
@@ -93,7 +93,7 @@ async function check(client: pg.Client, c: Section): Promise<Out> {
     if (found.length === 0) lines.push({ ok: true, warn: true, what: `${t}: no such table (yet): captured once it exists` })
     for (const d of found) {
       const pk = d.primaryKey
-      const name = d.table.split('.').map(quoteIdent).join('.')
+      const name = quoteQualified(d.table)
       const old = d.replicaIdentity === 'full' ? 'old values: the whole row (REPLICA IDENTITY FULL)' : pk ? `old values: the key only (${pk.join(', ')}); ALTER TABLE ${name} REPLICA IDENTITY FULL for whole old rows` : ''
       lines.push(d.capturable
         ? { ok: true, what: `${d.table}: key ${pk ? pk.join(', ') : '(none: changes carry no entity_id)'}; ${old}` }

@@ -19,7 +19,7 @@
  */
 import { randomBytes } from 'node:crypto'
 import pg from 'pg'
-import { quoteIdent } from '../../../lib/sql.ts'
+import { quoteIdent, quoteQualified as qualified } from '../../../lib/sql.ts'
 import type { Origin } from './changes.ts'
 import type { PostgresCdcReceiverConfig } from './config.ts'
 
@@ -32,7 +32,6 @@ export function publications(config: Pick<PostgresCdcReceiverConfig, 'publicatio
   return [config.publication, `${config.publication}_inserts`]
 }
 
-const qualified = (t: string) => t.split('.').map(quoteIdent).join('.')
 
 /** What reconcile() found and did: the start log and `cdc check` report it. */
 export interface CaptureReport {

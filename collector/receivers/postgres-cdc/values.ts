@@ -87,18 +87,9 @@ const READERS = new Map<number, Reader>([
   [OID.timestamptz, timestamp],
 ])
 
-/** An array's elements as JSON when each one is plainly representable (numbers exact, text valid); undefined otherwise. */
-function plainArray(value: unknown): unknown {
-  if (value === null || typeof value === 'boolean' || typeof value === 'string') return typeof value === 'string' ? (value.isWellFormed() && !value.includes('\0') ? value : undefined) : value
-  if (typeof value === 'number') return Number.isFinite(value) && !Object.is(value, -0) ? value : undefined
-  if (!Array.isArray(value)) return undefined
-  const out = []
-  for (const v of value) {
-    const p = plainArray(v)
-    if (p === undefined) return undefined
-    out.push(p)
-  }
-  return out
+/** Whether a parsed array holds a -0, which JSON writes as 0. */
+function hasNegativeZero(value: unknown): boolean {
+  return Array.isArray(value) ? value.some(hasNegativeZero) : Object.is(value, -0)
 }
 
 /** Element types whose array pg parses into numbers, booleans or text (never Dates, Buffers or objects). */
@@ -110,9 +101,9 @@ function readerFor(typeOid: number): Reader {
   if (PLAIN_ARRAY_ELEMENTS.has(typeOid)) {
     const parse = pg.types.getTypeParser(typeOid) as (t: string) => unknown
     return (t) => {
-      const parsed = plainArray(parse(t))
-      // A deep array is as hard on an encoder as deep JSON.
-      return parsed !== undefined && !('message' in inspectValue(parsed, LIMITS.depth - 4)) ? parsed : storableText(t)
+      const parsed = parse(t)
+      // The checks a json value gets (a lone surrogate, NaN, nesting deeper than an encoder takes), and -0.
+      return !hasNegativeZero(parsed) && !('message' in inspectValue(parsed, LIMITS.depth - 4)) ? parsed : storableText(t)
     }
   }
   return asText

@@ -25,9 +25,6 @@ const HEAP_MB = 384
 /** Resident memory a collector may reach while it reads the transaction: what it holds for a small one, plus a bounded piece. */
 const PEAK_BOUND = 900 * 1024 ** 2
 
-/** The most resident memory the process has had (VmHWM). */
-const peakRss = (pid: number) => Number(/VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) * 1024
-
 /** Commits ROWS rows, 10 per transaction, through outages (a failed transaction is retried: it never committed). */
 async function writer(url: string, table: string): Promise<void> {
   let c: pg.Client | undefined
@@ -224,7 +221,7 @@ describe.skipIf(!PG_URL)('change-data capture through kill -9 and a PostgreSQL r
     // Killed once a good part of it is in the log, as pieces: the progress record says how far.
     const progress = `${dir.path}/bulk/receivers/postgres-cdc-${slot}_bulk.json`
     await eventually('a third of the transaction in the log', async () => existsSync(progress) && JSON.parse(readFileSync(progress, 'utf8')).written >= BULK / 3, 300_000)
-    const peaks = [peakRss(first.child.pid!)]
+    const peaks = [first.peakRss()]
     first.child.kill('SIGKILL')
     await first.exited
     const last = await startCollectorProcess(file, env)
@@ -232,7 +229,7 @@ describe.skipIf(!PG_URL)('change-data capture through kill -9 and a PostgreSQL r
       const r = await fetch(`${last.url}/api/v1/activities/count?entity_type=bulk&from=now-1d`).then((r) => r.json())
       return r.count >= BULK && (await backlog(last.url)) === 0
     }, 900_000)
-    peaks.push(peakRss(last.child.pid!))
+    peaks.push(last.peakRss())
     last.child.kill('SIGTERM')
     expect(await last.exited).toBe(0)
     console.log(`1,000,000-row transaction: peak RSS ${peaks.map((b) => `${Math.round(b / 1024 ** 2)} MiB`).join(' and ')} (killed, then restarted)`)

@@ -15,6 +15,8 @@ export interface CollectorProcess {
   output(): string
   /** Resident memory now, bytes. */
   rss(): number
+  /** The most resident memory it has had (VmHWM), bytes. */
+  peakRss(): number
 }
 
 export function writeConfig(dir: string, yaml: string): string {
@@ -25,8 +27,8 @@ export function writeConfig(dir: string, yaml: string): string {
 
 export async function startCollectorProcess(configFile: string, env: Record<string, string> = {}): Promise<CollectorProcess> {
   const { child, url, exited, output } = await startNodeProcess(['bin/actline.js', 'start', '--config', configFile], env, 'collector')
-  const rss = () => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'))?.[1] ?? 0) * 1024
-  return { child, url, exited, rss, output }
+  const kb = (field: string) => Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'))?.[1] ?? 0) * 1024
+  return { child, url, exited, rss: () => kb('VmRSS'), peakRss: () => kb('VmHWM'), output }
 }
 
 const running = new Set<ChildProcess>()

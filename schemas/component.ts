@@ -94,8 +94,8 @@ export interface ReadOnlyRequest {
 export interface StreamedResult {
   chunks: Buffer[]
   bytes: number
-  /** Rows of the result; unknown for a statement the engine answered whole. */
-  rows?: number
+  /** Rows of the result. */
+  rows: number
   elapsedSeconds: number
 }
 

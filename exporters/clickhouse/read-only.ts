@@ -103,26 +103,43 @@ export async function openReadOnlySql(path: string, database: string, limits: Sq
 }
 
 /**
+ * Output formats whose result is its blocks' outputs end to end. The
+ * engine's stream formats each block as a document of its own, so a JSON,
+ * a *WithNames, a Parquet or a Values result would repeat its header and
+ * footer (or miss a separator) at every block: those are answered whole.
+ * test/exporters/clickhouse-read-only.test.ts checks each name here against
+ * the engine, so an upgrade that changes one fails there, not in a client.
+ */
+export const STREAMABLE_FORMATS: ReadonlySet<string> = new Set(
+  ['TabSeparated', 'TSV', 'TabSeparatedRaw', 'TSVRaw', 'CSV', 'CustomSeparated', 'JSONEachRow', 'JSONLines', 'JSONL', 'NDJSON', 'JSONStringsEachRow', 'JSONCompactEachRow', 'JSONCompactStringsEachRow', 'TSKV', 'LineAsString', 'RawBLOB', 'RowBinary', 'Native', 'BSONEachRow', 'MsgPack'].map((f) => f.toLowerCase()),
+)
+
+/**
  * The result, read block by block so it can be stopped: past `maxBytes` of
  * output, or when `signal` fires, the stream is cancelled in the engine
  * (a one-shot query would run to its end after its caller gave up). The
  * engine streams SELECTs only; SHOW, DESCRIBE, EXISTS and EXPLAIN answer
- * a few rows of metadata and run one-shot, bounded by max_execution_time.
+ * a few rows of metadata and run one-shot, bounded by max_execution_time,
+ * as does a SELECT in a format that cannot be streamed, bounded by the
+ * engine's max_result_rows and max_result_bytes as well.
  */
 async function stream(session: Session, sql: string, { format, maxBytes, signal, oneShot }: StreamOptions): Promise<StreamedResult> {
   const started = performance.now()
   const chunks: Buffer[] = []
   let bytes = 0
-  let rows: number | undefined = oneShot ? undefined : 0
-  const take = (raw: Uint8Array, n?: number) => {
+  const whole = oneShot || !STREAMABLE_FORMATS.has(format.toLowerCase())
+  let rows = 0
+  const take = (raw: Uint8Array, n = 0) => {
     bytes += raw.byteLength
-    if (rows !== undefined) rows += n ?? 0
+    rows += n
     if (bytes > maxBytes) throw sqlError(396, `Limit for result exceeded, max bytes: ${maxBytes} (server.clickhouse_http.max_result_bytes), the result is larger: ask for fewer rows or columns. (TOO_MANY_ROWS_OR_BYTES)`)
     chunks.push(Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength))
   }
   try {
-    if (oneShot) {
+    if (whole) {
       const result = await session.queryAsync(sql, { format, signal })
+      // chDB's `rowsRead` counts the rows of the result (the output's), not those read from storage.
+      rows = result.rowsRead
       take(result.bytes())
     } else {
       const result = session.queryStream(sql, { format, signal })
@@ -137,5 +154,5 @@ async function stream(session: Session, sql: string, { format, maxBytes, signal,
     if (signal.aborted) throw sqlError(159, 'Timeout exceeded: the query ran past max_execution_time and was cancelled. (TIMEOUT_EXCEEDED)')
     throw storeError(err)
   }
-  return { chunks, bytes, ...(rows !== undefined && { rows }), elapsedSeconds: (performance.now() - started) / 1000 }
+  return { chunks, bytes, rows, elapsedSeconds: (performance.now() - started) / 1000 }
 }

@@ -185,9 +185,29 @@ describe('ClickHouse HTTP interface of the embedded store', () => {
     await expect(client.command({ query: 'DROP TABLE actline.activities' })).rejects.toMatchObject({ code: '164', type: 'READONLY' })
   })
 
+  it('answers a result of many blocks as one document in formats with a header and a footer', async () => {
+    const n = 50_000
+    const sql = `SELECT number AS n, toString(number) AS s FROM numbers(${n})`
+    const json = await (await client.query({ query: sql, format: 'JSON' })).json<{ n: string; s: string }>()
+    expect(json.rows).toBe(n)
+    expect(json.data.map((r) => Number(r.n))).toEqual(Array.from({ length: n }, (_, i) => i))
+    const compact = await (await client.query({ query: sql, format: 'JSONCompact' })).json<[string, string][]>()
+    expect(compact.data).toHaveLength(n)
+    const csv = (await (await raw(`${sql} FORMAT CSVWithNames`)).text()).trimEnd().split('\n')
+    expect([csv.length, csv.filter((l) => l === '"n","s"').length, csv.at(-1)]).toEqual([n + 1, 1, `${n - 1},"${n - 1}"`])
+    const tsv = (await (await raw(`${sql} FORMAT TSVWithNamesAndTypes`)).text()).trimEnd().split('\n')
+    expect(tsv.slice(0, 3)).toEqual(['n\ts', 'UInt64\tString', '0\t0'])
+    expect(tsv).toHaveLength(n + 2)
+    // A streamed format gives the same rows.
+    expect(await (await client.query({ query: sql, format: 'JSONEachRow' })).json()).toHaveLength(n)
+  })
+
   it('bounds a result and a query: too many rows and too large a query are errors, not a flood', async () => {
     const res = await raw('SELECT number FROM numbers(2000000)')
     expect(res.headers.get('x-clickhouse-exception-code')).toBe('396')
+    // Answered whole, a format with a header is bounded by the engine the same way.
+    const json = await raw('SELECT number FROM numbers(2000000) FORMAT JSON')
+    expect(json.headers.get('x-clickhouse-exception-code')).toBe('396')
     const large = await raw(`SELECT '${'x'.repeat(2 * 1024 * 1024)}'`)
     expect([large.status, large.headers.get('x-clickhouse-exception-code')]).toEqual([413, '229'])
     expect(await large.text()).toMatch(/^Code: 229\. DB::Exception: Query is too large.*\(QUERY_IS_TOO_LARGE\)\n$/)

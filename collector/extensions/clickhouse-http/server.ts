@@ -119,7 +119,7 @@ export function createClickHouseHttp({ config, auth, browser, logger, session, o
     const summary = JSON.stringify({
       written_rows: '0',
       written_bytes: '0',
-      ...(result.rows !== undefined && { result_rows: String(result.rows) }),
+      result_rows: String(result.rows),
       result_bytes: String(result.bytes),
       elapsed_ns: String(Math.round(result.elapsedSeconds * 1e9)),
     })

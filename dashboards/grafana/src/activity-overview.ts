@@ -1,6 +1,6 @@
 /** Activity overview: what happened over the range, from the hour rollup (never the raw table, but for its recent failures). */
 import { FieldColorModeId } from '@grafana/schema'
-import { bucketRange, clickhouse, dashboard, databaseVariable, datasourceVariable, FILTER_VARIABLES, storeFilters, storeVariable, type PanelSpec } from './model.ts'
+import { bucketRange, clickhouse, dashboard, databaseVariable, datasourceVariable, FILTER_VARIABLES, percentChange, storeFilters, storeVariable, type PanelSpec } from './model.ts'
 
 const HOUR = '${database}.activities_by_hour'
 const filters = storeFilters()
@@ -24,7 +24,7 @@ function stat(title: string, description: string, current: string, previous: str
 WITH toStartOfHour($__fromTime()) AS range_start, range_start - ($__toTime() - range_start) AS previous_start
 SELECT
   ${current} AS value,
-  round(100 * (value / nullIf(${previous}, 0) - 1), 1) AS change
+  ${percentChange('value', previous)} AS change
 FROM ${HOUR}
 WHERE bucket >= toStartOfHour(previous_start) AND bucket <= $__toTime()
   AND ${filters}`,
@@ -105,7 +105,7 @@ export default dashboard({
     stat('Events', 'Activities in the range, and the change against the previous range of the same length.', `sumIf(events, ${inRange})`, `sumIf(events, ${before})`, 'short'),
     stat('Failures', "Activities with status 'failure'.", `sumIf(failures, ${inRange})`, `sumIf(failures, ${before})`, 'short'),
     stat('Unique actors', 'Distinct actor_id (approximate, merged across buckets).', `uniqMergeIf(actors, ${inRange})`, `uniqMergeIf(actors, ${before})`, 'short'),
-    stat('p95 duration', 'The 95th percentile of duration_ms (t-digest, merged across buckets).', `round(quantileTDigestMergeIf(0.95)(duration, ${inRange}), 1)`, `quantileTDigestMergeIf(0.95)(duration, ${before})`, 'ms'),
+    stat('p95 duration', 'The 95th percentile of duration_ms (t-digest, merged across buckets).', `quantileTDigestMergeIf(0.95)(duration, ${inRange})`, `quantileTDigestMergeIf(0.95)(duration, ${before})`, 'ms'),
     series('Volume by source', 'Activities per interval, one series per source.', 'sum(events) AS events', 'short', 16, 'source', {
       fieldConfig: { defaults: { unit: 'short', custom: { drawStyle: 'bars', stacking: { mode: 'normal', group: 'A' }, fillOpacity: 80, lineWidth: 0 } }, overrides: [] },
     }),

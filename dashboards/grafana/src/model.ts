@@ -83,6 +83,17 @@ export function bucketRange(grain: 'Hour' | 'Day'): string {
   return `bucket >= toStartOf${grain}($__fromTime()) AND bucket <= $__toTime()`
 }
 
+/**
+ * Percent change the way /api/v1/trends computes it (api/trend-analysis.ts
+ * percentChange: (current - previous) / previous * 100, null without a
+ * base), operation for operation, so a panel and the API give the same
+ * double and never round a tie differently. Display rounding is Grafana's
+ * `decimals`, not SQL's round(), which is banker's for floats.
+ */
+export function percentChange(current: string, previous: string): string {
+  return `(toFloat64(${current}) - ${previous}) / nullIf(${previous}, 0) * 100`
+}
+
 export interface Target {
   refId: string
   datasource: DataSourceRef

@@ -1,5 +1,5 @@
 /** Trends: days, weeks and months from the day rollup; the busiest hours from the hour rollup. */
-import { bucketRange, clickhouse, dashboard, databaseVariable, datasourceVariable, FILTER_VARIABLES, storeFilters, storeVariable, type PanelSpec } from './model.ts'
+import { bucketRange, clickhouse, dashboard, databaseVariable, datasourceVariable, FILTER_VARIABLES, percentChange, storeFilters, storeVariable, type PanelSpec } from './model.ts'
 
 const DAY = '${database}.activities_by_day'
 const filters = storeFilters()
@@ -19,9 +19,9 @@ function periodChange(title: string, period: 'toMonday' | 'toStartOfMonth', back
     targets: [
       clickhouse(
         `
-SELECT time, events, change FROM (
+SELECT time, events, ${percentChange('events', 'previous')} AS change FROM (
   SELECT time, events,
-    round(100 * (events / nullIf(lagInFrame(events) OVER (ORDER BY time ROWS BETWEEN 1 PRECEDING AND CURRENT ROW), 0) - 1), 1) AS change
+    lagInFrame(events) OVER (ORDER BY time ROWS BETWEEN 1 PRECEDING AND CURRENT ROW) AS previous
   FROM (
     SELECT toDateTime(${period}(bucket), 'UTC') AS time, sum(events) AS events
     FROM ${DAY}
@@ -39,7 +39,7 @@ ORDER BY time DESC`,
       defaults: {},
       overrides: [
         { matcher: { id: 'byName', options: 'time' }, properties: [{ id: 'displayName', value: label }, { id: 'unit', value: period === 'toMonday' ? 'time:YYYY-MM-DD' : 'time:YYYY-MM' }] },
-        { matcher: { id: 'byName', options: 'change' }, properties: [{ id: 'displayName', value: `vs previous ${label}` }, { id: 'unit', value: 'percent' }, { id: 'custom.cellOptions', value: { type: 'color-text' } }] },
+        { matcher: { id: 'byName', options: 'change' }, properties: [{ id: 'displayName', value: `vs previous ${label}` }, { id: 'unit', value: 'percent' }, { id: 'decimals', value: 1 }, { id: 'custom.cellOptions', value: { type: 'color-text' } }] },
       ],
     },
     options: { showHeader: true, cellHeight: 'sm' },

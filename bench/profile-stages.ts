@@ -65,3 +65,17 @@ export function chargeProfile(profile: CpuProfile, all?: string): Map<string, nu
   }
   return out
 }
+
+/** The `n` frames with the most self time, in ms: `function (file:line)`, idle left out. */
+export function topFrames(profile: CpuProfile, n: number): [string, number][] {
+  const byId = new Map(profile.nodes.map((node) => [node.id, node]))
+  const self = new Map<string, number>()
+  for (let i = 0; i < profile.samples.length; i++) {
+    const { functionName, url, lineNumber } = byId.get(profile.samples[i]!)!.callFrame as { functionName: string; url: string; lineNumber?: number }
+    if (functionName === '(idle)') continue
+    const where = url ? ` (${url.replace(/^.*\/(node_modules\/|actline[^/]*\/)?/, '')}:${(lineNumber ?? 0) + 1})` : ''
+    const key = `${functionName || '(anonymous)'}${where}`
+    self.set(key, (self.get(key) ?? 0) + (profile.timeDeltas[i + 1] ?? 0) / 1000)
+  }
+  return [...self].sort((a, b) => b[1] - a[1]).slice(0, n)
+}

@@ -15,18 +15,19 @@
  *   charged to the nearest frame that names a stage (bench/profile-stages.ts),
  *   PGlite's worker to the PostgreSQL engine.
  *
- *   npm run bench:profile     # BENCH_RATE=20 (requests/s of 500 events) BENCH_SECONDS=20
+ *   npm run bench:profile     # BENCH_RATE=20 (requests/s) BENCH_BATCH=500 (events a request) BENCH_SECONDS=20
+ *   BENCH_RATE=100 BENCH_BATCH=5 npm run bench:profile      # issue 29: a small request's fixed cost
  *   BENCH_WAL='memory_tail_bytes: 0' npm run bench:profile   # extra wal keys, for an A/B
  */
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { metrics, runGenerator, startCollector, threadCpu } from './collector-process.ts'
-import { chargeProfile, type CpuProfile } from './profile-stages.ts'
+import { chargeProfile, topFrames, type CpuProfile } from './profile-stages.ts'
 
 const RATE = Number(process.env.BENCH_RATE ?? 20)
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 20)
-const BATCH = 500
+const BATCH = Number(process.env.BENCH_BATCH ?? 500)
 const WAL_EXTRA = process.env.BENCH_WAL ? `, ${process.env.BENCH_WAL}` : ''
 
 async function main() {
@@ -38,12 +39,12 @@ async function main() {
   try {
     console.log(`bench:profile: ${RATE * BATCH} events/s offered (${RATE} requests/s of ${BATCH}) for ${SECONDS} s, wal.durability fsync${WAL_EXTRA}, embedded ClickHouse + PGlite`)
     await runGenerator({ url: `${url}/v1/activities`, mode: 'rate', rate: RATE / 2, concurrency: 8, durationMs: 3000, batchSize: BATCH })
-    while ((await metrics(url)).pending > 0) await new Promise((r) => setTimeout(r, 50))
+    while ((await metrics(url)).pending > 0) await new Promise((r) => setTimeout(r, 250))
     const before = threadCpu(child.pid!)
     const acceptedBefore = (await metrics(url)).accepted
     const t0 = performance.now()
     const load = await runGenerator({ url: `${url}/v1/activities`, mode: 'rate', rate: RATE, concurrency: 32, durationMs: SECONDS * 1000, batchSize: BATCH })
-    while ((await metrics(url)).pending > 0) await new Promise((r) => setTimeout(r, 50))
+    while ((await metrics(url)).pending > 0) await new Promise((r) => setTimeout(r, 250))
     const wall = (performance.now() - t0) / 1000
     const after = threadCpu(child.pid!)
     const m = await metrics(url)
@@ -72,6 +73,11 @@ async function main() {
     console.log(`\nThe CPU profiles (${files.length} threads, the whole run: start, warm-up, load, shutdown), per event accepted (${totalAccepted.toLocaleString('en-US')}):`)
     const sorted = [...stages].sort((a, b) => b[1] - a[1])
     for (const [stage, ms] of sorted) console.log(`  ${((ms * 1000) / totalAccepted).toFixed(1).padStart(7)} µs  ${stage}`)
+    const main = files.find((f) => Number(f.split('.').at(-3)) === 0)
+    if (main) {
+      console.log(`\nThe main thread's heaviest functions by self time, per event accepted:`)
+      for (const [frame, ms] of topFrames(JSON.parse(readFileSync(join(profiles, main), 'utf8')) as CpuProfile, 25)) console.log(`  ${((ms * 1000) / totalAccepted).toFixed(1).padStart(7)} µs  ${frame}`)
+    }
   } finally {
     if (child.exitCode === null) child.kill('SIGKILL')
     rmSync(dir, { recursive: true, force: true })

@@ -103,6 +103,8 @@ export const selfTelemetry: FastifyPluginAsync<SelfTelemetryOptions> = async (ap
     if (heads.length > 0) metric('actline_audit_chain_head_sequence', 'gauge', "Each audit chain's head sequence number at the last anchor (audit.anchor_interval).", heads.map((h) => [{ chain: h.chain }, Number(h.seq)]))
     const walHealth = wal.health()
     metric('actline_wal_write_failing', 'gauge', '1 while the last write-ahead log append failed (a full disk, an I/O error), else 0.', [[{}, walHealth.writeFailure ? 1 : 0]])
+    metric('actline_wal_records_total', 'counter', 'Records appended to the write-ahead log (one per accepted request or captured transaction).', [[{}, walHealth.records]])
+    metric('actline_wal_syncs_total', 'counter', 'fdatasync calls made for appends (wal.durability fsync): appends that arrive while one runs share the next.', [[{}, walHealth.syncs]])
     metric('actline_wal_corrupt_records_total', 'counter', 'Log records skipped because they failed their checksum or structure (kept in dead-letter/wal.ndjson).', [[{}, walHealth.corruptRecords]])
     const auth = app.authStats
     metric('actline_auth_failures_total', 'counter', 'Requests with a missing or unknown API key (401).', [[{}, auth.failures]])

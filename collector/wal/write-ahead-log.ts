@@ -18,6 +18,7 @@
  */
 import { EventEmitter } from 'node:events'
 import { mkdirSync, readdirSync } from 'node:fs'
+import { constants } from 'node:fs'
 import { open, readFile, rm, stat, type FileHandle } from 'node:fs/promises'
 import { join } from 'node:path'
 import { z } from 'zod'
@@ -38,6 +39,19 @@ export const WriteAheadLogConfig = z
     durability: z.enum(['fsync', 'interval', 'none']).default('fsync'),
     /** Sync period for durability 'interval'. @default 200 */
     interval_ms: z.number().int().min(1).default(200),
+    /**
+     * How durability 'fsync' makes a group of appends durable: a write then
+     * fdatasync, or a write to a segment opened with O_DSYNC, which returns
+     * once the data is on disk (one system call a group instead of two).
+     * @default 'fdatasync'
+     */
+    sync_method: z.enum(['fdatasync', 'o_dsync']).default('fdatasync'),
+    /**
+     * With durability 'fsync', how long an append that finds the log idle
+     * waits for others to share its sync (PostgreSQL's commit_delay). Appends
+     * that arrive while a sync runs always share the next one. @default 0
+     */
+    commit_delay_ms: z.number().min(0).max(50).default(0),
     /** Segment size before a new file starts. @default 67108864 */
     segment_bytes: z.number().int().min(1024).default(64 * 1024 * 1024),
     /** Log bytes not yet passed by every exporter; past it ingest answers 429. @default 1073741824 */
@@ -96,6 +110,10 @@ export interface WalHealth {
   writeFailure?: { at: number; code: string; message: string }
   /** Records skipped because they failed their checksum or structure, since start. */
   corruptRecords: number
+  /** Records appended since start (one per accepted request, or per CDC transaction). */
+  records: number
+  /** fdatasync calls for appends since start: fewer than records when appends share one (group commit). */
+  syncs: number
 }
 
 export interface WriteAheadLog {
@@ -141,7 +159,7 @@ export function createWriteAheadLog(
   const cursors = new Map<string, Cursor>()
   const ledgers = new Map<string, CursorLedger>()
   const reported = new Set<number>()
-  const walHealth: WalHealth = { corruptRecords: 0 }
+  const walHealth: WalHealth = { corruptRecords: 0, records: 0, syncs: 0 }
   const events = new EventEmitter()
   let handle: FileHandle | undefined
   let end = 0
@@ -153,6 +171,9 @@ export function createWriteAheadLog(
   let closed = false
 
   const segmentPath = (base: number) => join(config.dir, `${String(base).padStart(20, '0')}.wal`)
+  const dsync = config.durability === 'fsync' && config.sync_method === 'o_dsync'
+  const appendFlags = constants.O_WRONLY | constants.O_CREAT | constants.O_APPEND | (dsync ? constants.O_DSYNC : 0)
+  const commitDelay = config.durability === 'fsync' ? config.commit_delay_ms : 0
 
   async function corrupt(segment: Segment, at: number, length: number, bytes: Buffer, reason: string): Promise<void> {
     const offset = segment.base + at
@@ -175,7 +196,7 @@ export function createWriteAheadLog(
   /** Start a new segment at `end`. The new file is opened first: if that fails, the current segment stays as it was. */
   async function roll(): Promise<void> {
     const segment = { base: end, path: segmentPath(end), size: 0 }
-    const next = await open(segment.path, 'a')
+    const next = await open(segment.path, appendFlags, 0o644)
     if (handle) {
       await handle.datasync().catch(async (err) => {
         await next.close()
@@ -215,8 +236,12 @@ export function createWriteAheadLog(
         if (segment.size > 0 && segment.size + bytes > config.segment_bytes) await roll()
         segment = segments.at(-1)!
         await writeAll(handle!, batch.map((p) => p.data))
-        if (config.durability === 'fsync') await handle!.datasync()
-        else dirty = true
+        if (config.durability === 'fsync') {
+          // With O_DSYNC the write above returned once durable.
+          if (!dsync) await handle!.datasync()
+          walHealth.syncs++
+        } else dirty = true
+        walHealth.records += batch.length
         const ends = batch.map((p) => {
           index.push({ offset: end, end: end + p.data.length, count: p.activities.length })
           recent.add(end, end + p.data.length, p.activities)
@@ -267,7 +292,7 @@ export function createWriteAheadLog(
   function kick(): void {
     // An append can land after the loop saw an empty queue but before this
     // promise settled: look again, or it would wait for the next append.
-    flushing ??= flush().finally(() => {
+    flushing ??= (commitDelay > 0 ? new Promise((r) => setTimeout(r, commitDelay)).then(flush) : flush()).finally(() => {
       flushing = undefined
       if (pending.length > 0) kick()
     })
@@ -327,7 +352,7 @@ export function createWriteAheadLog(
       }
       end = segments.length ? segments.at(-1)!.base + segments.at(-1)!.size : 0
       if (segments.length === 0) await roll()
-      else handle = await open(segments.at(-1)!.path, 'a')
+      else handle = await open(segments.at(-1)!.path, appendFlags, 0o644)
       if (config.durability === 'interval') {
         syncTimer = setInterval(() => {
           if (!dirty || !handle) return

@@ -48,10 +48,12 @@ export const WriteAheadLogConfig = z
     sync_method: z.enum(['fdatasync', 'o_dsync']).default('fdatasync'),
     /**
      * With durability 'fsync', how long an append that finds the log idle
-     * waits for others to share its sync (PostgreSQL's commit_delay). Appends
-     * that arrive while a sync runs always share the next one. @default 0
+     * waits for others to share its sync (PostgreSQL's commit_delay), and
+     * only while appends come closer together than this on average (as
+     * commit_siblings does, by rate): a lone request never waits. Appends
+     * that arrive while a sync runs always share the next one. @default 2
      */
-    commit_delay_ms: z.number().min(0).max(50).default(0),
+    commit_delay_ms: z.number().min(0).max(50).default(2),
     /** Segment size before a new file starts. @default 67108864 */
     segment_bytes: z.number().int().min(1024).default(64 * 1024 * 1024),
     /** Log bytes not yet passed by every exporter; past it ingest answers 429. @default 1073741824 */
@@ -174,6 +176,9 @@ export function createWriteAheadLog(
   const dsync = config.durability === 'fsync' && config.sync_method === 'o_dsync'
   const appendFlags = constants.O_WRONLY | constants.O_CREAT | constants.O_APPEND | (dsync ? constants.O_DSYNC : 0)
   const commitDelay = config.durability === 'fsync' ? config.commit_delay_ms : 0
+  // The mean gap between appends (an exponentially weighted average): the commit delay only pays when others are likely to join.
+  let lastAppendAt = 0
+  let meanGapMs = Infinity
 
   async function corrupt(segment: Segment, at: number, length: number, bytes: Buffer, reason: string): Promise<void> {
     const offset = segment.base + at
@@ -292,7 +297,7 @@ export function createWriteAheadLog(
   function kick(): void {
     // An append can land after the loop saw an empty queue but before this
     // promise settled: look again, or it would wait for the next append.
-    flushing ??= (commitDelay > 0 ? new Promise((r) => setTimeout(r, commitDelay)).then(flush) : flush()).finally(() => {
+    flushing ??= (commitDelay > 0 && meanGapMs < commitDelay ? new Promise((r) => setTimeout(r, commitDelay)).then(flush) : flush()).finally(() => {
       flushing = undefined
       if (pending.length > 0) kick()
     })
@@ -367,6 +372,9 @@ export function createWriteAheadLog(
     append(activities) {
       if (closed) return Promise.reject(new Error('write-ahead log is closed'))
       const data = encodeRecord(activities)
+      const now = performance.now()
+      if (lastAppendAt > 0) meanGapMs = meanGapMs === Infinity ? now - lastAppendAt : 0.8 * meanGapMs + 0.2 * (now - lastAppendAt)
+      lastAppendAt = now
       return new Promise<number>((resolve, reject) => {
         pending.push({ data, activities, resolve, reject })
         kick()

@@ -102,13 +102,54 @@ describe('write-ahead log', () => {
   })
 
   it('shares one fsync among appends that arrive together (group commit)', async () => {
-    const w = wal({ durability: 'fsync' })
+    const w = wal({ durability: 'fsync', commit_delay_ms: 0 })
     await w.log.open()
     const ends = await Promise.all(Array.from({ length: 50 }, (_, i) => w.log.append(activities(1, `g${i}`))))
     expect(new Set(ends).size).toBe(50)
     expect(ends).toEqual([...ends].sort((x, y) => x - y))
     expect(w.log.countFrom(0)).toBe(50)
+    // The first goes alone; the 49 that came while it synced share the next sync.
+    expect(w.log.health()).toMatchObject({ records: 50, syncs: 2 })
     await w.log.close()
+  })
+
+  it('waits commit_delay_ms for others to share a sync only while appends come faster than that', async () => {
+    const pause = (ms: number) => new Promise((r) => setTimeout(r, ms))
+    const w = wal({ durability: 'fsync', commit_delay_ms: 30 })
+    await w.log.open()
+    // Apart by more than the delay: each is synced alone, at once.
+    for (let i = 0; i < 3; i++) {
+      await w.log.append(activities(1, `slow${i}`))
+      await pause(60)
+    }
+    expect(w.log.health()).toMatchObject({ records: 3, syncs: 3 })
+    // Every 5 ms: each sync waits up to 30 ms and takes the appends that came meanwhile.
+    const fast: Promise<number>[] = []
+    for (let i = 0; i < 40; i++) {
+      fast.push(w.log.append(activities(1, `fast${i}`)))
+      await pause(5)
+    }
+    await Promise.all(fast)
+    expect(w.log.health().records).toBe(43)
+    expect(w.log.health().syncs - 3).toBeLessThan(20)
+    const again = w.reopen()
+    await w.log.close()
+    await again.log.open()
+    expect(again.log.countFrom(0)).toBe(43)
+    await again.log.close()
+  })
+
+  it('syncs with O_DSYNC when asked: each group is one durable write, read back after a reopen', async () => {
+    const w = wal({ durability: 'fsync', sync_method: 'o_dsync' })
+    await w.log.open()
+    const a = activities(3, 'dsync')
+    await Promise.all([w.log.append(a.slice(0, 1)), w.log.append(a.slice(1))])
+    expect(w.log.health()).toMatchObject({ records: 2, syncs: 2 })
+    await w.log.close()
+    const again = w.reopen()
+    await again.log.open()
+    expect((await again.log.read(0, 100)).activities.map((x) => x.id)).toEqual(a.map((x) => x.id))
+    await again.log.close()
   })
 
   it('cuts a torn tail left by a crash mid-write, keeps what precedes it, and appends after it', async () => {

@@ -89,6 +89,13 @@ describe('/metrics', () => {
     expect(f.samples.some((s) => s.labels.route?.includes('no/such'))).toBe(false)
   })
 
+  it("counts the log's records, one per accepted request, and the syncs that made them durable", () => {
+    const value = (name: string) => families.get(name)!.samples[0]!.value
+    expect(value('actline_wal_records_total')).toBe(POSTS)
+    // One request at a time: nothing to share a sync with.
+    expect(value('actline_wal_syncs_total')).toBe(POSTS)
+  })
+
   it('has one export duration per export call, per exporter', () => {
     const calls = families.get('actline_exporter_export_calls_total')!.samples
     const durations = families.get('actline_exporter_export_duration_seconds')!.samples.filter((s) => s.name.endsWith('_count'))

@@ -92,6 +92,8 @@ async function scrape(url: string) {
     chInserts: get('actline_exporter_export_calls_total{exporter="clickhouse"}'),
     pgInserts: get('actline_exporter_export_calls_total{exporter="postgres"}'),
     rss: get('process_resident_memory_bytes'),
+    // Since the last scrape.
+    loopDelayMs: { p99: get('actline_event_loop_delay_seconds{quantile="0.99"}') * 1000, max: get('actline_event_loop_delay_seconds{quantile="1"}') * 1000 },
   }
 }
 
@@ -128,6 +130,7 @@ interface Step {
   clickhouse_inserts_per_s: number
   postgres_inserts_per_s: number
   latency_ms: { p50: number; p99: number }
+  event_loop_delay_ms: { p99: number; max: number }
   statuses: Record<string, number>
   rss_mb: number
 }
@@ -166,6 +169,7 @@ async function main() {
       const t0 = performance.now()
       const cpu0 = threadGroups(pid, probeDir)
       const load = await runGenerator({ url: collector.url, mode: 'rate', rate: rate / size, concurrency: 256, durationMs: SECONDS * 1000, batchSize: size, shape: { auditShare: AUDITED } })
+      const loop = (await scrape(collector.url)).loopDelayMs
       await drained(collector.url)
       const cpu1 = threadGroups(pid, probeDir)
       const wall = (performance.now() - t0) / 1000
@@ -188,12 +192,13 @@ async function main() {
         clickhouse_inserts_per_s: Number(((m1.chInserts - m0.chInserts) / wall).toFixed(1)),
         postgres_inserts_per_s: Number(((m1.pgInserts - m0.pgInserts) / wall).toFixed(1)),
         latency_ms: { p50: load.latencyMs.p50, p99: load.latencyMs.p99 },
+        event_loop_delay_ms: { p99: Math.round(loop.p99), max: Math.round(loop.max) },
         statuses: load.statuses,
         rss_mb: Math.round(m1.rss / 2 ** 20),
       }
       step.floor_us_per_request = Math.round(await floor(rate, size))
       steps.push(step)
-      log(`  ${step.cpu_us_per_activity} µs/activity (${step.core_share_pct}% of a core), main ${step.main_us_per_request} µs/request (a bare Fastify server: ${step.floor_us_per_request}), p99 ${step.latency_ms.p99} ms, ${step.fsyncs_per_s} fsyncs/s, inserts/s ClickHouse ${step.clickhouse_inserts_per_s} PostgreSQL ${step.postgres_inserts_per_s}`)
+      log(`  ${step.cpu_us_per_activity} µs/activity (${step.core_share_pct}% of a core), main ${step.main_us_per_request} µs/request (a bare Fastify server: ${step.floor_us_per_request}), p99 ${step.latency_ms.p99} ms (event loop delay p99 ${step.event_loop_delay_ms.p99}, max ${step.event_loop_delay_ms.max} ms), ${step.fsyncs_per_s} fsyncs/s, inserts/s ClickHouse ${step.clickhouse_inserts_per_s} PostgreSQL ${step.postgres_inserts_per_s}`)
     }
     const peakRss = collector.peakRss()
     const referenceAfter = jsonReference()
@@ -201,10 +206,10 @@ async function main() {
     mkdirSync(join(root, 'bench/results'), { recursive: true })
     writeFileSync(join(root, 'bench/results/rates-latest.json'), JSON.stringify(result, null, 2) + '\n')
     console.log(`\nbench:rates ${result.date.slice(0, 10)}, ${machine}; CPU reference ${referenceBefore.toLocaleString('en-US')} / ${referenceAfter.toLocaleString('en-US')} activities/s (before / after); idle ${result.idle.core_share_pct}% of a core, RSS ${result.idle.rss_mb} MB; peak RSS ${result.peak_rss_mb} MB\n`)
-    console.log(`| activities/s | per request | µs CPU per activity | share of a core | main µs per request | bare Fastify µs per request | ${GROUPS.map((g) => `${g} µs`).join(' | ')} | fsyncs/s | records per fsync | inserts/s ClickHouse | inserts/s PostgreSQL | p50 ms | p99 ms |`)
-    console.log(`| ${Array(12 + GROUPS.length).fill('---:').join(' | ')} |`)
+    console.log(`| activities/s | per request | µs CPU per activity | share of a core | main µs per request | bare Fastify µs per request | ${GROUPS.map((g) => `${g} µs`).join(' | ')} | fsyncs/s | records per fsync | inserts/s ClickHouse | inserts/s PostgreSQL | p50 ms | p99 ms | loop delay p99 / max ms |`)
+    console.log(`| ${Array(13 + GROUPS.length).fill('---:').join(' | ')} |`)
     for (const s of steps) {
-      console.log(`| ${s.rate.toLocaleString('en-US')} | ${s.per_request} | **${s.cpu_us_per_activity}** | ${s.core_share_pct}% | ${s.main_us_per_request} | ${s.floor_us_per_request} | ${GROUPS.map((g) => s.threads_us_per_activity[g]).join(' | ')} | ${s.fsyncs_per_s} | ${s.records_per_fsync} | ${s.clickhouse_inserts_per_s} | ${s.postgres_inserts_per_s} | ${s.latency_ms.p50} | ${s.latency_ms.p99} |`)
+      console.log(`| ${s.rate.toLocaleString('en-US')} | ${s.per_request} | **${s.cpu_us_per_activity}** | ${s.core_share_pct}% | ${s.main_us_per_request} | ${s.floor_us_per_request} | ${GROUPS.map((g) => s.threads_us_per_activity[g]).join(' | ')} | ${s.fsyncs_per_s} | ${s.records_per_fsync} | ${s.clickhouse_inserts_per_s} | ${s.postgres_inserts_per_s} | ${s.latency_ms.p50} | ${s.latency_ms.p99} | ${s.event_loop_delay_ms.p99} / ${s.event_loop_delay_ms.max} |`)
     }
   } finally {
     collector.child.kill('SIGTERM')

@@ -221,18 +221,28 @@ export function createBatchProcessor({ config, wal, exporter, accepts, deadLette
    * which left a partial batch waiting for the next request, forever if
    * none came.
    */
-  function waitForData(ms: number): Promise<void> {
+  function waitForData(ms: number, untilFull = false): Promise<void> {
     return new Promise((resolve) => {
       const done = () => {
         clearTimeout(timer)
-        wal.events.off('append', done)
+        wal.events.off('append', appended)
         wake.signal.removeEventListener('abort', done)
         resolve()
       }
+      // A partial batch waits for its timer: waking the loop on every
+      // request only to wait again cost each request a turn of every
+      // exporter's loop, a timer and a promise (bench:rates).
+      const appended = () => {
+        if (!untilFull || full()) done()
+      }
       const timer = setTimeout(done, Math.max(1, ms))
-      wal.events.on('append', done)
+      wal.events.on('append', appended)
       wake.signal.addEventListener('abort', done)
     })
+  }
+
+  function full(): boolean {
+    return wal.countFrom(cursor.committed) >= config.send_batch_size || wal.end - cursor.committed >= config.send_batch_max_bytes
   }
 
   let registered: Promise<Cursor> | undefined
@@ -256,8 +266,8 @@ export function createBatchProcessor({ config, wal, exporter, accepts, deadLette
       }
       waitingSince ??= Date.now()
       if (stopping && Date.now() >= deadline) return
-      if (available < config.send_batch_size && wal.end - cursor.committed < config.send_batch_max_bytes && !due() && !stopping) {
-        await waitForData(waitingSince + config.timeout_ms - Date.now())
+      if (!full() && !due() && !stopping) {
+        await waitForData(waitingSince + config.timeout_ms - Date.now(), true)
         continue
       }
       const { activities, next } = await wal.read(cursor.committed, config.send_batch_size, Infinity, config.send_batch_max_bytes)

@@ -86,6 +86,8 @@ interface RecordRef {
   offset: number
   end: number
   count: number
+  /** Activities in every record indexed before this one since open: countFrom() is a subtraction, not a walk. */
+  before: number
 }
 
 export interface ReadResult {
@@ -172,6 +174,12 @@ export function createWriteAheadLog(
   let dirty = false
   let closed = false
 
+  let indexed = 0
+  function indexRecord(offset: number, recordEnd: number, count: number): void {
+    index.push({ offset, end: recordEnd, count, before: indexed })
+    indexed += count
+  }
+
   const segmentPath = (base: number) => join(config.dir, `${String(base).padStart(20, '0')}.wal`)
   const dsync = config.durability === 'fsync' && config.sync_method === 'o_dsync'
   const appendFlags = constants.O_WRONLY | constants.O_CREAT | constants.O_APPEND | (dsync ? constants.O_DSYNC : 0)
@@ -193,7 +201,7 @@ export function createWriteAheadLog(
   async function scan(segment: Segment, last: boolean): Promise<number> {
     const buf = await readFile(segment.path)
     const found = scanSegment(buf, last)
-    for (const r of found.records) index.push({ offset: segment.base + r.at, end: segment.base + r.at + r.length, count: r.count })
+    for (const r of found.records) indexRecord(segment.base + r.at, segment.base + r.at + r.length, r.count)
     for (const d of found.damaged) await corrupt(segment, d.at, d.length, buf.subarray(d.at, d.at + d.length), d.reason)
     return found.keep
   }
@@ -248,7 +256,7 @@ export function createWriteAheadLog(
         } else dirty = true
         walHealth.records += batch.length
         const ends = batch.map((p) => {
-          index.push({ offset: end, end: end + p.data.length, count: p.activities.length })
+          indexRecord(end, end + p.data.length, p.activities.length)
           recent.add(end, end + p.data.length, p.activities)
           return (end += p.data.length)
         })
@@ -388,9 +396,8 @@ export function createWriteAheadLog(
     },
 
     countFrom(offset) {
-      let n = 0
-      for (let i = locate(offset); i < index.length; i++) n += index[i]!.count
-      return n
+      const i = locate(offset)
+      return i < index.length ? indexed - index[i]!.before : 0
     },
 
     async read(offset, maxActivities, until = Infinity, maxBytes = Infinity) {

@@ -120,6 +120,25 @@ export const activityReceiver: FastifyPluginAsync<ReceiverOptions<ActivityReceiv
 function parseNdjson(body: Buffer): ParsedBody {
   const items: unknown[] = []
   const unparsable = new Map<number, string>()
+  // Nearly every body is UTF-8 throughout: check and decode it once, not line by line.
+  if (isUtf8(body)) {
+    const text = body.toString('utf8')
+    let line = 0
+    for (let start = 0; start <= text.length; line++) {
+      let end = text.indexOf('\n', start)
+      if (end === -1) end = text.length
+      const raw = text.slice(start, end).trim()
+      start = end + 1
+      if (raw === '') continue
+      try {
+        items.push(JSON.parse(raw))
+      } catch (err) {
+        unparsable.set(items.length, `line ${line + 1} is not valid JSON: ${(err as Error).message}`)
+        items.push(undefined)
+      }
+    }
+    return { items, unparsable }
+  }
   let start = 0
   let line = 0
   while (start <= body.length) {

@@ -151,7 +151,17 @@ function pinnedClient(schema: string): typeof pg.Client {
     // pg-pool connects with a callback, others without: both wait for the SET.
     override connect(callback?: (...args: any[]) => void): any {
       const connected = super.connect().then(async () => {
-        await this.query(setup)
+        // Connected, but not yet the pool's: no one listens for this client's
+        // 'error' events, and a connection cut during the SET emits one
+        // beside rejecting it, which would be an uncaught exception. The
+        // rejection reports it (the pool drops the client).
+        const heard = () => {}
+        this.on('error', heard)
+        try {
+          await this.query(setup)
+        } finally {
+          this.off('error', heard)
+        }
       })
       if (!callback) return connected.then(() => this)
       connected.then(() => callback(null), callback)

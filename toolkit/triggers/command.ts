@@ -9,6 +9,7 @@ import pg from 'pg'
 import { redactUrl } from '../../lib/redact.ts'
 import { KINDS, type Kind } from './classify.ts'
 import { OPTIONALLY_REMOVABLE } from './scan.ts'
+import { pgClient } from '../../lib/pg-client.ts'
 
 /** A mistake of the user's, told as one line saying what to do. */
 export class ToolkitError extends Error {}
@@ -73,7 +74,7 @@ export async function connect(url: string | undefined): Promise<pg.Client> {
     throw new ToolkitError(`--db is not a URL: expected postgres://user[:password]@host[:port]/dbname`)
   }
   if (!/^postgres(ql)?:$/.test(parsed.protocol)) throw new ToolkitError(`--db must be a postgres:// URL, got ${parsed.protocol}//...`)
-  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 10_000, application_name: 'actline triggers' })
+  const client = pgClient({ connectionString: url, connectionTimeoutMillis: 10_000, application_name: 'actline triggers' })
   try {
     await client.connect()
   } catch (err) {

@@ -11,6 +11,7 @@ import { redactUrl } from '../../../lib/redact.ts'
 import { quoteIdent, quoteQualified } from '../../../lib/sql.ts'
 import type { PostgresCdcReceiverConfig } from './config.ts'
 import { describeTables, publications, whoMayEmit } from './setup.ts'
+import { pgClient } from '../../../lib/pg-client.ts'
 
 export interface CdcOptions {
   db?: string
@@ -30,7 +31,7 @@ export async function cdcCommand(sub: string | undefined, c: PostgresCdcReceiver
     console.error('cdc: no database: set receivers.postgres_cdc.url (or ACTLINE_CDC_URL), or pass --db postgres://...')
     return 1
   }
-  const client = new pg.Client({ connectionString: url, application_name: 'actline cdc', connectionTimeoutMillis: 10_000 })
+  const client = pgClient({ connectionString: url, application_name: 'actline cdc', connectionTimeoutMillis: 10_000 })
   try {
     await client.connect()
   } catch (err) {

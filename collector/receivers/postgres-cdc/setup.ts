@@ -22,6 +22,7 @@ import pg from 'pg'
 import { quoteIdent, quoteQualified as qualified } from '../../../lib/sql.ts'
 import type { Origin } from './changes.ts'
 import type { PostgresCdcReceiverConfig } from './config.ts'
+import { pgClient } from '../../../lib/pg-client.ts'
 
 export class CdcSetupError extends Error {}
 
@@ -50,7 +51,7 @@ export interface CaptureReport {
 }
 
 export async function prepare(config: PostgresCdcReceiverConfig): Promise<{ origin: Origin; report: CaptureReport }> {
-  const client = new pg.Client({ connectionString: config.url, application_name: 'actline cdc', connectionTimeoutMillis: 10_000 })
+  const client = pgClient({ connectionString: config.url, application_name: 'actline cdc', connectionTimeoutMillis: 10_000 })
   await client.connect()
   let database: string
   let report: CaptureReport
@@ -80,7 +81,7 @@ export async function prepare(config: PostgresCdcReceiverConfig): Promise<{ orig
     await client.end().catch(() => {})
   }
   // LSNs are unique within one server only: its system identifier goes into every id.
-  const repl = new pg.Client({ connectionString: config.url, application_name: 'actline cdc', replication: 'database' } as pg.ClientConfig)
+  const repl = pgClient({ connectionString: config.url, application_name: 'actline cdc', replication: 'database' } as pg.ClientConfig)
   await repl.connect()
   try {
     const systemId = String((await repl.query('IDENTIFY_SYSTEM')).rows[0].systemid)

@@ -28,6 +28,7 @@ import { prepare, publications, reconcile, CdcSetupError, type CaptureReport } f
 import { quoteQualified } from '../../../lib/sql.ts'
 import { createProgress } from './progress.ts'
 import { columnReader, STREAM_SESSION } from './values.ts'
+import { pgClient } from '../../../lib/pg-client.ts'
 
 const RETRY = { initial_interval_ms: 500, max_interval_ms: 30_000, multiplier: 2 }
 
@@ -258,7 +259,7 @@ export function createCdcStream(config: PostgresCdcReceiverConfig, ingest: Inges
 
   /** A short-lived connection for the periodic reads beside the stream; a failure is `failed`'s to report, and the next period tries again. */
   async function withClient(work: (client: pg.Client) => Promise<void>, failed: (err: Error) => void): Promise<void> {
-    const client = new pg.Client({ connectionString: url, application_name: 'actline cdc', connectionTimeoutMillis: 5_000 })
+    const client = pgClient({ connectionString: url, application_name: 'actline cdc', connectionTimeoutMillis: 5_000 })
     try {
       await client.connect()
       await work(client)

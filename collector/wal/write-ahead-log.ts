@@ -18,7 +18,7 @@
  */
 import { EventEmitter } from 'node:events'
 import { mkdirSync, readdirSync } from 'node:fs'
-import { constants, fdatasyncSync, writevSync } from 'node:fs'
+import { constants } from 'node:fs'
 import { open, readFile, rm, stat, type FileHandle } from 'node:fs/promises'
 import { join } from 'node:path'
 import { z } from 'zod'
@@ -54,15 +54,6 @@ export const WriteAheadLogConfig = z
      * that arrive while a sync runs always share the next one. @default 2
      */
     commit_delay_ms: z.number().min(0).max(50).default(2),
-    /**
-     * With durability 'fsync', write and sync on the event loop itself while
-     * syncs are fast (each under 2 ms), instead of handing both to libuv's
-     * pool and back: at low rates those hand-offs wake idle threads and cost
-     * more CPU than the sync. One slow sync sends them back to the pool for a
-     * minute, so a failing disk stalls the loop once, not on every request.
-     * @default false
-     */
-    sync_on_event_loop: z.boolean().default(false),
     /** Segment size before a new file starts. @default 67108864 */
     segment_bytes: z.number().int().min(1024).default(64 * 1024 * 1024),
     /** Log bytes not yet passed by every exporter; past it ingest answers 429. @default 1073741824 */
@@ -159,9 +150,6 @@ export interface WriteAheadLog {
 }
 
 const CORRUPT_SAMPLE = 1024 * 1024
-/** A sync on the event loop slower than this sends syncs back to the thread pool for POOL_AFTER_SLOW_SYNC_MS. */
-const SLOW_SYNC_MS = 2
-const POOL_AFTER_SLOW_SYNC_MS = 60_000
 /** Tries of a cursor write before the error goes up: they are tiny, and what fails them (EIO, EINTR) often passes. */
 const CURSOR_TRIES = 5
 
@@ -237,30 +225,11 @@ export function createWriteAheadLog(
   /** Write every byte of `chunks` (writev may write fewer than asked). */
   async function writeAll(fh: FileHandle, chunks: Buffer[]): Promise<void> {
     let rest = chunks
-    while (rest.length > 0) rest = written(rest, (await fh.writev(rest)).bytesWritten)
-  }
-
-  function written(chunks: Buffer[], bytes: number): Buffer[] {
-    let rest = chunks
-    let n = bytes
-    while (rest.length > 0 && n >= rest[0]!.length) n -= rest.shift()!.length
-    if (n > 0) rest = [rest[0]!.subarray(n), ...rest.slice(1)]
-    return rest
-  }
-
-  /** Until then, syncs go through libuv's pool: one on the event loop was slow. */
-  let poolUntil = 0
-
-  /** Write and sync `chunks` on the event loop; a slow sync sends the next ones to the pool. */
-  function writeAndSyncOnLoop(fh: FileHandle, chunks: Buffer[]): void {
-    const started = performance.now()
-    let rest = chunks
-    while (rest.length > 0) rest = written(rest, writevSync(fh.fd, rest))
-    if (!dsync) fdatasyncSync(fh.fd)
-    const took = performance.now() - started
-    if (took > SLOW_SYNC_MS) {
-      poolUntil = performance.now() + POOL_AFTER_SLOW_SYNC_MS
-      logger.warn({ took_ms: Math.round(took) }, 'wal: a sync on the event loop was slow; syncing through the thread pool for a minute')
+    while (rest.length > 0) {
+      const { bytesWritten } = await fh.writev(rest)
+      let n = bytesWritten
+      while (rest.length > 0 && n >= rest[0]!.length) n -= rest.shift()!.length
+      if (n > 0) rest = [rest[0]!.subarray(n), ...rest.slice(1)]
     }
   }
 
@@ -279,17 +248,12 @@ export function createWriteAheadLog(
         const bytes = batch.reduce((n, p) => n + p.data.length, 0)
         if (segment.size > 0 && segment.size + bytes > config.segment_bytes) await roll()
         segment = segments.at(-1)!
-        if (config.durability === 'fsync' && config.sync_on_event_loop && performance.now() >= poolUntil) {
-          writeAndSyncOnLoop(handle!, batch.map((p) => p.data))
+        await writeAll(handle!, batch.map((p) => p.data))
+        if (config.durability === 'fsync') {
+          // With O_DSYNC the write above returned once durable.
+          if (!dsync) await handle!.datasync()
           walHealth.syncs++
-        } else {
-          await writeAll(handle!, batch.map((p) => p.data))
-          if (config.durability === 'fsync') {
-            // With O_DSYNC the write above returned once durable.
-            if (!dsync) await handle!.datasync()
-            walHealth.syncs++
-          } else dirty = true
-        }
+        } else dirty = true
         walHealth.records += batch.length
         const ends = batch.map((p) => {
           indexRecord(end, end + p.data.length, p.activities.length)

@@ -139,21 +139,6 @@ describe('write-ahead log', () => {
     await again.log.close()
   })
 
-  it('writes and syncs on the event loop when asked, with the same records and cut-back as through the pool', async () => {
-    const w = wal({ durability: 'fsync', sync_on_event_loop: true })
-    await w.log.open()
-    const a = activities(4, 'loop')
-    const ends = await Promise.all(a.map((x) => w.log.append([x])))
-    expect(ends).toEqual([...ends].sort((x, y) => x - y))
-    expect(w.log.health()).toMatchObject({ records: 4 })
-    expect(w.log.health().syncs).toBeGreaterThanOrEqual(1)
-    await w.log.close()
-    const again = w.reopen()
-    await again.log.open()
-    expect((await again.log.read(0, 100)).activities.map((x) => x.id)).toEqual(a.map((x) => x.id))
-    await again.log.close()
-  })
-
   it('syncs with O_DSYNC when asked: each group is one durable write, read back after a reopen', async () => {
     const w = wal({ durability: 'fsync', sync_method: 'o_dsync' })
     await w.log.open()

@@ -17,8 +17,7 @@
  * `interval` syncs every interval_ms; `none` leaves it to the OS.
  */
 import { EventEmitter } from 'node:events'
-import { mkdirSync, readdirSync } from 'node:fs'
-import { constants } from 'node:fs'
+import { constants, mkdirSync, readdirSync } from 'node:fs'
 import { open, readFile, rm, stat, type FileHandle } from 'node:fs/promises'
 import { join } from 'node:path'
 import { z } from 'zod'

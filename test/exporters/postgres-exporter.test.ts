@@ -1,11 +1,10 @@
-import { connect, createServer, type Socket } from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { parseActivity, type Activity } from '../../schemas/activity.ts'
 import { PostgresExporterConfig } from '../../exporters/postgres/config.ts'
 import { createPostgresExporter } from '../../exporters/postgres/exporter.ts'
 import { createLogger } from '../../collector/server/logger.ts'
 import { createScratchDatabase, PG_URL, tempDir } from '../helpers/stores.ts'
-import { startTcpProxy } from '../helpers/tcp-proxy.ts'
+import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.ts'
 
 const logger = createLogger('silent')
 
@@ -142,52 +141,11 @@ describe.each(targets)('postgres exporter (%s)', (target) => {
 })
 
 describe.skipIf(!PG_URL)('postgres exporter (server behind a real TCP proxy)', () => {
-  it('reports a connection cut while a new connection sets its search_path as a failed start, never as an uncaught error', async () => {
+  /** An exporter on a scratch database behind a real proxy, uncaught exceptions collected, everything closed after. */
+  async function behindProxy(cutWhen: ((chunk: Buffer) => boolean) | undefined, fn: (t: { exporter: ReturnType<typeof createPostgresExporter>; proxy: TcpProxy; uncaught: Error[] }) => Promise<void>) {
     const scratch = await createScratchDatabase()
     const url = new URL(scratch.url)
-    // A real proxy that cuts both sides the moment the client sends the session's SET search_path:
-    // the one moment a connection is neither the pool's (no listener of its) nor a query's.
-    const sockets = new Set<Socket>()
-    const target = { port: Number(url.port || 5432), host: url.hostname }
-    const proxy = createServer((client) => {
-      const upstream = connect(target.port, target.host)
-      for (const s of [client, upstream]) {
-        sockets.add(s)
-        s.on('error', () => {})
-      }
-      client.on('data', (chunk: Buffer) => {
-        if (chunk.includes('SET search_path')) {
-          client.destroy()
-          upstream.destroy()
-        } else upstream.write(chunk)
-      })
-      upstream.pipe(client)
-    })
-    await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', r))
-    url.port = String((proxy.address() as { port: number }).port)
-    const dir = tempDir()
-    const exporter = createPostgresExporter({ ...PostgresExporterConfig.parse({ url: url.toString() }), path: dir.path }, logger)
-    const uncaught: Error[] = []
-    const onUncaught = (err: Error) => uncaught.push(err)
-    process.on('uncaughtException', onUncaught)
-    try {
-      for (let i = 0; i < 3; i++) await expect(exporter.start()).rejects.toThrow(/Connection terminated/)
-      await new Promise((r) => setTimeout(r, 200))
-      expect(uncaught).toEqual([])
-    } finally {
-      process.off('uncaughtException', onUncaught)
-      await exporter.shutdown()
-      for (const s of sockets) s.destroy()
-      await new Promise((r) => proxy.close(r))
-      await scratch.drop()
-      dir.remove()
-    }
-  })
-
-  it('reports a connection cut in the middle of a COPY batch as an outage, never as an uncaught error, and stores the batch once back', async () => {
-    const scratch = await createScratchDatabase()
-    const url = new URL(scratch.url)
-    const proxy = await startTcpProxy(url.hostname, Number(url.port || 5432))
+    const proxy = await startTcpProxy(url.hostname, Number(url.port || 5432), 0, cutWhen)
     url.port = String(proxy.port)
     const dir = tempDir()
     const exporter = createPostgresExporter({ ...PostgresExporterConfig.parse({ url: url.toString() }), path: dir.path }, logger)
@@ -195,6 +153,28 @@ describe.skipIf(!PG_URL)('postgres exporter (server behind a real TCP proxy)', (
     const onUncaught = (err: Error) => uncaught.push(err)
     process.on('uncaughtException', onUncaught)
     try {
+      await fn({ exporter, proxy, uncaught })
+    } finally {
+      process.off('uncaughtException', onUncaught)
+      await exporter.shutdown()
+      await proxy.close()
+      await scratch.drop()
+      dir.remove()
+    }
+  }
+
+  it('reports a connection cut while a new connection sets its search_path as a failed start, never as an uncaught error', async () => {
+    // Cut the moment the client sends the session's SET search_path: the one moment a
+    // connection is neither the pool's (no listener of its) nor a query's.
+    await behindProxy((chunk) => chunk.includes('SET search_path'), async ({ exporter, uncaught }) => {
+      for (let i = 0; i < 3; i++) await expect(exporter.start()).rejects.toThrow(/Connection terminated/)
+      await new Promise((r) => setTimeout(r, 200))
+      expect(uncaught).toEqual([])
+    })
+  })
+
+  it('reports a connection cut in the middle of a COPY batch as an outage, never as an uncaught error, and stores the batch once back', async () => {
+    await behindProxy(undefined, async ({ exporter, proxy, uncaught }) => {
       await exporter.start()
       const batch = Array.from({ length: 20_000 }, () => at(Date.now()))
       // Cut at different points of the batch's statements: before BEGIN, in the COPY, at the INSERT.
@@ -211,12 +191,6 @@ describe.skipIf(!PG_URL)('postgres exporter (server behind a real TCP proxy)', (
       expect(await exporter.export(batch)).toEqual({ status: 'success' })
       const { rows } = await exporter.pool().query('SELECT count(*)::int AS n FROM audit_log')
       expect(rows[0].n).toBe(20_000)
-    } finally {
-      process.off('uncaughtException', onUncaught)
-      await exporter.shutdown()
-      await proxy.close()
-      await scratch.drop()
-      dir.remove()
-    }
+    })
   })
 })

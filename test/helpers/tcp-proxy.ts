@@ -1,7 +1,9 @@
 /**
  * A real TCP proxy for fault tests: cut() drops every connection and
  * refuses new ones (the port is closed), restore() listens again on the
- * same port. The store behind it is untouched.
+ * same port. The store behind it is untouched. With `cutWhen`, a
+ * connection is also dropped, both sides, the moment its client sends a
+ * chunk the predicate matches (a statement, say), before it is forwarded.
  */
 import { createServer, connect, type Server, type Socket } from 'node:net'
 
@@ -12,7 +14,7 @@ export interface TcpProxy {
   close(): Promise<void>
 }
 
-export async function startTcpProxy(targetHost: string, targetPort: number, listenPort = 0): Promise<TcpProxy> {
+export async function startTcpProxy(targetHost: string, targetPort: number, listenPort = 0, cutWhen?: (chunk: Buffer) => boolean): Promise<TcpProxy> {
   const sockets = new Set<Socket>()
   let server: Server | undefined
   let port = listenPort
@@ -26,7 +28,13 @@ export async function startTcpProxy(targetHost: string, targetPort: number, list
           s.on('close', () => sockets.delete(s))
           s.on('error', () => {})
         }
-        client.pipe(upstream).pipe(client)
+        if (cutWhen) {
+          client.on('data', (chunk: Buffer) => {
+            if (!cutWhen(chunk)) upstream.write(chunk)
+            else for (const s of [client, upstream]) s.destroy()
+          })
+          upstream.pipe(client)
+        } else client.pipe(upstream).pipe(client)
         client.on('close', () => upstream.destroy())
         upstream.on('close', () => client.destroy())
       })

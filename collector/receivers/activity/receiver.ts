@@ -120,46 +120,44 @@ export const activityReceiver: FastifyPluginAsync<ReceiverOptions<ActivityReceiv
 function parseNdjson(body: Buffer): ParsedBody {
   const items: unknown[] = []
   const unparsable = new Map<number, string>()
-  // Nearly every body is UTF-8 throughout: check and decode it once, not line by line.
-  if (isUtf8(body)) {
-    const text = body.toString('utf8')
-    let line = 0
-    for (let start = 0; start <= text.length; line++) {
-      let end = text.indexOf('\n', start)
-      if (end === -1) end = text.length
-      const raw = text.slice(start, end).trim()
-      start = end + 1
-      if (raw === '') continue
-      try {
-        items.push(JSON.parse(raw))
-      } catch (err) {
-        unparsable.set(items.length, `line ${line + 1} is not valid JSON: ${(err as Error).message}`)
-        items.push(undefined)
-      }
-    }
-    return { items, unparsable }
+  const bad = (why: string) => {
+    unparsable.set(items.length, why)
+    items.push(undefined)
   }
-  let start = 0
   let line = 0
-  while (start <= body.length) {
-    let end = body.indexOf(0x0a, start)
-    if (end === -1) end = body.length
+  for (const text of lines(body)) {
     line++
-    const bytes = body.subarray(start, end)
-    start = end + 1
-    if (!isUtf8(bytes)) {
-      unparsable.set(items.length, `line ${line} is not valid UTF-8`)
-      items.push(undefined)
+    if (text === undefined) {
+      bad(`line ${line} is not valid UTF-8`)
       continue
     }
-    const raw = bytes.toString('utf8').trim()
+    const raw = text.trim()
     if (raw === '') continue
     try {
       items.push(JSON.parse(raw))
     } catch (err) {
-      unparsable.set(items.length, `line ${line} is not valid JSON: ${(err as Error).message}`)
-      items.push(undefined)
+      bad(`line ${line} is not valid JSON: ${(err as Error).message}`)
     }
   }
   return { items, unparsable }
+}
+
+/** Each line's text, or undefined for a line that is not UTF-8. */
+function* lines(body: Buffer): Generator<string | undefined> {
+  // Nearly every body is UTF-8 throughout: check and decode it once, not line by line.
+  if (isUtf8(body)) {
+    const text = body.toString('utf8')
+    for (let start = 0; start <= text.length; ) {
+      const end = text.indexOf('\n', start)
+      yield text.slice(start, end === -1 ? text.length : end)
+      start = end === -1 ? text.length + 1 : end + 1
+    }
+    return
+  }
+  for (let start = 0; start <= body.length; ) {
+    const end = body.indexOf(0x0a, start)
+    const bytes = body.subarray(start, end === -1 ? body.length : end)
+    yield isUtf8(bytes) ? bytes.toString('utf8') : undefined
+    start = end === -1 ? body.length + 1 : end + 1
+  }
 }

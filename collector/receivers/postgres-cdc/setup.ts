@@ -33,7 +33,6 @@ export function publications(config: Pick<PostgresCdcReceiverConfig, 'publicatio
   return [config.publication, `${config.publication}_inserts`]
 }
 
-
 /** What reconcile() found and did: the start log and `cdc check` report it. */
 export interface CaptureReport {
   /** Tables captured whole (insert, update, delete, truncate). */
